@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+// SSMamba: a streaming, cached pipeline for pathology images and the SSMamba model, on CPUs.
+import PackageDescription
+
+/// The numeric kernels need AVX2 + FMA + F16C: without them `addingProduct` becomes a libm call per
+/// lane and Float16 conversion runs in software. For an older CPU, build with
+/// `SSMAMBA_TARGET_CPU=x86-64 swift build` (any CPU name swiftc accepts works).
+let targetCPU = Context.environment["SSMAMBA_TARGET_CPU"] ?? "haswell"
+let numericFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", targetCPU])]
+
+/// One system-library target per C library: the module map links it, pkg-config finds its
+/// headers, and the apt provider tells a user which Debian package is missing.
+func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "SSMamba",
+    products: [
+        .executable(name: "ssmamba", targets: ["ssmamba"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        systemLibrary("CBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+        systemLibrary("CLMDB", pkgConfig: "lmdb", apt: "liblmdb-dev"),
+        systemLibrary("CTIFF", pkgConfig: "libtiff-4", apt: "libtiff-dev"),
+        systemLibrary("CZstd", pkgConfig: "libzstd", apt: "libzstd-dev"),
+        systemLibrary("COpenJPEG", pkgConfig: "libopenjp2", apt: "libopenjp2-7-dev"),
+
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: numericFlags),
+
+        .executableTarget(
+            name: "ssmamba",
+            dependencies: [
+                "Tensors", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "TensorBench", dependencies: ["Tensors"], swiftSettings: numericFlags),
+
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: numericFlags),
+    ]
+)

@@ -1,0 +1,117 @@
+import Foundation
+
+/// Pointwise nonlinearities with their derivatives. Every forward is `f(x) → y`; every backward
+/// takes the forward input `x` and the upstream gradient `g = ∂L/∂y` and returns `∂L/∂x = g·f′(x)`.
+/// Outputs may alias inputs.
+public enum Activation {
+    typealias Vector = SIMD16<Float>
+
+    // MARK: exp
+
+    /// y = eˣ
+    public static func exp(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, y, VectorMath.exp)
+    }
+
+    /// ∂L/∂x = g·eˣ
+    public static func expBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+                                   into gx: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, g, gx) { VectorMath.exp($0) * $1 }
+    }
+
+    // MARK: sigmoid
+
+    /// y = σ(x) = 1 / (1 + e⁻ˣ)
+    public static func sigmoid(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, y, VectorMath.sigmoid)
+    }
+
+    /// ∂L/∂x = g·σ(x)(1 − σ(x))
+    public static func sigmoidBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+                                       into gx: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, g, gx) { x, g in
+            let s = VectorMath.sigmoid(x)
+            return g * s * (1 - s)
+        }
+    }
+
+    // MARK: SiLU
+
+    /// y = x·σ(x)
+    public static func silu(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, y) { $0 * VectorMath.sigmoid($0) }
+    }
+
+    /// ∂L/∂x = g·σ(x)(1 + x(1 − σ(x)))
+    public static func siluBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+                                    into gx: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, g, gx) { x, g in
+            let s = VectorMath.sigmoid(x)
+            return g * s * (1 + x * (1 - s))
+        }
+    }
+
+    // MARK: softplus
+
+    /// y = ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^−|x|) so it neither overflows for large x
+    /// nor loses the tiny values of very negative x.
+    public static func softplus(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, y) { x in
+            let absolute = pointwiseMax(x, -x)
+            return pointwiseMax(x, Vector()) + VectorMath.log1p(VectorMath.exp(-absolute))
+        }
+    }
+
+    /// ∂L/∂x = g·σ(x)
+    public static func softplusBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+                                        into gx: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, g, gx) { VectorMath.sigmoid($0) * $1 }
+    }
+
+    // MARK: GELU, tanh form
+
+    static let sqrtTwoOverPi: Float = 0.797_884_56
+    static let geluCubic: Float = 0.044_715
+
+    /// y = ½x(1 + tanh(√(2/π)(x + 0.044715x³)))  (PyTorch's `gelu(approximate="tanh")`)
+    public static func geluTanh(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, y) { x in
+            let inner = sqrtTwoOverPi * (x + geluCubic * x * x * x)
+            return 0.5 * x * (1 + VectorMath.tanh(inner))
+        }
+    }
+
+    /// ∂L/∂x = g·[½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)], t = tanh(inner)
+    public static func geluTanhBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+                                        into gx: UnsafeMutableBufferPointer<Float>) {
+        SIMDLoops.map(x, g, gx) { x, g in
+            let x2 = x * x
+            let t = VectorMath.tanh(sqrtTwoOverPi * (x + geluCubic * x2 * x))
+            let dInner = sqrtTwoOverPi * (1 + 3 * geluCubic * x2)
+            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dInner)
+        }
+    }
+
+    // MARK: GELU, erf form
+
+    /// y = x·Φ(x) = ½x(1 + erf(x/√2))  (PyTorch's default `gelu`). erf comes from libm, per element.
+    public static func geluErf(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
+        precondition(x.count == y.count, "length mismatch: \(x.count) vs \(y.count)")
+        for i in 0..<x.count {
+            let v = x[i]
+            y[i] = 0.5 * v * (1 + Foundation.erf(v * 0.707_106_78))
+        }
+    }
+
+    /// ∂L/∂x = g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π)
+    public static func geluErfBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
+                                       into gx: UnsafeMutableBufferPointer<Float>) {
+        precondition(x.count == g.count && x.count == gx.count, "length mismatch")
+        for i in 0..<x.count {
+            let v = x[i]
+            let cdf = 0.5 * (1 + Foundation.erf(v * 0.707_106_78))
+            let pdf = Foundation.exp(-0.5 * v * v) * 0.398_942_28
+            gx[i] = g[i] * (cdf + v * pdf)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+/// Loops that apply a 16-lane function over buffers of any length, the tail included.
+///
+/// The tail (fewer than 16 elements) is padded with zeros, computed as one vector, and only its
+/// valid lanes are stored, so every kernel is exact for any length, including 0.
+enum SIMDLoops {
+    typealias Vector = SIMD16<Float>
+
+    @inline(__always)
+    static func load(_ base: UnsafePointer<Float>, _ index: Int, _ available: Int) -> Vector {
+        if available >= 16 {
+            return UnsafeRawPointer(base + index).loadUnaligned(as: Vector.self)
+        }
+        var vector = Vector()
+        for lane in 0..<available { vector[lane] = base[index + lane] }
+        return vector
+    }
+
+    @inline(__always)
+    static func store(_ vector: Vector, _ base: UnsafeMutablePointer<Float>, _ index: Int, _ available: Int) {
+        if available >= 16 {
+            UnsafeMutableRawPointer(base + index).storeBytes(of: vector, as: Vector.self)
+            return
+        }
+        for lane in 0..<available { base[index + lane] = vector[lane] }
+    }
+
+    /// out[i] = f(a[i]); `out` may alias `a`.
+    @inline(__always)
+    static func map(_ a: UnsafeBufferPointer<Float>, _ out: UnsafeMutableBufferPointer<Float>,
+                    _ f: (Vector) -> Vector) {
+        precondition(a.count == out.count, "length mismatch: \(a.count) vs \(out.count)")
+        guard let pa = a.baseAddress, let po = out.baseAddress else { return }
+        var i = 0
+        while i < a.count {
+            let n = a.count - i
+            store(f(load(pa, i, n)), po, i, n)
+            i += 16
+        }
+    }
+
+    /// out[i] = f(a[i], b[i]); `out` may alias either input.
+    @inline(__always)
+    static func map(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>,
+                    _ out: UnsafeMutableBufferPointer<Float>, _ f: (Vector, Vector) -> Vector) {
+        precondition(a.count == out.count && b.count == out.count,
+                     "length mismatch: \(a.count), \(b.count) vs \(out.count)")
+        guard let pa = a.baseAddress, let pb = b.baseAddress, let po = out.baseAddress else { return }
+        var i = 0
+        while i < a.count {
+            let n = a.count - i
+            store(f(load(pa, i, n), load(pb, i, n)), po, i, n)
+            i += 16
+        }
+    }
+
+    /// Σ f(a[i]) with four independent vector accumulators (the padded tail contributes f(0)
+    /// lanes, so `f(0)` must be 0).
+    @inline(__always)
+    static func sum(_ a: UnsafeBufferPointer<Float>, _ f: (Vector) -> Vector) -> Float {
+        guard let pa = a.baseAddress else { return 0 }
+        var acc0 = Vector(), acc1 = Vector(), acc2 = Vector(), acc3 = Vector()
+        var i = 0
+        let n = a.count
+        while i + 64 <= n {
+            acc0 += f(load(pa, i, 16))
+            acc1 += f(load(pa, i + 16, 16))
+            acc2 += f(load(pa, i + 32, 16))
+            acc3 += f(load(pa, i + 48, 16))
+            i += 64
+        }
+        while i < n {
+            acc0 += f(load(pa, i, n - i))
+            i += 16
+        }
+        return horizontalSum((acc0 + acc1) + (acc2 + acc3))
+    }
+
+    /// Σ a[i]·b[i] with four independent vector accumulators.
+    @inline(__always)
+    static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Float {
+        precondition(a.count == b.count, "length mismatch: \(a.count) vs \(b.count)")
+        guard let pa = a.baseAddress, let pb = b.baseAddress else { return 0 }
+        var acc0 = Vector(), acc1 = Vector(), acc2 = Vector(), acc3 = Vector()
+        var i = 0
+        let n = a.count
+        while i + 64 <= n {
+            acc0 = acc0.addingProduct(load(pa, i, 16), load(pb, i, 16))
+            acc1 = acc1.addingProduct(load(pa, i + 16, 16), load(pb, i + 16, 16))
+            acc2 = acc2.addingProduct(load(pa, i + 32, 16), load(pb, i + 32, 16))
+            acc3 = acc3.addingProduct(load(pa, i + 48, 16), load(pb, i + 48, 16))
+            i += 64
+        }
+        while i < n {
+            acc0 = acc0.addingProduct(load(pa, i, n - i), load(pb, i, n - i))
+            i += 16
+        }
+        return horizontalSum((acc0 + acc1) + (acc2 + acc3))
+    }
+
+    /// Pairwise lane reduction (`SIMD.sum()` is a strictly ordered chain).
+    @inline(__always)
+    static func horizontalSum(_ v: Vector) -> Float {
+        let v8 = v.lowHalf + v.highHalf
+        let v4 = v8.lowHalf + v8.highHalf
+        let v2 = v4.lowHalf + v4.highHalf
+        return v2[0] + v2[1]
+    }
+
+    /// Largest element (−∞ for an empty buffer).
+    @inline(__always)
+    static func max(_ a: UnsafeBufferPointer<Float>) -> Float {
+        guard let pa = a.baseAddress, a.count > 0 else { return -.infinity }
+        var best = Vector(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= a.count {
+            best = pointwiseMax(best, load(pa, i, 16))
+            i += 16
+        }
+        var result = best.max()
+        while i < a.count { result = Swift.max(result, pa[i]); i += 1 }
+        return result
+    }
+}

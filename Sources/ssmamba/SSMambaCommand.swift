@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct SSMambaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ssmamba",
+        abstract: "SSMamba: a streaming, cached pipeline for pathology images and the SSMamba model, on CPUs.",
+        version: SSMambaVersion.string,
+        subcommands: [SelfCheckCommand.self])
+}

@@ -1,0 +1,3 @@
+enum SSMambaVersion {
+    static let string = "0.1.0"
+}
