@@ -20,7 +20,7 @@ demo: samples build
 
 ## The test suite, built optimised (numeric tests are many times slower in a debug build).
 test: samples
-	$(SWIFT) test -c release
+	$(SWIFT) test -c release --disable-swift-testing
 
 ## Micro-benchmarks (not tests): GEMM and elementwise/reduction rates.
 bench: build

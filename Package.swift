@@ -40,6 +40,6 @@ let package = Package(
             ]),
         .executableTarget(name: "TensorBench", dependencies: ["Tensors"], swiftSettings: numericFlags),
 
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: numericFlags),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
     ]
 )

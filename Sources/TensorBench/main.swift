@@ -1,1 +1,108 @@
-print("bench placeholder")
+// TensorBench: micro-benchmarks of the tensor core (not tests). Prints GEMM GFLOP/s for the shapes
+// the model uses and the per-element cost of the elementwise and reduction kernels.
+//
+//     swift build -c release && .build/release/TensorBench [--quick]
+import Foundation
+import Tensors
+
+enum TensorBench {
+  static func run() {
+    let quick = CommandLine.arguments.contains("--quick")
+    let repeats = quick ? 3 : 7
+
+    /// Median and spread (min…max) of `repeats` timings of `body`, in seconds.
+    func measure(_ body: () -> Void) -> (median: Double, low: Double, high: Double) {
+        body()  // warm-up
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        times.sort()
+        return (times[times.count / 2], times.first!, times.last!)
+    }
+
+    var rng = RandomGenerator(seed: 1)
+    print("OpenBLAS: \(BLAS.configuration)")
+    print("")
+    print("GEMM (C = A·B, row-major)             threads   GFLOP/s (median, min…max)")
+    let shapes: [(String, Int, Int, Int)] = [
+        ("tokens×dim → 4·dim (1568×192×768)", 1568, 768, 192),
+        ("tokens×4·dim → dim (1568×768×192)", 1568, 192, 768),
+        ("in_proj tiny b8 (1568×768×192)", 1568, 768, 192),
+        ("square 1024³", 1024, 1024, 1024),
+    ]
+    let savedThreads = BLAS.threads
+    for (name, m, n, k) in shapes {
+        let a = Tensor.uniform([m, k], using: &rng), b = Tensor.uniform([k, n], using: &rng)
+        for threads in [1, savedThreads] where threads <= savedThreads {
+            BLAS.threads = threads
+            let t = measure { _ = a.matmul(b) }
+            let flop = 2 * Double(m * n * k)
+            print(name.padding(toLength: 38, withPad: " ", startingAt: 0),
+                  String(format: "%5d   %6.1f (%.1f…%.1f)", threads, flop / t.median / 1e9, flop / t.high / 1e9, flop / t.low / 1e9))
+            if threads == savedThreads { break }
+        }
+    }
+    BLAS.threads = savedThreads
+
+    print("")
+    print("kernel (one thread, 10 M floats)      ns/element (median, min…max)")
+    let count = quick ? 2_000_000 : 10_000_000
+    let x = Tensor.normal([count], using: &rng), g = Tensor.normal([count], using: &rng)
+    var out = Tensor(zeros: [count])
+    func report(_ name: String, _ t: (median: Double, low: Double, high: Double)) {
+        let scale = 1e9 / Double(count)
+        print(name.padding(toLength: 38, withPad: " ", startingAt: 0),
+              String(format: "%6.3f (%.3f…%.3f)", t.median * scale, t.low * scale, t.high * scale))
+    }
+    func unary(_ name: String, _ kernel: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void) {
+        report(name, measure { x.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { kernel(xs, $0) } } })
+    }
+    func binary(_ name: String, _ kernel: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void) {
+        report(name, measure { x.withUnsafeBufferPointer { xs in g.withUnsafeBufferPointer { gs in
+            out.withUnsafeMutableBufferPointer { kernel(xs, gs, $0) } } } })
+    }
+    binary("add", Elementwise.add)
+    binary("multiply", Elementwise.multiply)
+    unary("exp", Activation.exp)
+    unary("sigmoid", Activation.sigmoid)
+    unary("silu", Activation.silu)
+    binary("silu backward", Activation.siluBackward)
+    unary("softplus", Activation.softplus)
+    unary("gelu (tanh)", Activation.geluTanh)
+    unary("gelu (erf, libm per element)", Activation.geluErf)
+    var sink: Float = 0
+    report("sum (4×16-lane accumulators)", measure { sink += x.sum() })
+    report("sum (naive sequential loop)", measure {
+        var s: Float = 0
+        x.withUnsafeBufferPointer { for v in $0 { s += v } }
+        sink += s
+    })
+    let rows = count / 192
+    let ln = Tensor(shape: [rows, 192], scalars: Array(x.scalars.prefix(rows * 192)))
+    let gamma = [Float](repeating: 1, count: 192), beta = [Float](repeating: 0, count: 192)
+    var mean = [Float](repeating: 0, count: rows), rstd = [Float](repeating: 0, count: rows)
+    report("layer norm forward (width 192)", measure {
+        ln.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { ys in
+            gamma.withUnsafeBufferPointer { gs in beta.withUnsafeBufferPointer { bs in
+                mean.withUnsafeMutableBufferPointer { ms in rstd.withUnsafeMutableBufferPointer { rs in
+                    LayerNorm.forward(xs, gamma: gs, beta: bs, rows: rows, width: 192,
+                                      into: UnsafeMutableBufferPointer(rebasing: ys[0..<(rows * 192)]), mean: ms, inverseStd: rs)
+                } }
+            } }
+        } }
+    })
+    report("softmax rows of 196", measure {
+        let n = (count / 196) * 196
+        x.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { ys in
+            Softmax.forward(UnsafeBufferPointer(rebasing: xs[0..<n]), outer: n / 196, length: 196, inner: 1,
+                            into: UnsafeMutableBufferPointer(rebasing: ys[0..<n]))
+        } }
+    })
+    if sink.isNaN { print("") }
+  }
+}
+
+TensorBench.run()

@@ -39,16 +39,13 @@ public enum Activation {
 
     /// y = x·σ(x)
     public static func silu(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
-        SIMDLoops.map(x, y) { $0 * VectorMath.sigmoid($0) }
+        SIMDLoops.map(x, y, VectorMath.silu)
     }
 
     /// ∂L/∂x = g·σ(x)(1 + x(1 − σ(x)))
     public static func siluBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
                                     into gx: UnsafeMutableBufferPointer<Float>) {
-        SIMDLoops.map(x, g, gx) { x, g in
-            let s = VectorMath.sigmoid(x)
-            return g * s * (1 + x * (1 - s))
-        }
+        SIMDLoops.map(x, g, gx, VectorMath.siluBackward)
     }
 
     // MARK: softplus
@@ -56,10 +53,7 @@ public enum Activation {
     /// y = ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^−|x|) so it neither overflows for large x
     /// nor loses the tiny values of very negative x.
     public static func softplus(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
-        SIMDLoops.map(x, y) { x in
-            let absolute = pointwiseMax(x, -x)
-            return pointwiseMax(x, Vector()) + VectorMath.log1p(VectorMath.exp(-absolute))
-        }
+        SIMDLoops.map(x, y, VectorMath.softplus)
     }
 
     /// ∂L/∂x = g·σ(x)
@@ -70,26 +64,17 @@ public enum Activation {
 
     // MARK: GELU, tanh form
 
-    static let sqrtTwoOverPi: Float = 0.797_884_56
-    static let geluCubic: Float = 0.044_715
-
-    /// y = ½x(1 + tanh(√(2/π)(x + 0.044715x³)))  (PyTorch's `gelu(approximate="tanh")`)
+    /// y = ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³)  (PyTorch's `gelu(approximate="tanh")`),
+    /// computed as x·σ(2u), the same function without the cancellation of 1 + tanh(u) for x < 0.
     public static func geluTanh(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
-        SIMDLoops.map(x, y) { x in
-            let inner = sqrtTwoOverPi * (x + geluCubic * x * x * x)
-            return 0.5 * x * (1 + VectorMath.tanh(inner))
-        }
+        SIMDLoops.map(x, y, VectorMath.geluTanh)
     }
 
-    /// ∂L/∂x = g·[½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)], t = tanh(inner)
+    /// ∂L/∂x = g·[s + 2x·s(1 − s)·u′], s = σ(2u), u′ = √(2/π)(1 + 3·0.044715x²)
+    /// (from ½(1 + tanh u) = s and 1 − tanh²u = 4s(1 − s)).
     public static func geluTanhBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
                                         into gx: UnsafeMutableBufferPointer<Float>) {
-        SIMDLoops.map(x, g, gx) { x, g in
-            let x2 = x * x
-            let t = VectorMath.tanh(sqrtTwoOverPi * (x + geluCubic * x2 * x))
-            let dInner = sqrtTwoOverPi * (1 + 3 * geluCubic * x2)
-            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dInner)
-        }
+        SIMDLoops.map(x, g, gx, VectorMath.geluTanhBackward)
     }
 
     // MARK: GELU, erf form

@@ -53,27 +53,45 @@ enum SIMDLoops {
         }
     }
 
-    /// Σ f(a[i]) with four independent vector accumulators (the padded tail contributes f(0)
-    /// lanes, so `f(0)` must be 0).
+    /// Elements summed in Float per block; block totals are added in Double, so the rounding
+    /// error stays near Float's epsilon however long the buffer.
+    static let sumBlock = 4_096
+
+    /// Σ f(a[i]): four independent 16-lane accumulators per block, pairwise lane reduction, block
+    /// totals in Double. Padded tail lanes are masked out, so f(0) may be anything.
     @inline(__always)
     static func sum(_ a: UnsafeBufferPointer<Float>, _ f: (Vector) -> Vector) -> Float {
         guard let pa = a.baseAddress else { return 0 }
-        var acc0 = Vector(), acc1 = Vector(), acc2 = Vector(), acc3 = Vector()
-        var i = 0
         let n = a.count
-        while i + 64 <= n {
-            acc0 += f(load(pa, i, 16))
-            acc1 += f(load(pa, i + 16, 16))
-            acc2 += f(load(pa, i + 32, 16))
-            acc3 += f(load(pa, i + 48, 16))
-            i += 64
+        var total: Double = 0
+        var blockStart = 0
+        while blockStart < n {
+            let blockEnd = Swift.min(n, blockStart + sumBlock)
+            var acc0 = Vector(), acc1 = Vector(), acc2 = Vector(), acc3 = Vector()
+            var i = blockStart
+            while i + 64 <= blockEnd {
+                acc0 += f(load(pa, i, 16))
+                acc1 += f(load(pa, i + 16, 16))
+                acc2 += f(load(pa, i + 32, 16))
+                acc3 += f(load(pa, i + 48, 16))
+                i += 64
+            }
+            while i + 16 <= blockEnd {
+                acc0 += f(load(pa, i, 16))
+                i += 16
+            }
+            if i < blockEnd {
+                var tail = f(load(pa, i, blockEnd - i))
+                tail.replace(with: 0, where: laneIndices .>= Int32(blockEnd - i))
+                acc1 += tail
+            }
+            total += Double(horizontalSum((acc0 + acc1) + (acc2 + acc3)))
+            blockStart = blockEnd
         }
-        while i < n {
-            acc0 += f(load(pa, i, n - i))
-            i += 16
-        }
-        return horizontalSum((acc0 + acc1) + (acc2 + acc3))
+        return Float(total)
     }
+
+    static let laneIndices = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
     /// Σ a[i]·b[i] with four independent vector accumulators.
     @inline(__always)
@@ -113,7 +131,8 @@ enum SIMDLoops {
         var best = Vector(repeating: -.infinity)
         var i = 0
         while i + 16 <= a.count {
-            best = pointwiseMax(best, load(pa, i, 16))
+            let v = load(pa, i, 16)
+            best.replace(with: v, where: v .> best)  // pointwiseMax is scalarised
             i += 16
         }
         var result = best.max()

@@ -135,10 +135,8 @@ public struct SafeTensorsFile: Sendable, Equatable {
             .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         do {
             try Data(serialized()).write(to: temporary)
-            if FileManager.default.fileExists(atPath: url.path) {
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
-            } else {
-                try FileManager.default.moveItem(at: temporary, to: url)
+            guard rename(temporary.path, url.path) == 0 else {
+                throw SafeTensorsError(source: url.path, message: "cannot rename the temporary file into place (errno \(errno))")
             }
         } catch {
             try? FileManager.default.removeItem(at: temporary)

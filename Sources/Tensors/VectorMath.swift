@@ -16,7 +16,10 @@ public enum VectorMath {
         let underflow = x .< -87.33
         x.replace(with: 88.37, where: x .> 88.37)
         x.replace(with: -87.33, where: underflow)
-        let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+        // Adding 1.5·2²³ rounds x·log₂e to the nearest integer n and leaves n in the low mantissa
+        // bits (|n| ≤ 128 ≪ 2²²): pure vector arithmetic, no float→int conversion.
+        let shifted = x * 1.442_695_04 + 12_582_912
+        let n = shifted - 12_582_912
         let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
         var p: Vector = Vector(repeating: 1.0 / 5040)
         p = p * r + 1.0 / 720
@@ -26,7 +29,7 @@ public enum VectorMath {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        let exponent = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         var result = p * unsafeBitCast(exponent, to: Vector.self)
         result.replace(with: 0, where: underflow)
         return result
@@ -51,13 +54,55 @@ public enum VectorMath {
         p = p * s2 + 1.0 / 5
         p = p * s2 + 1.0 / 3
         p = p * s2 + 1
-        return 2 * s * p + Vector(exponent) * 0.693_147_18
+        // Int → Float through the same 1.5·2²³ trick as `exp` (a plain conversion is scalarised).
+        let exponentAsFloat = unsafeBitCast(exponent &+ 0x4B40_0000, to: Vector.self) - 12_582_912
+        return 2 * s * p + exponentAsFloat * 0.693_147_18
     }
 
     /// σ(x) = 1 / (1 + e⁻ˣ).
     @inline(__always)
     public static func sigmoid(_ x: Vector) -> Vector {
         1 / (1 + exp(-x))
+    }
+
+    /// SiLU: x·σ(x).
+    @inline(__always)
+    public static func silu(_ x: Vector) -> Vector {
+        x * sigmoid(x)
+    }
+
+    /// ∂L/∂x of SiLU: g·σ(x)(1 + x(1 − σ(x))).
+    @inline(__always)
+    public static func siluBackward(_ x: Vector, _ g: Vector) -> Vector {
+        let s = sigmoid(x)
+        return g * s * (1 + x * (1 - s))
+    }
+
+    /// softplus(x) = max(x, 0) + ln(1 + e^−|x|).
+    @inline(__always)
+    public static func softplus(_ x: Vector) -> Vector {
+        var absolute = x, positive = x
+        absolute.replace(with: -x, where: x .< 0)
+        positive.replace(with: 0, where: x .< 0)
+        return positive + log1p(exp(-absolute))
+    }
+
+    static let sqrtTwoOverPi: Float = 0.797_884_56
+    static let geluCubic: Float = 0.044_715
+
+    /// GELU, tanh form, as x·σ(2u), u = √(2/π)(x + 0.044715x³) (½(1 + tanh u) = σ(2u)).
+    @inline(__always)
+    public static func geluTanh(_ x: Vector) -> Vector {
+        x * sigmoid(2 * sqrtTwoOverPi * (x + geluCubic * x * x * x))
+    }
+
+    /// ∂L/∂x of GELU (tanh form): g·[s + 2x·s(1 − s)·u′], s = σ(2u), u′ = √(2/π)(1 + 3·0.044715x²).
+    @inline(__always)
+    public static func geluTanhBackward(_ x: Vector, _ g: Vector) -> Vector {
+        let x2 = x * x
+        let s = sigmoid(2 * sqrtTwoOverPi * (x + geluCubic * x2 * x))
+        let du = sqrtTwoOverPi * (1 + 3 * geluCubic * x2)
+        return g * (s + 2 * x * s * (1 - s) * du)
     }
 
     /// tanh(x) = 1 − 2 / (e²ˣ + 1), exact in the limits because `exp` saturates.

@@ -1,0 +1,73 @@
+import Foundation
+import Tensors
+import XCTest
+
+/// Each activation against libm in Double, and each backward against central differences.
+final class ActivationTests: XCTestCase {
+    typealias Forward = (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void
+    typealias Backward = (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void
+
+    struct Case {
+        let name: String
+        let forward: Forward
+        let backward: Backward
+        let reference: (Double) -> Double
+    }
+
+    static var cases: [Case] { [
+        Case(name: "exp", forward: Activation.exp, backward: Activation.expBackward, reference: { Foundation.exp($0) }),
+        Case(name: "sigmoid", forward: Activation.sigmoid, backward: Activation.sigmoidBackward,
+             reference: { 1 / (1 + Foundation.exp(-$0)) }),
+        Case(name: "silu", forward: Activation.silu, backward: Activation.siluBackward,
+             reference: { $0 / (1 + Foundation.exp(-$0)) }),
+        Case(name: "softplus", forward: Activation.softplus, backward: Activation.softplusBackward,
+             reference: { $0 > 30 ? $0 : Foundation.log1p(Foundation.exp($0)) }),
+        Case(name: "gelu tanh", forward: Activation.geluTanh, backward: Activation.geluTanhBackward,
+             reference: { 0.5 * $0 * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }),
+        Case(name: "gelu erf", forward: Activation.geluErf, backward: Activation.geluErfBackward,
+             reference: { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }),
+    ] }
+
+    func testForwardMatchesLibmOnAwkwardLengths() {
+        for c in Self.cases {
+            for n in awkwardLengths {
+                let x = randomArray(n, std: 3, seed: UInt64(n))
+                let expected = x.map { Float(c.reference(Double($0))) }
+                assertClose(apply(x, c.forward), expected, absolute: 1e-7, relative: 4e-7, "\(c.name) n=\(n)")
+            }
+        }
+    }
+
+    func testForwardAtExtremes() {
+        let x: [Float] = [-200, -100, -88, -50, -20, -1e-6, 0, 1e-6, 20, 50, 80]
+        for c in Self.cases where c.name != "exp" {
+            let expected = x.map { Float(c.reference(Double($0))) }
+            let got = apply(x, c.forward)
+            XCTAssertTrue(got.allSatisfy(\.isFinite), "\(c.name) produced a non-finite value: \(got)")
+            assertClose(got, expected, absolute: 1e-30, relative: 1e-6, c.name)
+        }
+        // exp saturates instead of overflowing, and underflows to exactly 0.
+        let e = apply([-1000, -87.5, 88, 1000], Activation.exp)
+        XCTAssertEqual(e[0], 0)
+        XCTAssertEqual(e[1], 0)
+        XCTAssertEqual(Double(e[2]), Foundation.exp(88.0), accuracy: Foundation.exp(88.0) * 1e-6)
+        XCTAssertTrue(e[3].isFinite && e[3] > 1e38)
+    }
+
+    func testBackwardMatchesFiniteDifferences() {
+        for c in Self.cases {
+            let x = randomArray(37, std: 2, seed: 11)
+            let g = randomArray(37, seed: 12)
+            let analytic = apply(x, g, c.backward)
+            // Elementwise: ∂L/∂xᵢ = gᵢ·f′(xᵢ), with f′ by central differences in Double.
+            let h = 1e-3
+            let numeric = zip(x, g).map { xi, gi in
+                Float(Double(gi) * (c.reference(Double(xi) + h) - c.reference(Double(xi) - h)) / (2 * h))
+            }
+            assertClose(analytic, numeric, absolute: 1e-5, relative: 1e-4, c.name)
+            // And against the Float kernel itself, as a whole-function check.
+            let kernelNumeric = numericalGradient(of: { apply($0, c.forward) }, at: x, weights: g)
+            assertClose(analytic, kernelNumeric, absolute: 2e-3, relative: 2e-3, "\(c.name) (kernel FD)")
+        }
+    }
+}
