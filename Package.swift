@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "ssmamba", targets: ["ssmamba"]),
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "SSMamba", targets: ["SSMamba"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +32,7 @@ let package = Package(
         systemLibrary("COpenJPEG", pkgConfig: "libopenjp2", apt: "libopenjp2-7-dev"),
 
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: numericFlags),
+        .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
 
         .executableTarget(
             name: "ssmamba",
@@ -41,5 +43,6 @@ let package = Package(
         .executableTarget(name: "TensorBench", dependencies: ["Tensors"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
+        .testTarget(name: "SSMambaTests", dependencies: ["SSMamba", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
     ]
 )

@@ -1,0 +1,238 @@
+import Tensors
+
+extension SelectiveScan {
+    /// What the forward keeps for the backward.
+    public struct Saved {
+        /// y before the gate (only when gated).
+        var ungated: Tensor?
+        /// h_t laid out (batch, channels, length, state) (only in `.storeStates`).
+        var states: Tensor?
+    }
+
+    /// True when the fast kernel applies: state size 16 and channels a multiple of 4. Other sizes
+    /// run the reference loops.
+    public static func hasFastKernel(_ shape: Shape) -> Bool {
+        shape.state == 16 && shape.channels % 4 == 0
+    }
+
+    public static func forward(_ x: Operands, mode: MemoryMode = .recompute) -> (out: Tensor, saved: Saved) {
+        x.validate()
+        let s = x.shape
+        guard hasFastKernel(s) else {
+            return (reference(x), Saved(ungated: x.z == nil ? nil : reference(Operands(u: x.u, delta: x.delta, A: x.A, B: x.B, C: x.C, D: x.D)), states: nil))
+        }
+        var out = Tensor(zeros: x.u.shape)
+        var ungated: Tensor? = x.z == nil ? nil : Tensor(zeros: x.u.shape)
+        var states: Tensor? = mode == .storeStates ? Tensor(zeros: [s.batch, s.channels, s.length, 16]) : nil
+        x.u.withUnsafeBufferPointer { u in x.delta.withUnsafeBufferPointer { delta in
+            x.A.withUnsafeBufferPointer { A in x.B.withUnsafeBufferPointer { B in
+                x.C.withUnsafeBufferPointer { C in x.D.withUnsafeBufferPointer { D in
+                    out.withUnsafeMutableBufferPointer { o in
+                        let pointers = ForwardPointers(u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), A: .init(A.baseAddress!),
+                                                       B: .init(B.baseAddress!), C: .init(C.baseAddress!), D: .init(D.baseAddress!),
+                                                       out: .init(o.baseAddress!))
+                        withOptionalPointer(x.z) { z in withOptionalMutablePointer(&ungated) { ug in withOptionalMutablePointer(&states) { st in
+                            let groups = s.channels / 4
+                            Parallel.forEach(s.batch * groups) { item in
+                                forwardChains(pointers, shape: s, batch: item / groups, firstChannel: (item % groups) * 4,
+                                              z: z, ungated: ug, states: st)
+                            }
+                        } } }
+                    }
+                } }
+            } }
+        } }
+        return (out, Saved(ungated: ungated, states: states))
+    }
+
+    struct ForwardPointers: Sendable {
+        let u, delta, A, B, C, D: SharedPointer<Float>
+        let out: SharedPointer<Float>
+    }
+
+    /// Four chains (b, d0…d0+3) through all t; h_t for each chain in one 16-lane register.
+    @inline(__always)
+    static func forwardChains(_ p: ForwardPointers, shape s: Shape, batch b: Int, firstChannel d0: Int,
+                              z: SharedPointer<Float>?, ungated: SharedPointer<Float>?, states: SharedPointer<Float>?) {
+        typealias V = SIMD16<Float>
+        let a0 = load(p.A.base, d0 * 16), a1 = load(p.A.base, (d0 + 1) * 16)
+        let a2 = load(p.A.base, (d0 + 2) * 16), a3 = load(p.A.base, (d0 + 3) * 16)
+        let skip = SIMD4<Float>(p.D.base[d0], p.D.base[d0 + 1], p.D.base[d0 + 2], p.D.base[d0 + 3])
+        var h0 = V(), h1 = V(), h2 = V(), h3 = V()
+        for t in 0..<s.length {
+            let row = b * s.length + t
+            let bt = load(p.B.base, row * 16), ct = load(p.C.base, row * 16)
+            let base = row * s.channels + d0
+            let dt = SIMD4<Float>(p.delta.base[base], p.delta.base[base + 1], p.delta.base[base + 2], p.delta.base[base + 3])
+            let u = SIMD4<Float>(p.u.base[base], p.u.base[base + 1], p.u.base[base + 2], p.u.base[base + 3])
+            let du = dt * u
+            h0 = (VectorMath.exp(dt[0] * a0) * h0).addingProduct(bt, du[0])
+            h1 = (VectorMath.exp(dt[1] * a1) * h1).addingProduct(bt, du[1])
+            h2 = (VectorMath.exp(dt[2] * a2) * h2).addingProduct(bt, du[2])
+            h3 = (VectorMath.exp(dt[3] * a3) * h3).addingProduct(bt, du[3])
+            var y = SIMD4<Float>(lanesSum(ct * h0), lanesSum(ct * h1), lanesSum(ct * h2), lanesSum(ct * h3))
+            y = y.addingProduct(skip, u)
+            if let states {
+                let at = ((b * s.channels + d0) * s.length + t) * 16
+                let step = s.length * 16
+                store(h0, states.base, at); store(h1, states.base, at + step)
+                store(h2, states.base, at + 2 * step); store(h3, states.base, at + 3 * step)
+            }
+            if let z {
+                if let ungated { for c in 0..<4 { ungated.base[base + c] = y[c] } }
+                let zv = SIMD4<Float>(z.base[base], z.base[base + 1], z.base[base + 2], z.base[base + 3])
+                y = y * zv / (1 + exp4(-zv))
+            }
+            for c in 0..<4 { p.out.base[base + c] = y[c] }
+        }
+    }
+
+    public static func backward(_ x: Operands, saved: Saved, gradOutput g: Tensor) -> Gradients {
+        x.validate()
+        let s = x.shape
+        precondition(g.shape == x.u.shape, "scan gradient shape \(g.shape) differs from the output's \(x.u.shape)")
+        guard hasFastKernel(s) else { return referenceBackward(x, gradOutput: g) }
+        var grads = Gradients(u: Tensor(zeros: x.u.shape), delta: Tensor(zeros: x.u.shape), A: Tensor(zeros: x.A.shape),
+                              B: Tensor(zeros: x.B.shape), C: Tensor(zeros: x.C.shape), D: Tensor(zeros: x.D.shape),
+                              z: x.z == nil ? nil : Tensor(zeros: x.u.shape))
+        let workers = max(1, min(ThreadPlan.kernelWorkers, s.batch))
+        // Per-worker partial sums of ∂A and ∂D (they sum over the batch), reduced at the end.
+        var partialA = [Float](repeating: 0, count: workers * s.channels * 16)
+        var partialD = [Float](repeating: 0, count: workers * s.channels)
+        x.u.withUnsafeBufferPointer { u in x.delta.withUnsafeBufferPointer { delta in
+        x.A.withUnsafeBufferPointer { A in x.B.withUnsafeBufferPointer { B in
+        x.C.withUnsafeBufferPointer { C in x.D.withUnsafeBufferPointer { D in
+        g.withUnsafeBufferPointer { gs in
+        grads.u.withUnsafeMutableBufferPointer { gu in grads.delta.withUnsafeMutableBufferPointer { gdelta in
+        grads.B.withUnsafeMutableBufferPointer { gB in grads.C.withUnsafeMutableBufferPointer { gC in
+        partialA.withUnsafeMutableBufferPointer { pA in partialD.withUnsafeMutableBufferPointer { pD in
+            let p = BackwardPointers(
+                u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), A: .init(A.baseAddress!), B: .init(B.baseAddress!),
+                C: .init(C.baseAddress!), D: .init(D.baseAddress!), gradOutput: .init(gs.baseAddress!),
+                gu: .init(gu.baseAddress!), gdelta: .init(gdelta.baseAddress!), gB: .init(gB.baseAddress!), gC: .init(gC.baseAddress!),
+                partialA: .init(pA.baseAddress!), partialD: .init(pD.baseAddress!))
+            withOptionalPointer(x.z) { z in withOptionalPointer(saved.ungated) { ungated in
+            withOptionalPointer(saved.states) { states in withOptionalMutablePointer(&grads.z) { gz in
+                _ = Parallel.chunks(s.batch) { worker, batches in
+                    var scratch = [SIMD16<Float>](repeating: .zero, count: s.length)
+                    scratch.withUnsafeMutableBufferPointer { history in
+                        for b in batches {
+                            for d in 0..<s.channels {
+                                backwardChain(p, shape: s, batch: b, channel: d, worker: worker, z: z, ungated: ungated,
+                                              states: states, gz: gz, history: history)
+                            }
+                        }
+                    }
+                }
+            } } } }
+        } } } } } } } } } } } } }
+        // Reduce the per-worker partials.
+        grads.A.withUnsafeMutableBufferPointer { gA in
+            partialA.withUnsafeBufferPointer { pA in
+                for w in 0..<workers {
+                    Elementwise.accumulate(UnsafeBufferPointer(rebasing: pA[(w * gA.count)..<((w + 1) * gA.count)]), into: gA)
+                }
+            }
+        }
+        grads.D.withUnsafeMutableBufferPointer { gD in
+            partialD.withUnsafeBufferPointer { pD in
+                for w in 0..<workers {
+                    Elementwise.accumulate(UnsafeBufferPointer(rebasing: pD[(w * gD.count)..<((w + 1) * gD.count)]), into: gD)
+                }
+            }
+        }
+        return grads
+    }
+
+    struct BackwardPointers: Sendable {
+        let u, delta, A, B, C, D, gradOutput: SharedPointer<Float>
+        let gu, gdelta, gB, gC, partialA, partialD: SharedPointer<Float>
+    }
+
+    /// One chain (b, d) in reverse time. h_t comes from the saved states or is recomputed into
+    /// `history` (L registers' worth) first.
+    @inline(__always)
+    static func backwardChain(_ p: BackwardPointers, shape s: Shape, batch b: Int, channel d: Int, worker: Int,
+                              z: SharedPointer<Float>?, ungated: SharedPointer<Float>?, states: SharedPointer<Float>?,
+                              gz: SharedPointer<Float>?, history: UnsafeMutableBufferPointer<SIMD16<Float>>) {
+        typealias V = SIMD16<Float>
+        let a = load(p.A.base, d * 16)
+        if let states {
+            let at = (b * s.channels + d) * s.length * 16
+            for t in 0..<s.length { history[t] = load(states.base, at + t * 16) }
+        } else {
+            var h = V()
+            for t in 0..<s.length {
+                let row = b * s.length + t, index = row * s.channels + d
+                let dt = p.delta.base[index]
+                h = (VectorMath.exp(dt * a) * h).addingProduct(load(p.B.base, row * 16), dt * p.u.base[index])
+                history[t] = h
+            }
+        }
+        var lambda = V(), aNext = V(), gA = V()
+        var gD: Float = 0
+        let skip = p.D.base[d]
+        for t in stride(from: s.length - 1, through: 0, by: -1) {
+            let row = b * s.length + t, index = row * s.channels + d
+            let dt = p.delta.base[index], u = p.u.base[index]
+            var gy = p.gradOutput.base[index]
+            if let z, let ungated, let gz {
+                let zv = z.base[index], sz = 1 / (1 + exp1(-zv))
+                gz.base[index] = gy * ungated.base[index] * sz * (1 + zv * (1 - sz))
+                gy *= zv * sz
+            }
+            let bt = load(p.B.base, row * 16), ct = load(p.C.base, row * 16)
+            let at = VectorMath.exp(dt * a)
+            lambda = (aNext * lambda).addingProduct(ct, gy)
+            let hPrevious = t > 0 ? history[t - 1] : V()
+            store(load(p.gC.base, row * 16).addingProduct(history[t], gy), p.gC.base, row * 16)
+            store(load(p.gB.base, row * 16).addingProduct(lambda, dt * u), p.gB.base, row * 16)
+            let decayTerm = lambda * at * hPrevious
+            gA = gA.addingProduct(decayTerm, dt)
+            let lambdaDotB = lanesSum(lambda * bt)
+            p.gu.base[index] = gy * skip + dt * lambdaDotB
+            p.gdelta.base[index] = lanesSum(decayTerm * a) + u * lambdaDotB
+            gD += gy * u
+            aNext = at
+        }
+        let partial = worker * s.channels * 16 + d * 16
+        store(load(p.partialA.base, partial) + gA, p.partialA.base, partial)
+        p.partialD.base[worker * s.channels + d] += gD
+    }
+
+    // MARK: helpers
+
+    @inline(__always) static func load(_ base: UnsafeMutablePointer<Float>, _ offset: Int) -> SIMD16<Float> {
+        UnsafeRawPointer(base + offset).loadUnaligned(as: SIMD16<Float>.self)
+    }
+
+    @inline(__always) static func store(_ v: SIMD16<Float>, _ base: UnsafeMutablePointer<Float>, _ offset: Int) {
+        UnsafeMutableRawPointer(base + offset).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+
+    /// Pairwise sum of 16 lanes.
+    @inline(__always) static func lanesSum(_ v: SIMD16<Float>) -> Float {
+        let v8 = v.lowHalf + v.highHalf
+        let v4 = v8.lowHalf + v8.highHalf
+        let v2 = v4.lowHalf + v4.highHalf
+        return v2[0] + v2[1]
+    }
+
+    @inline(__always) static func exp1(_ v: Float) -> Float { VectorMath.exp(SIMD16(repeating: v))[0] }
+
+    @inline(__always) static func exp4(_ v: SIMD4<Float>) -> SIMD4<Float> {
+        let wide = VectorMath.exp(SIMD16(lowHalf: SIMD8(lowHalf: v, highHalf: v), highHalf: SIMD8(lowHalf: v, highHalf: v)))
+        return wide.lowHalf.lowHalf
+    }
+}
+
+/// Calls `body` with a shareable pointer to an optional tensor's storage (nil when absent).
+func withOptionalPointer<R>(_ tensor: Tensor?, _ body: (SharedPointer<Float>?) -> R) -> R {
+    guard let tensor else { return body(nil) }
+    return tensor.withUnsafeBufferPointer { body($0.baseAddress.map(SharedPointer.init)) }
+}
+
+func withOptionalMutablePointer<R>(_ tensor: inout Tensor?, _ body: (SharedPointer<Float>?) -> R) -> R {
+    guard tensor != nil else { return body(nil) }
+    return tensor!.withUnsafeMutableBufferPointer { body($0.baseAddress.map(SharedPointer.init)) }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import SSMamba
+import Tensors
+import XCTest
+
+final class SelectiveScanTests: XCTestCase {
+    /// Random operands of a realistic range: Δ in (0.001, 0.1)·(a few), A = −(1…N) like the init.
+    func operands(batch: Int, length: Int, channels: Int, state: Int, gated: Bool, seed: UInt64) -> SelectiveScan.Operands {
+        var rng = RandomGenerator(seed: seed)
+        var A = Tensor(zeros: [channels, state])
+        for d in 0..<channels { for n in 0..<state { A[d, n] = -Float(n + 1) * rng.uniform(0.5, 1.5) } }
+        return SelectiveScan.Operands(
+            u: Tensor.normal([batch, length, channels], using: &rng),
+            delta: Tensor.uniform([batch, length, channels], low: 0.01, high: 0.5, using: &rng),
+            A: A,
+            B: Tensor.normal([batch, length, state], using: &rng),
+            C: Tensor.normal([batch, length, state], using: &rng),
+            D: Tensor.normal([channels], using: &rng),
+            z: gated ? Tensor.normal([batch, length, channels], using: &rng) : nil)
+    }
+
+    func testFastForwardMatchesReference() {
+        for gated in [false, true] {
+            for (batch, length, channels) in [(1, 1, 4), (3, 17, 8), (2, 50, 12)] {
+                let x = operands(batch: batch, length: length, channels: channels, state: 16, gated: gated, seed: 1)
+                XCTAssertTrue(SelectiveScan.hasFastKernel(x.shape))
+                let expected = SelectiveScan.reference(x)
+                for mode in [SelectiveScan.MemoryMode.recompute, .storeStates] {
+                    let (out, _) = SelectiveScan.forward(x, mode: mode)
+                    let error = GradientCheck.relativeError(out, expected)
+                    XCTAssertLessThan(error, 1e-5, "gated \(gated) \(batch)×\(length)×\(channels) \(mode)")
+                }
+            }
+        }
+    }
+
+    func testFastBackwardMatchesReferenceInBothMemoryModes() {
+        for gated in [false, true] {
+            let x = operands(batch: 3, length: 23, channels: 8, state: 16, gated: gated, seed: 2)
+            var rng = RandomGenerator(seed: 3)
+            let g = Tensor.normal(x.u.shape, using: &rng)
+            let expected = SelectiveScan.referenceBackward(x, gradOutput: g)
+            for mode in [SelectiveScan.MemoryMode.recompute, .storeStates] {
+                let (_, saved) = SelectiveScan.forward(x, mode: mode)
+                let got = SelectiveScan.backward(x, saved: saved, gradOutput: g)
+                let pairs: [(String, Tensor, Tensor)] = [("u", got.u, expected.u), ("Δ", got.delta, expected.delta),
+                                                         ("A", got.A, expected.A), ("B", got.B, expected.B),
+                                                         ("C", got.C, expected.C), ("D", got.D, expected.D)]
+                for (name, a, e) in pairs {
+                    XCTAssertLessThan(GradientCheck.relativeError(a, e), 1e-5, "\(name) gated \(gated) \(mode)")
+                }
+                if gated { XCTAssertLessThan(GradientCheck.relativeError(got.z!, expected.z!), 1e-5, "z \(mode)") }
+            }
+        }
+    }
+
+    func testReferenceBackwardMatchesFiniteDifferences() {
+        // State size 3: the reference path, any N.
+        for gated in [false, true] {
+            let x = operands(batch: 2, length: 6, channels: 3, state: 3, gated: gated, seed: 4)
+            XCTAssertFalse(SelectiveScan.hasFastKernel(x.shape))
+            var rng = RandomGenerator(seed: 5)
+            let w = Tensor.normal(x.u.shape, using: &rng)
+            let grads = SelectiveScan.backward(x, saved: SelectiveScan.forward(x).saved, gradOutput: w)
+            func check(_ name: String, _ analytic: Tensor, _ keyPath: WritableKeyPath<SelectiveScan.Operands, Tensor>) {
+                let numeric = GradientCheck.numeric(x[keyPath: keyPath], step: 1e-2) { probe in
+                    var y = x
+                    y[keyPath: keyPath] = probe
+                    return GradientCheck.loss(SelectiveScan.reference(y), w)
+                }
+                let error = GradientCheck.relativeError(analytic, numeric)
+                XCTAssertLessThan(error, 5e-3, "\(name) gated \(gated): \(error)")
+            }
+            check("u", grads.u, \.u)
+            check("Δ", grads.delta, \.delta)
+            check("A", grads.A, \.A)
+            check("B", grads.B, \.B)
+            check("C", grads.C, \.C)
+            check("D", grads.D, \.D)
+            if gated {
+                let numeric = GradientCheck.numeric(x.z!, step: 1e-2) { probe in
+                    var y = x
+                    y.z = probe
+                    return GradientCheck.loss(SelectiveScan.reference(y), w)
+                }
+                XCTAssertLessThan(GradientCheck.relativeError(grads.z!, numeric), 5e-3, "z")
+            }
+        }
+    }
+
+    func testFastKernelGradientMatchesFiniteDifferences() {
+        let x = operands(batch: 2, length: 5, channels: 4, state: 16, gated: true, seed: 6)
+        var rng = RandomGenerator(seed: 7)
+        let w = Tensor.normal(x.u.shape, using: &rng)
+        let grads = SelectiveScan.backward(x, saved: SelectiveScan.forward(x).saved, gradOutput: w)
+        let numeric = GradientCheck.numeric(x.delta, step: 1e-2) { probe in
+            var y = x
+            y.delta = probe
+            return GradientCheck.loss(SelectiveScan.forward(y).out, w)
+        }
+        XCTAssertLessThan(GradientCheck.relativeError(grads.delta, numeric), 5e-3)
+    }
+}
