@@ -12,8 +12,8 @@ public final class LayerNormalization: ParameterOwner {
     public init(_ name: String, width: Int, epsilon: Float = 1e-5) {
         self.width = width
         self.epsilon = epsilon
-        weight = Parameter(join(name, "weight"), Tensor(repeating: 1, shape: [width]), decays: false)
-        bias = Parameter(join(name, "bias"), Tensor(zeros: [width]), decays: false)
+        weight = Parameter(parameterName(name, "weight"), Tensor(repeating: 1, shape: [width]), decays: false)
+        bias = Parameter(parameterName(name, "bias"), Tensor(zeros: [width]), decays: false)
     }
 
     public var parameters: [Parameter] { [weight, bias] }

@@ -12,8 +12,8 @@ public final class Linear: ParameterOwner {
     public init(_ name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true, using rng: inout RandomGenerator) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        weight = Parameter(join(name, "weight"), Initialization.truncatedNormal([outFeatures, inFeatures], using: &rng), decays: true)
-        self.bias = bias ? Parameter(join(name, "bias"), Tensor(zeros: [outFeatures]), decays: false) : nil
+        weight = Parameter(parameterName(name, "weight"), Initialization.truncatedNormal([outFeatures, inFeatures], using: &rng), decays: true)
+        self.bias = bias ? Parameter(parameterName(name, "bias"), Tensor(zeros: [outFeatures]), decays: false) : nil
     }
 
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }

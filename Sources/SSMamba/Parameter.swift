@@ -35,6 +35,6 @@ extension ParameterOwner {
 }
 
 /// Joins a path prefix and a name the way PyTorch's `named_parameters` does.
-func join(_ prefix: String, _ name: String) -> String {
+func parameterName(_ prefix: String, _ name: String) -> String {
     prefix.isEmpty ? name : "\(prefix).\(name)"
 }

@@ -1,0 +1,82 @@
+import Tensors
+
+/// One SSMamba block (pre-norm):
+///
+///     x ← LPR(x)                               (when enabled)
+///     x ← x + DropPath(Mixer(LN₁(x)))          Mixer = DMS, or self-attention in hybrid blocks
+///     x ← x + DropPath(MLP(LN₂(x)))            (when mlpRatio > 0)
+public final class Block: ParameterOwner {
+    enum Mixer {
+        case directional(DirectionalMultiScale)
+        case attention(SelfAttention)
+    }
+
+    let lpr: LocalPerceptionResidual?
+    let norm1: LayerNormalization
+    let mixer: Mixer
+    let norm2: LayerNormalization?
+    let mlp: MLP?
+    var mixerDropPath: DropPath
+    var mlpDropPath: DropPath
+
+    init(_ name: String, config: ModelConfiguration, attention: Bool, dropPath: Float, using rng: inout RandomGenerator) throws {
+        lpr = config.useLPR ? LocalPerceptionResidual(parameterName(name, "lpr"), channels: config.dim) : nil
+        norm1 = LayerNormalization(parameterName(name, "norm1"), width: config.dim)
+        if attention {
+            mixer = .attention(SelfAttention(parameterName(name, "mixer"), dim: config.dim, heads: config.heads, using: &rng))
+        } else {
+            mixer = .directional(DirectionalMultiScale(
+                parameterName(name, "mixer"), dim: config.dim, expand: config.expand, state: config.stateSize,
+                directions: try config.scanDirections(), kernels: config.localKernels, merge: config.merge,
+                memoryMode: config.scanMemory, using: &rng))
+        }
+        if config.mlpRatio > 0 {
+            norm2 = LayerNormalization(parameterName(name, "norm2"), width: config.dim)
+            mlp = MLP(parameterName(name, "mlp"), dim: config.dim, hidden: config.mlpRatio * config.dim, using: &rng)
+        } else {
+            norm2 = nil
+            mlp = nil
+        }
+        mixerDropPath = DropPath(probability: dropPath)
+        mlpDropPath = DropPath(probability: dropPath)
+    }
+
+    public var parameters: [Parameter] {
+        var result = (lpr?.parameters ?? []) + norm1.parameters
+        switch mixer {
+        case .directional(let dms): result += dms.parameters
+        case .attention(let attention): result += attention.parameters
+        }
+        return result + (norm2?.parameters ?? []) + (mlp?.parameters ?? [])
+    }
+
+    func forward(_ input: Tensor, grid: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> Tensor {
+        var x = lpr?.forward(input, grid: grid) ?? input
+        let normed = norm1.forward(x)
+        let mixed: Tensor
+        switch mixer {
+        case .directional(let dms): mixed = dms.forward(normed, grid: grid)
+        case .attention(let attention): mixed = attention.forward(normed)
+        }
+        x = x + mixerDropPath.forward(mixed, training: training, using: &rng)
+        if let norm2, let mlp {
+            x = x + mlpDropPath.forward(mlp.forward(norm2.forward(x)), training: training, using: &rng)
+        }
+        return x
+    }
+
+    func backward(_ g: Tensor) -> Tensor {
+        var gx = g
+        if let norm2, let mlp {
+            gx = gx + norm2.backward(mlp.backward(mlpDropPath.backward(gx)))
+        }
+        let gMixed = mixerDropPath.backward(gx)
+        let gNormed: Tensor
+        switch mixer {
+        case .directional(let dms): gNormed = dms.backward(gMixed)
+        case .attention(let attention): gNormed = attention.backward(gMixed)
+        }
+        gx = gx + norm1.backward(gNormed)
+        return lpr?.backward(gx) ?? gx
+    }
+}

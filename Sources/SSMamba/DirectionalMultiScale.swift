@@ -1,0 +1,118 @@
+import Tensors
+
+/// DMS, the Directional Multi-scale mixer (MODEL.md), on tokens (batch, count, dim):
+///
+///     x, z = split(in_proj(U))                         in_proj: dim → 2E, no bias
+///     x = silu(Σ_k conv1d_k(x))                        local path, "same" padding, k ∈ kernels
+///     y = (1/S) Σ_s unpermute_s(scan_s(permute_s(x)))  one parameter set per direction s
+///     out = out_proj(y ⊙ silu(z))                      out_proj: E → dim, no bias
+///
+/// Several kernels (e.g. 3, 5, 7) make the "multi-scale" local path; the directions are the
+/// "directional" part; merge `mean` (default) or `sum`.
+public final class DirectionalMultiScale: ParameterOwner {
+    public enum Merge: String, Sendable, Codable { case mean, sum }
+
+    let inProjection: Linear
+    let convolutions: [DepthwiseConv1D]
+    let scans: [DirectionalScan]
+    let outProjection: Linear
+    let expanded: Int
+    let merge: Merge
+    let memoryMode: SelectiveScan.MemoryMode
+
+    private var convolved = Tensor(zeros: [0]), gate = Tensor(zeros: [0]), merged = Tensor(zeros: [0])
+    private var orders: [[Int]] = []
+
+    public init(_ name: String, dim: Int, expand: Int, state: Int, directions: [ScanDirection], kernels: [Int],
+                merge: Merge = .mean, memoryMode: SelectiveScan.MemoryMode = .recompute, using rng: inout RandomGenerator) {
+        precondition(!directions.isEmpty && !kernels.isEmpty, "DMS needs at least one direction and one kernel")
+        expanded = expand * dim
+        self.merge = merge
+        self.memoryMode = memoryMode
+        let rank = (dim + 15) / 16
+        inProjection = Linear(parameterName(name, "in_proj"), inFeatures: dim, outFeatures: 2 * expanded, bias: false, using: &rng)
+        var convs: [DepthwiseConv1D] = []
+        for (i, k) in kernels.enumerated() {
+            convs.append(DepthwiseConv1D(parameterName(name, "convs.\(i)"), channels: expand * dim, kernel: k, using: &rng))
+        }
+        convolutions = convs
+        var made: [DirectionalScan] = []
+        for (i, direction) in directions.enumerated() {
+            made.append(DirectionalScan(parameterName(name, "scans.\(i)"), direction: direction, channels: expand * dim, state: state,
+                                        rank: rank, using: &rng))
+        }
+        scans = made
+        outProjection = Linear(parameterName(name, "out_proj"), inFeatures: expand * dim, outFeatures: dim, bias: false, using: &rng)
+    }
+
+    public var parameters: [Parameter] {
+        inProjection.parameters + convolutions.flatMap(\.parameters) + scans.flatMap(\.parameters) + outProjection.parameters
+    }
+
+    var mergeScale: Float { merge == .mean ? 1 / Float(scans.count) : 1 }
+
+    public func forward(_ u: Tensor, grid: TokenGrid) -> Tensor {
+        let (batch, count) = (u.shape[0], u.shape[1])
+        let xz = inProjection.forward(u)  // (B, L, 2E)
+        var x = Tensor(zeros: [batch, count, expanded])
+        gate = Tensor(zeros: [batch, count, expanded])
+        split(xz, into: &x, and: &gate)
+        convolved = convolutions[0].forward(x)
+        for conv in convolutions.dropFirst() { convolved = convolved + conv.forward(x) }
+        let activated = convolved.mapped(Activation.silu)
+        orders = scans.map { $0.direction.order(for: grid) }
+        merged = Tensor(zeros: [batch, count, expanded])
+        for (scan, order) in zip(scans, orders) {
+            let y = scan.forward(TokenPermutation.gather(activated, order: order), mode: memoryMode)
+            TokenPermutation.scatterAdd(y, order: order, scale: mergeScale, into: &merged)
+        }
+        let gated = merged * gate.mapped(Activation.silu)
+        return outProjection.forward(gated)
+    }
+
+    public func backward(_ g: Tensor) -> Tensor {
+        let gGated = outProjection.backward(g)
+        // gated = y ⊙ silu(z): ∂y = g ⊙ silu(z), ∂z = silu′(z) ⊙ (g ⊙ y).
+        let gMerged = gGated * gate.mapped(Activation.silu)
+        var gGate = Tensor(zeros: gate.shape)
+        let gTimesY = gGated * merged
+        gate.withUnsafeBufferPointer { zs in gTimesY.withUnsafeBufferPointer { gs in
+            gGate.withUnsafeMutableBufferPointer { Activation.siluBackward(zs, gs, into: $0) }
+        } }
+        var gActivated = Tensor(zeros: gate.shape)
+        for (scan, order) in zip(scans, orders) {
+            let gy = TokenPermutation.gather(gMerged, order: order) * mergeScale
+            TokenPermutation.scatterAdd(scan.backward(gy), order: order, scale: 1, into: &gActivated)
+        }
+        var gConvolved = Tensor(zeros: gate.shape)
+        convolved.withUnsafeBufferPointer { xs in gActivated.withUnsafeBufferPointer { gs in
+            gConvolved.withUnsafeMutableBufferPointer { Activation.siluBackward(xs, gs, into: $0) }
+        } }
+        var gX = convolutions[0].backward(gConvolved)
+        for conv in convolutions.dropFirst() { gX = gX + conv.backward(gConvolved) }
+        var gXZ = Tensor(zeros: [g.shape[0], g.shape[1], 2 * expanded])
+        concatenate(gX, gGate, into: &gXZ)
+        return inProjection.backward(gXZ)
+    }
+
+    /// (B, L, 2E) → first half of each row into `x`, second into `z`.
+    private func split(_ xz: Tensor, into x: inout Tensor, and z: inout Tensor) {
+        let e = expanded, rows = xz.count / (2 * e)
+        xz.withUnsafeBufferPointer { s in x.withUnsafeMutableBufferPointer { xs in z.withUnsafeMutableBufferPointer { zs in
+            for r in 0..<rows {
+                UnsafeMutableBufferPointer(rebasing: xs[(r * e)..<((r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: s[(2 * r * e)..<((2 * r + 1) * e)]))
+                UnsafeMutableBufferPointer(rebasing: zs[(r * e)..<((r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: s[((2 * r + 1) * e)..<((2 * r + 2) * e)]))
+            }
+        } } }
+    }
+
+    private func concatenate(_ x: Tensor, _ z: Tensor, into xz: inout Tensor) {
+        let e = expanded, rows = x.count / e
+        x.withUnsafeBufferPointer { xs in z.withUnsafeBufferPointer { zs in xz.withUnsafeMutableBufferPointer { d in
+            for r in 0..<rows {
+                UnsafeMutableBufferPointer(rebasing: d[(2 * r * e)..<((2 * r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: xs[(r * e)..<((r + 1) * e)]))
+                UnsafeMutableBufferPointer(rebasing: d[((2 * r + 1) * e)..<((2 * r + 2) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: zs[(r * e)..<((r + 1) * e)]))
+            }
+        } } }
+    }
+}

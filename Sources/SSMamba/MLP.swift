@@ -1,0 +1,28 @@
+import Tensors
+
+/// fc2(GELU(fc1(x))) with PyTorch's default (erf) GELU; hidden width = ratio·dim.
+public final class MLP: ParameterOwner {
+    let fc1: Linear, fc2: Linear
+    private var hidden = Tensor(zeros: [0])
+
+    public init(_ name: String, dim: Int, hidden: Int, using rng: inout RandomGenerator) {
+        fc1 = Linear(parameterName(name, "fc1"), inFeatures: dim, outFeatures: hidden, using: &rng)
+        fc2 = Linear(parameterName(name, "fc2"), inFeatures: hidden, outFeatures: dim, using: &rng)
+    }
+
+    public var parameters: [Parameter] { fc1.parameters + fc2.parameters }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        hidden = fc1.forward(x)
+        return fc2.forward(hidden.mapped(Activation.geluErf))
+    }
+
+    public func backward(_ g: Tensor) -> Tensor {
+        let gActivated = fc2.backward(g)
+        var gHidden = Tensor(zeros: hidden.shape)
+        hidden.withUnsafeBufferPointer { h in gActivated.withUnsafeBufferPointer { ga in
+            gHidden.withUnsafeMutableBufferPointer { Activation.geluErfBackward(h, ga, into: $0) }
+        } }
+        return fc1.backward(gHidden)
+    }
+}

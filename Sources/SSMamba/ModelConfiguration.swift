@@ -1,0 +1,88 @@
+/// Every architectural choice of SSMamba as a field, so the published recipe can be matched once
+/// known (MODEL.md marks what is confirmed, inferred or our default). Saved beside checkpoints.
+public struct ModelConfiguration: Codable, Sendable, Equatable {
+    public var name: String
+    public var imageSize: Int = 224
+    public var patchSize: Int = 16
+    public var channels: Int = 3
+    public var dim: Int = 192
+    public var depth: Int = 12
+    public var stateSize: Int = 16
+    public var expand: Int = 2
+    /// Scan orders of each DMS block (names as `ScanDirection(name:)` parses them).
+    public var directions: [String] = ["h", "h_flip", "v", "v_flip", "w2", "w2_flip"]
+    /// Kernel sizes of the DMS local path; several are summed (the multi-scale variant).
+    public var localKernels: [Int] = [3]
+    public var merge: DirectionalMultiScale.Merge = .mean
+    /// How many of the last blocks use self-attention instead of DMS (MODEL.md: the last quarter).
+    public var attentionBlocks: Int = 3
+    public var heads: Int = 3
+    /// MLP hidden width as a multiple of dim; 0 means no MLP sub-block.
+    public var mlpRatio: Int = 0
+    public var useLPR: Bool = true
+    public var dropPathRate: Float = 0.1
+    public var headDropout: Float = 0
+    public var classes: Int = 9
+    public var scanMemory: SelectiveScan.MemoryMode = .recompute
+
+    public init(name: String) { self.name = name }
+
+    public var gridSide: Int { imageSize / patchSize }
+    public var tokens: Int { gridSide * gridSide }
+
+    /// The parsed scan directions; errors name the bad entry.
+    public func scanDirections() throws -> [ScanDirection] {
+        try directions.map { name in
+            guard let d = ScanDirection(name: name) else {
+                throw ConfigurationError("unknown scan direction '\(name)'; use h, v or wK (K ≥ 1), each optionally with _flip")
+            }
+            return d
+        }
+    }
+
+    /// Checks the fields fit together, with an error naming the field.
+    public func validate() throws {
+        func require(_ ok: Bool, _ message: String) throws { if !ok { throw ConfigurationError(message) } }
+        try require(patchSize > 0 && imageSize > 0 && imageSize % patchSize == 0, "imageSize \(imageSize) must be a positive multiple of patchSize \(patchSize)")
+        try require(dim > 0 && depth > 0 && stateSize > 0 && expand > 0, "dim, depth, stateSize and expand must be positive")
+        try require(attentionBlocks >= 0 && attentionBlocks <= depth, "attentionBlocks \(attentionBlocks) must be within 0…depth (\(depth))")
+        try require(attentionBlocks == 0 || (heads > 0 && dim % heads == 0), "dim \(dim) must be divisible by heads \(heads)")
+        try require(!localKernels.isEmpty && localKernels.allSatisfy { $0 > 0 && $0 % 2 == 1 }, "localKernels must be odd sizes, got \(localKernels)")
+        try require(!directions.isEmpty, "directions must name at least one scan order")
+        try require(classes > 0, "classes must be positive")
+        try require(dropPathRate >= 0 && dropPathRate < 1 && headDropout >= 0 && headDropout < 1, "drop rates must be in [0, 1)")
+        _ = try scanDirections()
+    }
+
+    /// Named configurations (timm-style registry).
+    public static let registry: [String: ModelConfiguration] = {
+        var tiny = ModelConfiguration(name: "ssmamba_tiny")
+        tiny.dim = 192
+        tiny.heads = 3
+        var small = ModelConfiguration(name: "ssmamba_small")
+        small.dim = 384
+        small.heads = 6
+        // A small model for 64-px inputs (patch 8 → 8×8 tokens), quick enough for tests and demos on CPUs.
+        var micro = ModelConfiguration(name: "ssmamba_micro")
+        micro.imageSize = 64
+        micro.patchSize = 8
+        micro.dim = 64
+        micro.depth = 4
+        micro.attentionBlocks = 1
+        micro.heads = 2
+        micro.dropPathRate = 0
+        return [tiny.name: tiny, small.name: small, micro.name: micro]
+    }()
+
+    public static func named(_ name: String) throws -> ModelConfiguration {
+        guard let config = registry[name] else {
+            throw ConfigurationError("unknown model '\(name)'; known: \(registry.keys.sorted().joined(separator: ", "))")
+        }
+        return config
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

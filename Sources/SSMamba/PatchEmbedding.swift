@@ -1,0 +1,72 @@
+import Tensors
+
+/// Patch embedding: PyTorch's `Conv2d(3, dim, kernel=p, stride=p)` (weight (dim, 3, p, p)), as
+/// im2col + GEMM, producing one token per patch in raster order: (batch, tokens, dim).
+///
+/// Only the patches in the `TokenGrid` are embedded, so masked pretraining pays for the visible
+/// quarter only. Images are (batch, channels, H, W) float32 with H and W multiples of p.
+public final class PatchEmbedding: ParameterOwner {
+    public let projection: Linear
+    public let patch: Int, channels: Int, dim: Int
+    private var imageShape: [Int] = []
+    private var grid: TokenGrid?
+
+    public init(_ name: String, channels: Int = 3, dim: Int, patch: Int, using rng: inout RandomGenerator) {
+        (self.patch, self.channels, self.dim) = (patch, channels, dim)
+        projection = Linear(parameterName(name, "proj"), inFeatures: channels * patch * patch, outFeatures: dim, using: &rng)
+    }
+
+    public var parameters: [Parameter] { projection.parameters }
+
+    /// Copies the patches of the grid's tokens into rows of (c, ky, kx), the weight's layout.
+    func columns(_ images: Tensor, grid: TokenGrid) -> Tensor {
+        let (height, width) = (images.shape[2], images.shape[3])
+        let p = patch, rowLength = channels * p * p
+        var out = Tensor(zeros: [grid.batch, grid.count, rowLength])
+        images.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { os in
+            for b in 0..<grid.batch { for k in 0..<grid.count {
+                let cell = grid.positions[b * grid.count + k]
+                let (top, left) = ((cell / grid.width) * p, (cell % grid.width) * p)
+                var o = (b * grid.count + k) * rowLength
+                for c in 0..<channels { for ky in 0..<p {
+                    let source = ((b * channels + c) * height + top + ky) * width + left
+                    UnsafeMutableBufferPointer(rebasing: os[o..<(o + p)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: xs[source..<(source + p)]))
+                    o += p
+                } }
+            } }
+        } }
+        return out
+    }
+
+    public func forward(_ images: Tensor, grid: TokenGrid) -> Tensor {
+        precondition(images.rank == 4 && images.shape[1] == channels && images.shape[0] == grid.batch
+                     && images.shape[2] == grid.height * patch && images.shape[3] == grid.width * patch,
+                     "patch embedding expects (\(grid.batch), \(channels), \(grid.height * patch), \(grid.width * patch)), got \(images.shape)")
+        imageShape = images.shape
+        self.grid = grid
+        return projection.forward(columns(images, grid: grid))
+    }
+
+    /// Accumulates the weight gradients and returns ∂images (zero outside the grid's patches).
+    @discardableResult
+    public func backward(_ g: Tensor) -> Tensor {
+        guard let grid else { preconditionFailure("patch embedding backward without a forward") }
+        let gColumns = projection.backward(g)
+        let (height, width) = (imageShape[2], imageShape[3])
+        let p = patch, rowLength = channels * p * p
+        var gImages = Tensor(zeros: imageShape)
+        gColumns.withUnsafeBufferPointer { gs in gImages.withUnsafeMutableBufferPointer { os in
+            for b in 0..<grid.batch { for k in 0..<grid.count {
+                let cell = grid.positions[b * grid.count + k]
+                let (top, left) = ((cell / grid.width) * p, (cell % grid.width) * p)
+                var o = (b * grid.count + k) * rowLength
+                for c in 0..<channels { for ky in 0..<p {
+                    let target = ((b * channels + c) * height + top + ky) * width + left
+                    UnsafeMutableBufferPointer(rebasing: os[target..<(target + p)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: gs[o..<(o + p)]))
+                    o += p
+                } }
+            } }
+        } }
+        return gImages
+    }
+}
