@@ -26,7 +26,8 @@ public final class Linear: ParameterOwner {
 
     /// The product without keeping anything (inference, or a caller that keeps x itself).
     public static func apply(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
+        // The weight may carry a conv layout (out, c, kh, kw): only its first extent is special.
+        let outFeatures = weight.shape[0], inFeatures = weight.count / max(outFeatures, 1)
         precondition(x.shape.last == inFeatures, "linear expects last extent \(inFeatures), got \(x.shape)")
         let rows = x.count / max(inFeatures, 1)
         var y = Tensor(zeros: Array(x.shape.dropLast()) + [outFeatures])

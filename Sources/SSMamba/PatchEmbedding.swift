@@ -14,6 +14,9 @@ public final class PatchEmbedding: ParameterOwner {
     public init(_ name: String, channels: Int = 3, dim: Int, patch: Int, using rng: inout RandomGenerator) {
         (self.patch, self.channels, self.dim) = (patch, channels, dim)
         projection = Linear(parameterName(name, "proj"), inFeatures: channels * patch * patch, outFeatures: dim, using: &rng)
+        // Stored in the conv layout (dim, channels, p, p), as in PyTorch; the rows are the same.
+        projection.weight.value = projection.weight.value.reshaped([dim, channels, patch, patch])
+        projection.weight.gradient = projection.weight.gradient.reshaped([dim, channels, patch, patch])
     }
 
     public var parameters: [Parameter] { projection.parameters }

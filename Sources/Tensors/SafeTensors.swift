@@ -2,10 +2,11 @@ import Foundation
 
 /// Element types a safetensors file may hold here.
 public enum SafeTensorsDType: String, Sendable, CaseIterable {
-    case float32 = "F32", float16 = "F16", bfloat16 = "BF16", uint8 = "U8", int64 = "I64"
+    case float64 = "F64", float32 = "F32", float16 = "F16", bfloat16 = "BF16", uint8 = "U8", int64 = "I64"
 
     public var byteWidth: Int {
         switch self {
+        case .float64: 8
         case .float32: 4
         case .float16, .bfloat16: 2
         case .uint8: 1
@@ -146,8 +147,8 @@ public struct SafeTensorsFile: Sendable, Equatable {
 
     // MARK: typed access
 
-    /// The named array converted to `Float` (F32, F16, BF16 and U8 convert exactly; I64 through
-    /// `Float(Int64)`).
+    /// The named array converted to `Float` (F32, F16, BF16 and U8 convert exactly; F64 and I64
+    /// round to the nearest Float).
     public func tensor(_ name: String) throws -> Tensor {
         guard let entry = entries[name] else {
             throw SafeTensorsError(source: name, message: "no tensor of this name; the file has: \(entries.keys.sorted().joined(separator: ", "))")
@@ -156,6 +157,8 @@ public struct SafeTensorsFile: Sendable, Equatable {
         entry.bytes.withUnsafeBytes { raw in
             result.withUnsafeMutableBufferPointer { out in
                 switch entry.dtype {
+                case .float64:
+                    for i in out.indices { out[i] = Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).littleEndian)) }
                 case .float32:
                     for i in out.indices { out[i] = Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian) }
                 case .float16:
@@ -182,12 +185,15 @@ public struct SafeTensorsFile: Sendable, Equatable {
         }
     }
 
-    /// Stores a tensor as F32, F16 or BF16 (rounded to nearest even) or U8 (rounded, clamped).
+    /// Stores a tensor as F64 or F32 (exact), F16 or BF16 (rounded to nearest even), U8 (rounded,
+    /// clamped) or I64 (truncated).
     public mutating func set(_ name: String, _ tensor: Tensor, as dtype: SafeTensorsDType = .float32) {
         var bytes = [UInt8](repeating: 0, count: tensor.count * dtype.byteWidth)
         tensor.withUnsafeBufferPointer { x in
             bytes.withUnsafeMutableBytes { raw in
                 switch dtype {
+                case .float64:
+                    for i in x.indices { raw.storeBytes(of: Double(x[i]).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
                 case .float32:
                     for i in x.indices { raw.storeBytes(of: x[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
                 case .float16:

@@ -7,11 +7,12 @@ final class SafeTensorsTests: XCTestCase {
     func testReadsAFileWrittenByPythonSafetensors() throws {
         let file = try SafeTensorsFile(contentsOf: fixtureURL("pytorch_dtypes.safetensors"))
         XCTAssertEqual(file.metadata["format"], "pt")
-        XCTAssertEqual(Set(file.entries.keys), ["weights.f32", "weights.f16", "weights.bf16", "pixels.u8", "steps.i64"])
+        XCTAssertEqual(Set(file.entries.keys), ["weights.f64", "weights.f32", "weights.f16", "weights.bf16", "pixels.u8", "steps.i64"])
 
         let f32 = try file.tensor("weights.f32")
         XCTAssertEqual(f32.shape, [2, 3, 4])
         XCTAssertEqual(f32.scalars, (0..<24).map { (Float($0) - 11.5) / 8 })
+        XCTAssertEqual(try file.tensor("weights.f64").scalars, (0..<24).map { Float(Double($0) / 3) })
         let f16 = try file.tensor("weights.f16")
         XCTAssertEqual(file.entries["weights.f16"]?.dtype, .float16)
         XCTAssertEqual(f16.shape, [3, 4])
@@ -36,6 +37,7 @@ final class SafeTensorsTests: XCTestCase {
         file.set("pixels", Tensor(shape: [2, 3], scalars: [0, 1, 127, 128, 254, 255]), as: .uint8)
         file.set("step", int64s: [Int64.min, -1, 0, Int64.max], shape: [4])
         file.set("empty", Tensor(zeros: [0, 3]))
+        file.set("block.0.double", weights, as: .float64)
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("safetensors-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -50,6 +52,7 @@ final class SafeTensorsTests: XCTestCase {
         let read = try SafeTensorsFile(contentsOf: url)
         XCTAssertEqual(read, file)
         XCTAssertEqual(try read.tensor("block.0.weight"), weights)
+        XCTAssertEqual(try read.tensor("block.0.double"), weights)
         XCTAssertEqual(try read.int64s("step"), [Int64.min, -1, 0, Int64.max])
         XCTAssertEqual(try read.tensor("empty").shape, [0, 3])
         XCTAssertEqual(read.serialized(), bytes, "re-serialising must reproduce the same bytes")
@@ -71,11 +74,11 @@ final class SafeTensorsTests: XCTestCase {
                 XCTAssertTrue(text.contains("\(name).safetensors") && text.contains(expected), "\(name): \(text)")
             }
         }
-        let badType = Array(#"{"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#.utf8)
+        let badType = Array(#"{"w":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}}"#.utf8)
         var bytes = [UInt8(badType.count), 0, 0, 0, 0, 0, 0, 0] + badType
         bytes += [UInt8](repeating: 0, count: 8)
-        XCTAssertThrowsError(try SafeTensorsFile(bytes: bytes, source: "f64.safetensors")) { error in
-            XCTAssertTrue(String(describing: error).contains("F64"))
+        XCTAssertThrowsError(try SafeTensorsFile(bytes: bytes, source: "i32.safetensors")) { error in
+            XCTAssertTrue(String(describing: error).contains("I32"))
         }
         XCTAssertThrowsError(try SafeTensorsFile(contentsOf: URL(fileURLWithPath: "/nonexistent/model.safetensors")))
     }

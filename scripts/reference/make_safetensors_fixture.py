@@ -16,6 +16,8 @@ ramp = torch.arange(24, dtype=torch.float64)
 tensors = {
     # f32[i] = (i - 11.5) / 8, shape (2, 3, 4)
     "weights.f32": ((ramp - 11.5) / 8).to(torch.float32).reshape(2, 3, 4),
+    # f64[i] = i / 3, shape (24,)
+    "weights.f64": ramp / 3,
     # f16[i] = (i - 5) * 0.25, shape (3, 4): exact in half precision
     "weights.f16": ((ramp[:12] - 5) * 0.25).to(torch.float16).reshape(3, 4),
     # bf16[i] = (i + 1) * 1.5, shape (8,): exact in bfloat16

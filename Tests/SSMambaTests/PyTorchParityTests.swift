@@ -1,0 +1,80 @@
+import Foundation
+import SSMamba
+import Tensors
+import XCTest
+
+/// The Swift model against the PyTorch reference (scripts/reference/ssmamba_reference.py), from
+/// fixtures computed in float64 by scripts/reference/make_model_fixtures.py.
+final class PyTorchParityTests: XCTestCase {
+    static let forwardTolerance = 1e-4
+    static let gradientTolerance = 1e-3
+
+    func load(_ name: String) throws -> (SafeTensorsFile, ModelConfiguration) {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)")
+        let file = try SafeTensorsFile(contentsOf: url)
+        let json = try XCTUnwrap(file.metadata["config"]).data(using: .utf8)!
+        return (file, try JSONDecoder().decode(ModelConfiguration.self, from: json))
+    }
+
+    func assertGradientsMatch(_ model: ParameterOwner, _ file: SafeTensorsFile, file source: StaticString = #filePath, line: UInt = #line) throws {
+        var worst = (0.0, "")
+        for p in model.parameters {
+            let expected = try file.tensor("grad/" + p.name)
+            let error = GradientCheck.relativeError(p.gradient, expected)
+            XCTAssertLessThan(error, Self.gradientTolerance, "gradient of \(p.name): relative L2 error \(error)", file: source, line: line)
+            if error > worst.0 { worst = (error, p.name) }
+        }
+        print("parity: \(model.parameters.count) gradients, worst relative L2 error \(worst.0) (\(worst.1))")
+    }
+
+    func testClassifierForwardLossAndEveryGradient() throws {
+        let (file, config) = try load("parity_classifier.safetensors")
+        var rng = RandomGenerator(seed: 0)
+        let model = try Classifier(config: config, using: &rng)
+        try model.loadStateDictionary(file, prefix: "param/", source: "parity_classifier.safetensors")
+        let images = try file.tensor("input.images")
+        let labels = try file.int64s("input.labels").map { Int($0) }
+        let logits = model.forward(images, training: false, using: &rng)
+        let forwardError = GradientCheck.relativeError(logits, try file.tensor("output.logits"))
+        XCTAssertLessThan(forwardError, Self.forwardTolerance, "logits: relative L2 error \(forwardError)")
+        print("parity: logits relative L2 error \(forwardError)")
+        let smoothing = Float(try XCTUnwrap(file.metadata["smoothing"]))!
+        let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: labels, smoothing: smoothing)
+        let expectedLoss = try file.tensor("output.loss").scalars[0]
+        XCTAssertEqual(Double(loss), Double(expectedLoss), accuracy: 1e-4 * Double(abs(expectedLoss)))
+        model.zeroGradients()
+        model.backward(gradient)
+        try assertGradientsMatch(model, file)
+    }
+
+    func testEncoderOnAFixedVisibleTokenSet() throws {
+        let (file, config) = try load("parity_encoder_masked.safetensors")
+        var rng = RandomGenerator(seed: 0)
+        let encoder = try Encoder(config: config, using: &rng)
+        try encoder.loadStateDictionary(file, prefix: "param/", source: "parity_encoder_masked.safetensors")
+        let images = try file.tensor("input.images")
+        let positionTable = try file.entries["input.positions"].map { _ in try file.int64s("input.positions") } ?? []
+        let batch = images.shape[0]
+        let grid = TokenGrid(batch: batch, height: config.gridSide, width: config.gridSide, positions: positionTable.map { Int($0) })
+        let tokens = encoder.forward(images, grid: grid, training: false, using: &rng)
+        let forwardError = GradientCheck.relativeError(tokens, try file.tensor("output.tokens"))
+        XCTAssertLessThan(forwardError, Self.forwardTolerance, "tokens: relative L2 error \(forwardError)")
+        print("parity: masked-encoder tokens relative L2 error \(forwardError)")
+        encoder.zeroGradients()
+        encoder.backward(try file.tensor("input.weights"))
+        try assertGradientsMatch(encoder, file)
+    }
+
+    func testLoadingRejectsMismatchedWeights() throws {
+        let (file, config) = try load("parity_classifier.safetensors")
+        var other = config
+        other.dim = 16
+        other.heads = 2
+        var rng = RandomGenerator(seed: 0)
+        let model = try Classifier(config: other, using: &rng)
+        XCTAssertThrowsError(try model.loadStateDictionary(file, prefix: "param/", source: "parity_classifier.safetensors")) { error in
+            let text = String(describing: error)
+            XCTAssertTrue(text.contains("parity_classifier.safetensors") && text.contains("shape"), text)
+        }
+    }
+}

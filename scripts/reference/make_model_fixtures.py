@@ -1,0 +1,83 @@
+"""Parity fixtures for the Swift engine: a tiny SSMamba in float64 with PyTorch autograd.
+
+Writes Tests/SSMambaTests/Fixtures/parity_classifier.safetensors and parity_encoder_masked.safetensors:
+weights (`param/NAME`), inputs, outputs, the loss and every parameter's gradient (`grad/NAME`),
+with the configuration as JSON in the metadata. Run once; the outputs are committed:
+
+    .venv-ref/bin/python scripts/reference/make_model_fixtures.py
+"""
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from ssmamba_reference import Classifier
+
+torch.manual_seed(2026)
+torch.set_default_dtype(torch.float64)
+out_dir = Path(__file__).resolve().parents[2] / "Tests/SSMambaTests/Fixtures"
+
+config = {
+    "name": "parity_tiny", "imageSize": 16, "patchSize": 4, "channels": 3, "dim": 8, "depth": 2,
+    "stateSize": 16, "expand": 2, "directions": ["h", "h_flip", "v", "v_flip", "w2", "w2_flip"],
+    "localKernels": [3, 5], "merge": "mean", "attentionBlocks": 1, "heads": 2, "mlpRatio": 2,
+    "useLPR": True, "dropPathRate": 0.0, "headDropout": 0.0, "classes": 3, "scanMemory": "recompute",
+}
+smoothing = 0.1
+
+model = Classifier(config).double()
+# Move every weight to O(1) values (the initial ones make many gradients tiny), keeping the
+# scan parameters in their working range: A = −exp(A_log) ≈ −(1…16), Δ = softplus(bias + …) ≈ 0.05…0.7.
+with torch.no_grad():
+    for name, p in model.named_parameters():
+        if name.endswith("A_log"):
+            p.copy_(torch.log(torch.arange(1, p.shape[1] + 1)).repeat(p.shape[0], 1) + 0.1 * torch.randn_like(p))
+        elif name.endswith("dt_proj.bias"):
+            p.uniform_(-3.0, 0.0)
+        elif name.endswith(".D"):
+            p.copy_(1 + 0.2 * torch.randn_like(p))
+        else:
+            p.copy_(0.3 * torch.randn_like(p))
+
+
+def tensors_of(prefix, named):
+    return {f"{prefix}/{name}": value.detach().clone().contiguous() for name, value in named.items()}
+
+
+def save(name, tensors):
+    path = out_dir / name
+    save_file(tensors, str(path), metadata={"config": json.dumps(config), "smoothing": str(smoothing)})
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
+# 1. The classifier on full images: logits, label-smoothed cross-entropy, every gradient.
+images = torch.randn(2, 3, 16, 16)
+labels = torch.tensor([2, 0])
+logits = model(images)
+loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+model.zero_grad()
+loss.backward()
+params = model.swift_state_dict()
+save("parity_classifier.safetensors", {
+    **tensors_of("param", params),
+    **tensors_of("grad", {n: p.grad for n, p in params.items()}),
+    "input.images": images, "input.labels": labels, "output.logits": logits.detach(),
+    "output.loss": loss.detach().reshape(1),
+})
+
+# 2. The encoder on a fixed visible-token set (as in masked pretraining): 6 of 16 tokens per image.
+positions = torch.tensor([[0, 3, 5, 6, 10, 15], [1, 2, 7, 8, 12, 13]])
+tokens = model.encoder(images, positions)
+weights = torch.randn_like(tokens)
+encoder_loss = (tokens * weights).sum()
+model.zero_grad()
+encoder_loss.backward()
+encoder_params = {n: p for n, p in params.items() if not n.startswith("head.")}
+save("parity_encoder_masked.safetensors", {
+    **tensors_of("param", encoder_params),
+    **tensors_of("grad", {n: p.grad for n, p in encoder_params.items()}),
+    "input.images": images, "input.positions": positions, "input.weights": weights,
+    "output.tokens": tokens.detach(), "output.loss": encoder_loss.detach().reshape(1),
+})

@@ -1,0 +1,188 @@
+"""PyTorch reference of the SSMamba model, written to mirror Sources/SSMamba layer by layer.
+
+Parameter names are the ones the Swift engine uses in checkpoints (PyTorch `state_dict` names), so
+weights move both ways. Used for parity fixtures (make_model_fixtures.py) and as the PyTorch peer
+in the benchmarks. Development only: nothing at run time imports Python.
+
+The configuration is the JSON of Swift's `ModelConfiguration` (same keys).
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def scan_time(direction, i, j, height, width):
+    """Visiting time of grid cell (i, j) before any flip (see ScanDirection.swift)."""
+    base = direction[:-5] if direction.endswith("_flip") else direction
+    if base == "h":
+        return i * width + j
+    if base == "v":
+        return j * height + i
+    k = int(base[1:])
+    per_row = (width + k - 1) // k
+    return ((i // k) * per_row + (j // k)) * k * k + (i % k) * k + (j % k)
+
+
+def scan_order(direction, positions, height, width):
+    """positions: (B, L) ascending grid indices → (B, L) token indices in visiting order."""
+    orders = []
+    for row in positions.tolist():
+        keyed = sorted((scan_time(direction, c // width, c % width, height, width), k) for k, c in enumerate(row))
+        order = [k for _, k in keyed]
+        if direction.endswith("_flip"):
+            order.reverse()
+        orders.append(order)
+    return torch.tensor(orders, dtype=torch.long)
+
+
+def gather_tokens(x, order):
+    return torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def selective_scan(u, delta, A, B, C, D):
+    """Sequential S6 recurrence, discretised per step. u, delta: (B, L, E); A: (E, N); B, C: (B, L, N)."""
+    batch, length, channels = u.shape
+    h = u.new_zeros(batch, channels, A.shape[1])
+    ys = []
+    for t in range(length):
+        dt = delta[:, t].unsqueeze(-1)                        # (B, E, 1)
+        h = torch.exp(dt * A) * h + dt * B[:, t].unsqueeze(1) * u[:, t].unsqueeze(-1)
+        ys.append(torch.einsum("ben,bn->be", h, C[:, t]) + D * u[:, t])
+    return torch.stack(ys, dim=1)
+
+
+class DirectionalScan(nn.Module):
+    def __init__(self, channels, state, rank):
+        super().__init__()
+        self.rank, self.state = rank, state
+        self.x_proj = nn.Linear(channels, rank + 2 * state, bias=False)
+        self.dt_proj = nn.Linear(rank, channels)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, state + 1, dtype=torch.float32)).repeat(channels, 1))
+        self.D = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x):
+        delta, B, C = torch.split(self.x_proj(x), [self.rank, self.state, self.state], dim=-1)
+        return selective_scan(x, F.softplus(self.dt_proj(delta)), -torch.exp(self.A_log), B, C, self.D)
+
+
+class DirectionalMultiScale(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        dim, channels = config["dim"], config["expand"] * config["dim"]
+        self.directions = config["directions"]
+        self.merge = config["merge"]
+        self.in_proj = nn.Linear(dim, 2 * channels, bias=False)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, k, padding=(k - 1) // 2, groups=channels) for k in config["localKernels"])
+        rank = (dim + 15) // 16
+        self.scans = nn.ModuleList(DirectionalScan(channels, config["stateSize"], rank) for _ in self.directions)
+        self.out_proj = nn.Linear(channels, dim, bias=False)
+
+    def forward(self, u, positions, height, width):
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        xt = x.transpose(1, 2)
+        x = F.silu(sum(conv(xt) for conv in self.convs).transpose(1, 2))
+        y = torch.zeros_like(x)
+        for direction, scan in zip(self.directions, self.scans):
+            order = scan_order(direction, positions, height, width)
+            ys = scan(gather_tokens(x, order))
+            y = y.scatter_add(1, order.unsqueeze(-1).expand(-1, -1, y.shape[-1]), ys)
+        if self.merge == "mean":
+            y = y / len(self.directions)
+        return self.out_proj(y * F.silu(z))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attention = ((q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)).softmax(dim=-1)
+        return self.proj((attention @ v).transpose(1, 2).reshape(b, n, d))
+
+
+class LocalPerceptionResidual(nn.Module):
+    """x + depthwise 3×3 conv on the grid; masked cells are zero and produce no output."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x, positions, height, width):
+        b, n, c = x.shape
+        grid = x.new_zeros(b, height * width, c)
+        index = positions.unsqueeze(-1).expand(-1, -1, c)
+        grid = grid.scatter(1, index, x)
+        conv = self.conv(grid.transpose(1, 2).reshape(b, c, height, width)).reshape(b, c, height * width).transpose(1, 2)
+        return x + torch.gather(conv, 1, index)
+
+
+class Block(nn.Module):
+    def __init__(self, config, attention):
+        super().__init__()
+        dim = config["dim"]
+        self.lpr = LocalPerceptionResidual(dim) if config["useLPR"] else None
+        self.norm1 = nn.LayerNorm(dim)
+        self.mixer = SelfAttention(dim, config["heads"]) if attention else DirectionalMultiScale(config)
+        self.attention = attention
+        if config["mlpRatio"] > 0:
+            self.norm2 = nn.LayerNorm(dim)
+            self.mlp = nn.Sequential()
+            self.mlp.fc1 = nn.Linear(dim, config["mlpRatio"] * dim)
+            self.mlp.act = nn.GELU()
+            self.mlp.fc2 = nn.Linear(config["mlpRatio"] * dim, dim)
+        else:
+            self.mlp = None
+
+    def forward(self, x, positions, height, width):
+        if self.lpr is not None:
+            x = self.lpr(x, positions, height, width)
+        normed = self.norm1(x)
+        x = x + (self.mixer(normed) if self.attention else self.mixer(normed, positions, height, width))
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
+
+class Encoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.grid = config["imageSize"] // config["patchSize"]
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(config["channels"], config["dim"], config["patchSize"], stride=config["patchSize"])
+        depth, attention = config["depth"], config["attentionBlocks"]
+        self.blocks = nn.ModuleList(Block(config, i >= depth - attention) for i in range(depth))
+        self.norm = nn.LayerNorm(config["dim"])
+
+    def forward(self, images, positions=None):
+        tokens = self.patch_embed.proj(images).flatten(2).transpose(1, 2)
+        if positions is None:
+            positions = torch.arange(tokens.shape[1]).repeat(tokens.shape[0], 1)
+        x = gather_tokens(tokens, positions)
+        for block in self.blocks:
+            x = block(x, positions, self.grid, self.grid)
+        return self.norm(x)
+
+
+class Classifier(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.encoder = Encoder(config)
+        self.head = nn.Linear(config["dim"], config["classes"])
+
+    def forward(self, images):
+        return self.head(self.encoder(images).mean(dim=1))
+
+    def swift_state_dict(self):
+        """Parameters under the Swift engine's names (the encoder's are at the top level)."""
+        return {name.removeprefix("encoder."): p for name, p in self.named_parameters()}
