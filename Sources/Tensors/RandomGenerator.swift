@@ -9,6 +9,15 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
     public let seed: UInt64
     private var state: (UInt64, UInt64, UInt64, UInt64)
 
+    /// The full state, for checkpoints: `RandomGenerator(state:)` continues the exact sequence.
+    public var savedState: [UInt64] { [seed, state.0, state.1, state.2, state.3] }
+
+    public init?(state saved: [UInt64]) {
+        guard saved.count == 5, saved[1...].contains(where: { $0 != 0 }) else { return nil }
+        seed = saved[0]
+        state = (saved[1], saved[2], saved[3], saved[4])
+    }
+
     public init(seed: UInt64) {
         self.seed = seed
         var mixer = seed

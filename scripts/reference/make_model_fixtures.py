@@ -81,3 +81,24 @@ save("parity_encoder_masked.safetensors", {
     "input.images": images, "input.positions": positions, "input.weights": weights,
     "output.tokens": tokens.detach(), "output.loss": encoder_loss.detach().reshape(1),
 })
+
+# 3. AdamW: three steps on a decayed weight and an undecayed bias, PyTorch's own optimizer.
+weight = torch.nn.Parameter(torch.randn(4, 3))
+bias = torch.nn.Parameter(torch.randn(3))
+initial = {"weight": weight.detach().clone(), "bias": bias.detach().clone()}
+optimizer = torch.optim.AdamW([{"params": [weight], "weight_decay": 0.05}, {"params": [bias], "weight_decay": 0.0}],
+                              lr=0.01, betas=(0.9, 0.95), eps=1e-8)
+gradients = {}
+for step, lr in enumerate([0.01, 0.02, 0.005]):
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    weight.grad = torch.randn(4, 3)
+    bias.grad = torch.randn(3)
+    gradients[f"grad.{step}.weight"] = weight.grad.clone()
+    gradients[f"grad.{step}.bias"] = bias.grad.clone()
+    optimizer.step()
+path = out_dir / "adamw_steps.safetensors"
+save_file({"initial.weight": initial["weight"], "initial.bias": initial["bias"], **gradients,
+           "final.weight": weight.detach().clone(), "final.bias": bias.detach().clone()}, str(path),
+          metadata={"learning_rates": "0.01,0.02,0.005", "betas": "0.9,0.95", "weight_decay": "0.05"})
+print(f"wrote {path}")

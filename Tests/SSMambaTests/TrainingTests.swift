@@ -1,0 +1,154 @@
+import Foundation
+import SSMamba
+import Tensors
+import XCTest
+
+final class TrainingTests: XCTestCase {
+    func fixture(_ name: String) throws -> SafeTensorsFile {
+        try SafeTensorsFile(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)"))
+    }
+
+    func testAdamWMatchesPyTorch() throws {
+        let file = try fixture("adamw_steps.safetensors")
+        let weight = Parameter("weight", try file.tensor("initial.weight"), decays: true)
+        let bias = Parameter("bias", try file.tensor("initial.bias"), decays: false)
+        var settings = AdamW.Settings()
+        settings.beta2 = 0.95
+        settings.weightDecay = 0.05
+        let optimizer = AdamW(settings: settings)
+        for (step, lr) in [Float(0.01), 0.02, 0.005].enumerated() {
+            weight.gradient = try file.tensor("grad.\(step).weight")
+            bias.gradient = try file.tensor("grad.\(step).bias")
+            optimizer.update([weight, bias], learningRate: lr)
+        }
+        XCTAssertLessThan(GradientCheck.relativeError(weight.value, try file.tensor("final.weight")), 1e-6)
+        XCTAssertLessThan(GradientCheck.relativeError(bias.value, try file.tensor("final.bias")), 1e-6)
+        XCTAssertEqual(optimizer.step, 3)
+    }
+
+    func testCosineScheduleWithWarmup() {
+        let schedule = CosineSchedule(baseRate: 1e-3, minimumRate: 1e-5, warmupSteps: 10, totalSteps: 110)
+        XCTAssertEqual(schedule.rate(atStep: 0), 1e-4, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(atStep: 9), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(atStep: 10), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(atStep: 60), (1e-3 + 1e-5) / 2, accuracy: 1e-8)
+        XCTAssertEqual(schedule.rate(atStep: 110), 1e-5, accuracy: 1e-9)
+        XCTAssertEqual(schedule.rate(atStep: 500), 1e-5, accuracy: 1e-9)
+    }
+
+    func testGlobalNormClipping() {
+        let a = Parameter("a", Tensor(zeros: [2]), decays: true), b = Parameter("b", Tensor(zeros: [1]), decays: true)
+        a.gradient = Tensor(shape: [2], scalars: [3, 0])
+        b.gradient = Tensor(shape: [1], scalars: [4])
+        XCTAssertEqual(clipGradients([a, b], maxNorm: 10), 5, accuracy: 1e-6)
+        XCTAssertEqual(a.gradient.scalars, [3, 0])
+        XCTAssertEqual(clipGradients([a, b], maxNorm: 1), 5, accuracy: 1e-6)
+        XCTAssertEqual(a.gradient.scalars[0], 0.6, accuracy: 1e-5)
+        XCTAssertEqual(b.gradient.scalars[0], 0.8, accuracy: 1e-5)
+    }
+
+    /// A tiny configuration that trains in a second or two on a CPU.
+    static func tinyConfig(classes: Int) -> ModelConfiguration {
+        var config = ModelConfiguration(name: "tiny-test")
+        config.imageSize = 16
+        config.patchSize = 4
+        config.dim = 16
+        config.depth = 2
+        config.attentionBlocks = 1
+        config.heads = 2
+        config.classes = classes
+        config.dropPathRate = 0.1
+        return config
+    }
+
+    /// Synthetic images with a known answer: class 0 horizontal stripes, 1 vertical stripes,
+    /// 2 a bright centre; random phase, contrast and noise.
+    static func syntheticBatch(_ size: Int, using rng: inout RandomGenerator) -> (Tensor, [Int]) {
+        var images = Tensor(zeros: [size, 3, 16, 16])
+        var labels: [Int] = []
+        for b in 0..<size {
+            let label = rng.integer(below: 3)
+            labels.append(label)
+            let phase = rng.integer(below: 4), contrast = rng.uniform(0.5, 1.5)
+            for c in 0..<3 { for y in 0..<16 { for x in 0..<16 {
+                var v: Float
+                switch label {
+                case 0: v = (y + phase) % 4 < 2 ? 1 : -1
+                case 1: v = (x + phase) % 4 < 2 ? 1 : -1
+                default: v = abs(y - 8) < 4 && abs(x - 8) < 4 ? 1 : -1
+                }
+                images[b, c, y, x] = v * contrast + rng.normal(std: 0.5)
+            } } }
+        }
+        return (images, labels)
+    }
+
+    func testLearnsASyntheticTaskToNearPerfectAccuracy() throws {
+        var rng = RandomGenerator(seed: 11)
+        let model = try Classifier(config: Self.tinyConfig(classes: 3), using: &rng)
+        var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 1e-2, warmupSteps: 10, totalSteps: 120))
+        settings.labelSmoothing = 0
+        let trainer = ClassifierTrainer(model: model, settings: settings)
+        var data = RandomGenerator(seed: 12)
+        var firstLoss: Float = 0, lastLoss: Float = 0
+        for step in 0..<120 {
+            let (images, labels) = Self.syntheticBatch(16, using: &data)
+            let loss = trainer.trainStep(images: images, labels: labels)
+            if step == 0 { firstLoss = loss }
+            lastLoss = loss
+        }
+        var heldOut = RandomGenerator(seed: 999)
+        let (images, labels) = Self.syntheticBatch(96, using: &heldOut)
+        let logits = trainer.predict(images)
+        var correct = 0
+        for b in 0..<96 {
+            let row = (0..<3).map { logits[b, $0] }
+            if row.firstIndex(of: row.max()!) == labels[b] { correct += 1 }
+        }
+        let accuracy = Double(correct) / 96
+        print("synthetic task: loss \(firstLoss) → \(lastLoss), held-out accuracy \(accuracy)")
+        XCTAssertGreaterThanOrEqual(accuracy, 0.95)
+        XCTAssertLessThan(lastLoss, firstLoss / 4)
+    }
+
+    func testResumingFromACheckpointContinuesBitExactly() throws {
+        func makeTrainer() throws -> ClassifierTrainer {
+            var rng = RandomGenerator(seed: 21)
+            var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 2e-3, warmupSteps: 2, totalSteps: 8))
+            settings.accumulationSteps = 2
+            return ClassifierTrainer(model: try Classifier(config: Self.tinyConfig(classes: 3), using: &rng), settings: settings)
+        }
+        func batches() -> [(Tensor, [Int])] {
+            var data = RandomGenerator(seed: 22)
+            return (0..<8).map { _ in Self.syntheticBatch(4, using: &data) }
+        }
+        let data = batches()
+        let straight = try makeTrainer()
+        let uninterrupted = data.map { straight.trainStep(images: $0.0, labels: $0.1) }
+
+        let first = try makeTrainer()
+        var resumedLosses = data[0..<3].map { first.trainStep(images: $0.0, labels: $0.1) }  // stop mid-accumulation
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssmamba-resume-\(UUID())/step-3")
+        defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
+        try first.checkpoint().write(to: directory)
+        try first.checkpoint().write(to: directory)  // overwriting an existing checkpoint is atomic too
+        let resumed = try ClassifierTrainer.resume(from: try Checkpoint.read(from: directory), source: directory.path)
+        XCTAssertEqual(resumed.optimizerStep, first.optimizerStep)
+        resumedLosses += data[3...].map { resumed.trainStep(images: $0.0, labels: $0.1) }
+        XCTAssertEqual(resumedLosses, uninterrupted, "a resumed run must produce the same loss sequence")
+        for (a, b) in zip(straight.model.parameters, resumed.model.parameters) {
+            XCTAssertEqual(a.value, b.value, a.name)
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.deletingLastPathComponent().path)
+        XCTAssertEqual(leftovers, ["step-3"])
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: directory.path)),
+                       ["model.safetensors", "optimizer.safetensors", "checkpoint.json"])
+    }
+
+    func testCheckpointErrorsNameTheDirectory() {
+        let missing = URL(fileURLWithPath: "/nonexistent/checkpoint")
+        XCTAssertThrowsError(try Checkpoint.read(from: missing)) { error in
+            XCTAssertTrue(String(describing: error).contains("/nonexistent/checkpoint"))
+        }
+    }
+}
