@@ -24,7 +24,7 @@ test: samples
 
 ## Micro-benchmarks (not tests): GEMM and elementwise/reduction rates.
 bench: build
-	$(RELEASE)/TensorBench
+	$(RELEASE)/Benchmarks tensor
 
 clean-cache:
 	find cache -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -30,8 +30,9 @@ let package = Package(
         systemLibrary("CTIFF", pkgConfig: "libtiff-4", apt: "libtiff-dev"),
         systemLibrary("CZstd", pkgConfig: "libzstd", apt: "libzstd-dev"),
         systemLibrary("COpenJPEG", pkgConfig: "libopenjp2", apt: "libopenjp2-7-dev"),
+        .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h> (mallopt), not imported by Glibc
 
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: numericFlags),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
 
         .executableTarget(
@@ -40,7 +41,7 @@ let package = Package(
                 "Tensors", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "TensorBench", dependencies: ["Tensors"], swiftSettings: numericFlags),
+        .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "SSMambaTests", dependencies: ["SSMamba", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),

@@ -13,6 +13,7 @@ public final class Encoder: ParameterOwner {
 
     public init(config: ModelConfiguration, using rng: inout RandomGenerator) throws {
         try config.validate()
+        MemoryPolicy.keepFreedMemory()
         self.config = config
         patchEmbedding = PatchEmbedding("patch_embed", channels: config.channels, dim: config.dim, patch: config.patchSize, using: &rng)
         var made: [Block] = []

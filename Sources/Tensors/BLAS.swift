@@ -1,16 +1,29 @@
 import CBLAS
+import Dispatch
+import Foundation
 
 /// Matrix products through OpenBLAS's `cblas_sgemm`, row-major.
 ///
 /// C ← α·op(A)·op(B) + β·C with op(A) of shape m×k and op(B) of shape k×n; `lda`, `ldb`, `ldc` are
 /// the row strides of A, B and C as stored (before the transpose).
+///
+/// Threading: OpenBLAS itself runs single-threaded; a large product is split into `threads`
+/// blocks of rows (or columns) computed by Dispatch workers. OpenBLAS's own threads spin and
+/// yield between calls, which starved the engine's other kernels (measured: ~20 % of a model
+/// step in `sched_yield`); Dispatch workers park instead.
 public enum BLAS {
-    /// Threads OpenBLAS uses for one call. Set it to 1 when several tasks call GEMM at once, so
-    /// BLAS threads and pipeline tasks do not oversubscribe the cores.
+    nonisolated(unsafe) private static var workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    private static let singleThreadedLibrary: Void = { openblas_set_num_threads(1) }()
+
+    /// Workers one GEMM may use (default: every core). Set it to 1 when several tasks call GEMM
+    /// at once, so GEMMs and pipeline tasks do not oversubscribe the cores.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get { workers }
+        set { workers = max(1, newValue) }
     }
+
+    /// Products below this many flops run on one worker (splitting costs more than it saves).
+    static let parallelThreshold = 4_000_000
 
     /// OpenBLAS's build configuration and the core type its kernels were chosen for.
     public static var configuration: String {
@@ -24,6 +37,41 @@ public enum BLAS {
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0 && n > 0 else { return }
+        _ = singleThreadedLibrary
+        let parts = 2 * m * n * k >= parallelThreshold ? min(workers, max(m, n)) : 1
+        if parts <= 1 {
+            sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
+        let operands = Operands(a: a, b: b, c: c)
+        if m >= n {
+            // Blocks of rows of C: rows of op(A) start at row i of A, or column i when transposed.
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let start = m * part / parts, end = m * (part + 1) / parts
+                guard end > start else { return }
+                sgemm(transposeA, transposeB, end - start, n, k, alpha, operands.a + (transposeA ? start : start * lda), lda,
+                      operands.b, ldb, beta, operands.c + start * ldc, ldc)
+            }
+        } else {
+            // Blocks of columns of C: columns of op(B) start at column j of B, or row j when transposed.
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let start = n * part / parts, end = n * (part + 1) / parts
+                guard end > start else { return }
+                sgemm(transposeA, transposeB, m, end - start, k, alpha, operands.a, lda,
+                      operands.b + (transposeB ? start * ldb : start), ldb, beta, operands.c + start, ldc)
+            }
+        }
+    }
+
+    /// Pointers handed to the workers; each writes a disjoint block of C.
+    private struct Operands: @unchecked Sendable {
+        let a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
+    }
+
+    @inline(__always)
+    private static func sgemm(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                              _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                              _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

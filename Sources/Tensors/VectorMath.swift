@@ -10,7 +10,7 @@ public enum VectorMath {
     ///
     /// Range reduction: x = n·ln2 + r with |r| ≤ ln2/2, eʳ by its Taylor series to degree 7
     /// (truncation error < 6e-9 relative), then scaled by 2ⁿ through the exponent bits.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func exp(_ x: Vector) -> Vector {
         var x = x
         let underflow = x .< -87.33
@@ -18,17 +18,16 @@ public enum VectorMath {
         x.replace(with: -87.33, where: underflow)
         // Adding 1.5·2²³ rounds x·log₂e to the nearest integer n and leaves n in the low mantissa
         // bits (|n| ≤ 128 ≪ 2²²): pure vector arithmetic, no float→int conversion.
-        let shifted = x * 1.442_695_04 + 12_582_912
+        let shifted = Vector(repeating: 12_582_912).addingProduct(x, 1.442_695_04)
         let n = shifted - 12_582_912
-        let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
-        var p: Vector = Vector(repeating: 1.0 / 5040)
-        p = p * r + 1.0 / 720
-        p = p * r + 1.0 / 120
-        p = p * r + 1.0 / 24
-        p = p * r + 1.0 / 6
-        p = p * r + 0.5
-        p = p * r + 1
-        p = p * r + 1
+        let r = x.addingProduct(n, -0.693_145_75).addingProduct(n, -1.428_606_8e-6)
+        var p: Vector = Vector(repeating: 1.0 / 720).addingProduct(r, Vector(repeating: 1.0 / 5040))
+        p = Vector(repeating: 1.0 / 120).addingProduct(p, r)
+        p = Vector(repeating: 1.0 / 24).addingProduct(p, r)
+        p = Vector(repeating: 1.0 / 6).addingProduct(p, r)
+        p = Vector(repeating: 0.5).addingProduct(p, r)
+        p = Vector(repeating: 1).addingProduct(p, r)
+        p = Vector(repeating: 1).addingProduct(p, r)
         let exponent = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         var result = p * unsafeBitCast(exponent, to: Vector.self)
         result.replace(with: 0, where: underflow)
@@ -39,7 +38,7 @@ public enum VectorMath {
     ///
     /// x = m·2ᵉ with m in [√½, √2); ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172, by its
     /// series to s⁹ (truncation error < 4e-10).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func log(_ x: Vector) -> Vector {
         let bits = unsafeBitCast(x, to: SIMD16<Int32>.self)
         var exponent = ((bits &>> 23) & 0xFF) &- 127
@@ -60,26 +59,26 @@ public enum VectorMath {
     }
 
     /// σ(x) = 1 / (1 + e⁻ˣ).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func sigmoid(_ x: Vector) -> Vector {
         1 / (1 + exp(-x))
     }
 
     /// SiLU: x·σ(x).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func silu(_ x: Vector) -> Vector {
         x * sigmoid(x)
     }
 
     /// ∂L/∂x of SiLU: g·σ(x)(1 + x(1 − σ(x))).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func siluBackward(_ x: Vector, _ g: Vector) -> Vector {
         let s = sigmoid(x)
         return g * s * (1 + x * (1 - s))
     }
 
     /// softplus(x) = max(x, 0) + ln(1 + e^−|x|).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func softplus(_ x: Vector) -> Vector {
         var absolute = x, positive = x
         absolute.replace(with: -x, where: x .< 0)
@@ -87,17 +86,17 @@ public enum VectorMath {
         return positive + log1p(exp(-absolute))
     }
 
-    static let sqrtTwoOverPi: Float = 0.797_884_56
-    static let geluCubic: Float = 0.044_715
+    @usableFromInline static let sqrtTwoOverPi: Float = 0.797_884_56
+    @usableFromInline static let geluCubic: Float = 0.044_715
 
     /// GELU, tanh form, as x·σ(2u), u = √(2/π)(x + 0.044715x³) (½(1 + tanh u) = σ(2u)).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func geluTanh(_ x: Vector) -> Vector {
         x * sigmoid(2 * sqrtTwoOverPi * (x + geluCubic * x * x * x))
     }
 
     /// ∂L/∂x of GELU (tanh form): g·[s + 2x·s(1 − s)·u′], s = σ(2u), u′ = √(2/π)(1 + 3·0.044715x²).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func geluTanhBackward(_ x: Vector, _ g: Vector) -> Vector {
         let x2 = x * x
         let s = sigmoid(2 * sqrtTwoOverPi * (x + geluCubic * x2 * x))
@@ -106,13 +105,13 @@ public enum VectorMath {
     }
 
     /// tanh(x) = 1 − 2 / (e²ˣ + 1), exact in the limits because `exp` saturates.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func tanh(_ x: Vector) -> Vector {
         1 - 2 / (exp(2 * x) + 1)
     }
 
     /// ln(1 + t) for t ≥ 0, accurate for tiny t: with u = 1 + t rounded, ln(1+t) = ln(u)·t/(u−1).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func log1p(_ t: Vector) -> Vector {
         let u = 1 + t
         var result = log(u) * t / (u - 1)

@@ -1,27 +1,14 @@
-// TensorBench: micro-benchmarks of the tensor core (not tests). Prints GEMM GFLOP/s for the shapes
-// the model uses and the per-element cost of the elementwise and reduction kernels.
+// Micro-benchmarks of the tensor core (not tests): GEMM GFLOP/s for the shapes the model uses and
+// the per-element cost of the elementwise and reduction kernels.
 //
-//     swift build -c release && .build/release/TensorBench [--quick]
+//     swift build -c release && .build/release/Benchmarks tensor [--quick]
 import Foundation
 import Tensors
 
-enum TensorBench {
-  static func run() {
-    let quick = CommandLine.arguments.contains("--quick")
+enum TensorBenchmarks {
+  static func run(quick: Bool) {
     let repeats = quick ? 3 : 7
-
-    /// Median and spread (min…max) of `repeats` timings of `body`, in seconds.
-    func measure(_ body: () -> Void) -> (median: Double, low: Double, high: Double) {
-        body()  // warm-up
-        var times: [Double] = []
-        for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        times.sort()
-        return (times[times.count / 2], times.first!, times.last!)
-    }
+    func measure(_ body: () -> Void) -> Timing { Timing.measure(repeats: repeats, body) }
 
     var rng = RandomGenerator(seed: 1)
     print("OpenBLAS: \(BLAS.configuration)")
@@ -52,7 +39,7 @@ enum TensorBench {
     let count = quick ? 2_000_000 : 10_000_000
     let x = Tensor.normal([count], using: &rng), g = Tensor.normal([count], using: &rng)
     var out = Tensor(zeros: [count])
-    func report(_ name: String, _ t: (median: Double, low: Double, high: Double)) {
+    func report(_ name: String, _ t: Timing) {
         let scale = 1e9 / Double(count)
         print(name.padding(toLength: 38, withPad: " ", startingAt: 0),
               String(format: "%6.3f (%.3f…%.3f)", t.median * scale, t.low * scale, t.high * scale))
@@ -104,5 +91,3 @@ enum TensorBench {
     if sink.isNaN { print("") }
   }
 }
-
-TensorBench.run()

@@ -1,0 +1,27 @@
+// Benchmarks (never part of the tests).
+//
+//     .build/release/Benchmarks tensor [--quick]
+//     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5]
+import Foundation
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String, default value: String) -> String {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return value }
+    return arguments[i + 1]
+}
+
+switch arguments.first {
+case "tensor":
+    TensorBenchmarks.run(quick: arguments.contains("--quick"))
+case "model":
+    do {
+        try ModelBenchmarks.runCase(model: option("--model", default: "ssmamba_tiny"), batch: Int(option("--batch", default: "8")) ?? 8,
+                                    training: option("--mode", default: "infer") == "train", steps: Int(option("--steps", default: "5")) ?? 5)
+    } catch {
+        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
+        exit(1)
+    }
+default:
+    FileHandle.standardError.write(Data("usage: Benchmarks tensor [--quick] | model --model NAME --batch N --mode infer|train [--steps N]\n".utf8))
+    exit(2)
+}
