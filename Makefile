@@ -22,9 +22,12 @@ demo: samples build
 test: samples
 	$(SWIFT) test -c release --disable-swift-testing
 
-## Micro-benchmarks (not tests): GEMM and elementwise/reduction rates.
+## Benchmarks (never tests): tensor kernels, then the model against PyTorch in the same run.
+## `make bench QUICK=1` runs every case small.
 bench: build
-	$(RELEASE)/Benchmarks tensor
+	@scripts/peers/install.sh
+	$(RELEASE)/Benchmarks tensor $(if $(QUICK),--quick)
+	$(RELEASE)/Benchmarks model-suite $(if $(QUICK),--quick)
 
 clean-cache:
 	find cache -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -2,6 +2,7 @@
 //
 //     .build/release/Benchmarks tensor [--quick]
 //     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5]
+//     .build/release/Benchmarks model-suite [--quick] [--model ssmamba_tiny]   (ours and PyTorch, side by side)
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -13,6 +14,15 @@ func option(_ name: String, default value: String) -> String {
 switch arguments.first {
 case "tensor":
     TensorBenchmarks.run(quick: arguments.contains("--quick"))
+case "scan":
+    ScanBenchmarks.run(quick: arguments.contains("--quick"))
+case "model-suite":
+    do {
+        try ModelSuite.run(quick: arguments.contains("--quick"), model: option("--model", default: "ssmamba_tiny"))
+    } catch {
+        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
+        exit(1)
+    }
 case "model":
     do {
         try ModelBenchmarks.runCase(model: option("--model", default: "ssmamba_tiny"), batch: Int(option("--batch", default: "8")) ?? 8,
@@ -22,6 +32,6 @@ case "model":
         exit(1)
     }
 default:
-    FileHandle.standardError.write(Data("usage: Benchmarks tensor [--quick] | model --model NAME --batch N --mode infer|train [--steps N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: Benchmarks tensor [--quick] | model --model NAME --batch N --mode infer|train [--steps N] | model-suite [--quick] [--model NAME]\n".utf8))
     exit(2)
 }

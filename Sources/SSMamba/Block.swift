@@ -62,7 +62,18 @@ public final class Block: ParameterOwner {
         if let norm2, let mlp {
             x = x + mlpDropPath.forward(mlp.forward(norm2.forward(x)), training: training, using: &rng)
         }
+        if !training { releaseActivations() }
         return x
+    }
+
+    /// Drops what the forward kept for the backward (every evaluation-mode forward does).
+    func releaseActivations() {
+        let layers: [KeepsActivations?] = [lpr, norm1, norm2, mlp]
+        layers.forEach { $0?.releaseActivations() }
+        switch mixer {
+        case .directional(let dms): dms.releaseActivations()
+        case .attention(let attention): attention.releaseActivations()
+        }
     }
 
     func backward(_ g: Tensor) -> Tensor {

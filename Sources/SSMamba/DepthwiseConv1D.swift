@@ -8,7 +8,7 @@ import Tensors
 ///
 /// "same" padding has left = (k − 1)/2 (k odd; the DMS local path, non-causal); causal has
 /// left = k − 1 (Mamba/Vim's form). Backward: ∂x[t − left + j] += w[j]·g[t], ∂w[j] += g[t]·x[t − left + j].
-public final class DepthwiseConv1D: ParameterOwner {
+public final class DepthwiseConv1D: ParameterOwner, KeepsActivations {
     public enum Padding: String, Sendable, Codable { case same, causal }
 
     public let weight: Parameter
@@ -61,6 +61,8 @@ public final class DepthwiseConv1D: ParameterOwner {
         } }
         return y
     }
+
+    public func releaseActivations() { input = Tensor(zeros: [0]) }
 
     public func backward(_ g: Tensor) -> Tensor {
         precondition(g.shape == input.shape, "conv1d backward without a matching forward")

@@ -9,7 +9,7 @@ import Tensors
 ///
 /// Several kernels (e.g. 3, 5, 7) make the "multi-scale" local path; the directions are the
 /// "directional" part; merge `mean` (default) or `sum`.
-public final class DirectionalMultiScale: ParameterOwner {
+public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
     public enum Merge: String, Sendable, Codable { case mean, sum }
 
     let inProjection: Linear
@@ -59,7 +59,7 @@ public final class DirectionalMultiScale: ParameterOwner {
         split(xz, into: &x, and: &gate)
         convolved = convolutions[0].forward(x)
         for conv in convolutions.dropFirst() { convolved = convolved + conv.forward(x) }
-        let activated = convolved.mapped(Activation.silu)
+        let activated = convolved.mapped(Activation.silu)  // recomputed in the backward, not kept
         orders = scans.map { $0.direction.order(for: grid) }
         merged = Tensor(zeros: [batch, count, expanded])
         for (scan, order) in zip(scans, orders) {
@@ -68,6 +68,16 @@ public final class DirectionalMultiScale: ParameterOwner {
         }
         let gated = merged * gate.mapped(Activation.silu)
         return outProjection.forward(gated)
+    }
+
+    public func releaseActivations() {
+        convolved = Tensor(zeros: [0])
+        gate = Tensor(zeros: [0])
+        merged = Tensor(zeros: [0])
+        inProjection.releaseActivations()
+        outProjection.releaseActivations()
+        convolutions.forEach { $0.releaseActivations() }
+        scans.forEach { $0.releaseActivations() }
     }
 
     public func backward(_ g: Tensor) -> Tensor {
@@ -80,9 +90,11 @@ public final class DirectionalMultiScale: ParameterOwner {
             gGate.withUnsafeMutableBufferPointer { Activation.siluBackward(zs, gs, into: $0) }
         } }
         var gActivated = Tensor(zeros: gate.shape)
+        let activated = convolved.mapped(Activation.silu)
         for (scan, order) in zip(scans, orders) {
             let gy = TokenPermutation.gather(gMerged, order: order) * mergeScale
-            TokenPermutation.scatterAdd(scan.backward(gy), order: order, scale: 1, into: &gActivated)
+            let input = TokenPermutation.gather(activated, order: order)
+            TokenPermutation.scatterAdd(scan.backward(gy, input: input), order: order, scale: 1, into: &gActivated)
         }
         var gConvolved = Tensor(zeros: gate.shape)
         convolved.withUnsafeBufferPointer { xs in gActivated.withUnsafeBufferPointer { gs in

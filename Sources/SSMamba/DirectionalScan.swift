@@ -7,7 +7,11 @@ import Tensors
 ///     [δ, B, C] = x_proj(x_s)          δ: R, B: N, C: N    (no bias)
 ///     Δ = softplus(dt_proj(δ))         dt_proj: R → E, with bias
 ///     A = −exp(A_log),  y_s = scan(x_s, Δ, A, B, C, D)
-final class DirectionalScan: ParameterOwner {
+///
+/// Memory: between forward and backward it keeps only δ, B and C (R + 2N numbers per token);
+/// the caller hands x_s back to the backward, and Δ is recomputed from δ (a rank-R product),
+/// because the E-wide tensors of six directions in every block dominated training memory.
+final class DirectionalScan: ParameterOwner, KeepsActivations {
     let direction: ScanDirection
     let xProjection: Linear
     let dtProjection: Linear
@@ -16,9 +20,9 @@ final class DirectionalScan: ParameterOwner {
     let channels: Int, state: Int, rank: Int
 
     // Forward state for the backward.
-    private var operands: SelectiveScan.Operands?
+    private var lowRank = Tensor(zeros: [0])
+    private var bMatrix = Tensor(zeros: [0]), cMatrix = Tensor(zeros: [0])
     private var saved: SelectiveScan.Saved?
-    private var dtPreActivation = Tensor(zeros: [0])
 
     init(_ name: String, direction: ScanDirection, channels: Int, state: Int, rank: Int, using rng: inout RandomGenerator) {
         (self.direction, self.channels, self.state, self.rank) = (direction, channels, state, rank)
@@ -40,15 +44,30 @@ final class DirectionalScan: ParameterOwner {
 
     var parameters: [Parameter] { xProjection.parameters + dtProjection.parameters + [aLog, skip] }
 
+    func releaseActivations() {
+        lowRank = Tensor(zeros: [0])
+        bMatrix = Tensor(zeros: [0])
+        cMatrix = Tensor(zeros: [0])
+        saved = nil
+        dtProjection.releaseActivations()
+    }
+
+    /// The scan's operands for input x (in visiting order) and the kept δ, B, C.
+    private func operands(_ x: Tensor, dtPreActivation: Tensor) -> SelectiveScan.Operands {
+        SelectiveScan.Operands(u: x, delta: dtPreActivation.mapped(Activation.softplus), A: aLog.value.mapped(Activation.exp) * -1,
+                               B: bMatrix, C: cMatrix, D: skip.value)
+    }
+
     /// x: (batch, count, E) already in this direction's visiting order → y in the same order.
     func forward(_ x: Tensor, mode: SelectiveScan.MemoryMode) -> Tensor {
         let (batch, count) = (x.shape[0], x.shape[1])
-        let projected = xProjection.forward(x)  // (B, L, R + 2N)
-        var delta = Tensor(zeros: [batch, count, rank])
-        var bMatrix = Tensor(zeros: [batch, count, state]), cMatrix = Tensor(zeros: [batch, count, state])
+        let projected = Linear.apply(x, weight: xProjection.weight.value, bias: nil)  // (B, L, R + 2N); x is kept by the caller
+        lowRank = Tensor(zeros: [batch, count, rank])
+        bMatrix = Tensor(zeros: [batch, count, state])
+        cMatrix = Tensor(zeros: [batch, count, state])
         let width = rank + 2 * state
         projected.withUnsafeBufferPointer { ps in
-            delta.withUnsafeMutableBufferPointer { ds in bMatrix.withUnsafeMutableBufferPointer { bs in cMatrix.withUnsafeMutableBufferPointer { cs in
+            lowRank.withUnsafeMutableBufferPointer { ds in bMatrix.withUnsafeMutableBufferPointer { bs in cMatrix.withUnsafeMutableBufferPointer { cs in
                 for row in 0..<(batch * count) {
                     let base = row * width
                     for r in 0..<rank { ds[row * rank + r] = ps[base + r] }
@@ -59,19 +78,17 @@ final class DirectionalScan: ParameterOwner {
                 }
             } } }
         }
-        dtPreActivation = dtProjection.forward(delta)
-        let step = dtPreActivation.mapped(Activation.softplus)
-        let a = aLog.value.mapped(Activation.exp) * -1
-        let x = SelectiveScan.Operands(u: x, delta: step, A: a, B: bMatrix, C: cMatrix, D: skip.value)
-        let (out, saved) = SelectiveScan.forward(x, mode: mode)
-        operands = x
+        let (out, saved) = SelectiveScan.forward(operands(x, dtPreActivation: dtProjection.forward(lowRank)), mode: mode)
         self.saved = saved
         return out
     }
 
-    /// g: ∂L/∂y in visiting order → ∂L/∂x in visiting order; accumulates every parameter gradient.
-    func backward(_ g: Tensor) -> Tensor {
-        guard let operands, let saved else { preconditionFailure("scan direction backward without a forward") }
+    /// g: ∂L/∂y in visiting order, x: the forward's input → ∂L/∂x in visiting order; accumulates
+    /// every parameter gradient.
+    func backward(_ g: Tensor, input x: Tensor) -> Tensor {
+        guard let saved else { preconditionFailure("scan direction backward without a forward") }
+        let dtPreActivation = Linear.apply(lowRank, weight: dtProjection.weight.value, bias: dtProjection.bias?.value)
+        let operands = operands(x, dtPreActivation: dtPreActivation)
         let grads = SelectiveScan.backward(operands, saved: saved, gradOutput: g)
         // A = −exp(A_log) ⇒ ∂A_log = ∂A ⊙ A.
         aLog.gradient = aLog.gradient + grads.A * operands.A
@@ -80,12 +97,12 @@ final class DirectionalScan: ParameterOwner {
         dtPreActivation.withUnsafeBufferPointer { pre in grads.delta.withUnsafeBufferPointer { gd in
             gPre.withUnsafeMutableBufferPointer { Activation.softplusBackward(pre, gd, into: $0) }
         } }
-        let gDeltaLowRank = dtProjection.backward(gPre)
+        let gLowRank = dtProjection.backward(gPre)
         let (batch, count) = (g.shape[0], g.shape[1])
         let width = rank + 2 * state
         var gProjected = Tensor(zeros: [batch, count, width])
         gProjected.withUnsafeMutableBufferPointer { ps in
-            gDeltaLowRank.withUnsafeBufferPointer { ds in grads.B.withUnsafeBufferPointer { bs in grads.C.withUnsafeBufferPointer { cs in
+            gLowRank.withUnsafeBufferPointer { ds in grads.B.withUnsafeBufferPointer { bs in grads.C.withUnsafeBufferPointer { cs in
                 for row in 0..<(batch * count) {
                     let base = row * width
                     for r in 0..<rank { ps[base + r] = ds[row * rank + r] }
@@ -96,6 +113,6 @@ final class DirectionalScan: ParameterOwner {
                 }
             } } }
         }
-        return grads.u + xProjection.backward(gProjected)
+        return grads.u + xProjection.backward(gProjected, input: x)
     }
 }

@@ -30,11 +30,15 @@ public final class Encoder: ParameterOwner {
         patchEmbedding.parameters + blocks.flatMap(\.parameters) + norm.parameters
     }
 
-    /// images (B, C, H, W) → tokens (B, grid.count, dim).
+    /// images (B, C, H, W) → tokens (B, grid.count, dim). With `training` false nothing is kept
+    /// for a backward (and `backward` must not be called).
     public func forward(_ images: Tensor, grid: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> Tensor {
         var x = patchEmbedding.forward(images, grid: grid)
+        if !training { patchEmbedding.releaseActivations() }
         for block in blocks { x = block.forward(x, grid: grid, training: training, using: &rng) }
-        return norm.forward(x)
+        let tokens = norm.forward(x)
+        if !training { norm.releaseActivations() }
+        return tokens
     }
 
     /// ∂L/∂tokens → accumulates every parameter gradient; returns ∂L/∂images.

@@ -1,7 +1,7 @@
 import Tensors
 
 /// LayerNorm over the last axis with affine γ, β (PyTorch `nn.LayerNorm`, ε = 1e-5 by default).
-public final class LayerNormalization: ParameterOwner {
+public final class LayerNormalization: ParameterOwner, KeepsActivations {
     public let weight: Parameter
     public let bias: Parameter
     public let width: Int
@@ -31,6 +31,12 @@ public final class LayerNormalization: ParameterOwner {
             } } }
         } } }
         return y
+    }
+
+    public func releaseActivations() {
+        input = Tensor(zeros: [0])
+        mean = []
+        inverseStd = []
     }
 
     public func backward(_ g: Tensor) -> Tensor {

@@ -3,7 +3,7 @@ import Tensors
 /// y = x·Wᵀ + b over the rows of x (rows × inFeatures → rows × outFeatures).
 ///
 /// W has PyTorch's layout (out, in). Backward: ∂x = g·W, ∂W += gᵀ·x, ∂b += Σ_rows g.
-public final class Linear: ParameterOwner {
+public final class Linear: ParameterOwner, KeepsActivations {
     public let weight: Parameter
     public let bias: Parameter?
     public let inFeatures: Int, outFeatures: Int
@@ -44,8 +44,15 @@ public final class Linear: ParameterOwner {
         return y
     }
 
+    public func releaseActivations() { input = Tensor(zeros: [0]) }
+
     /// g: (…, outFeatures) → ∂x (…, inFeatures); accumulates ∂W and ∂b.
     public func backward(_ g: Tensor) -> Tensor {
+        backward(g, input: input)
+    }
+
+    /// The backward for a forward whose input the caller kept (`Linear.apply` forwards).
+    public func backward(_ g: Tensor, input: Tensor) -> Tensor {
         let rows = g.count / max(outFeatures, 1)
         precondition(input.count == rows * inFeatures, "linear backward without a matching forward")
         var gx = Tensor(zeros: input.shape)

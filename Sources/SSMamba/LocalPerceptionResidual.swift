@@ -8,7 +8,7 @@ import Tensors
 /// and outputs are produced only at existing tokens. With the full grid it is the dense conv:
 ///
 ///     y[p] = x[p] + bias + Σ_{dy,dx ∈ {−1,0,1}} w[dy+1, dx+1] ⊙ x[p + (dy, dx)]
-public final class LocalPerceptionResidual: ParameterOwner {
+public final class LocalPerceptionResidual: ParameterOwner, KeepsActivations {
     public let weight: Parameter
     public let bias: Parameter
     public let channels: Int
@@ -73,6 +73,11 @@ public final class LocalPerceptionResidual: ParameterOwner {
             } }
         } }
         return y
+    }
+
+    public func releaseActivations() {
+        input = Tensor(zeros: [0])
+        grid = nil
     }
 
     public func backward(_ g: Tensor) -> Tensor {

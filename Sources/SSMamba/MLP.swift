@@ -1,7 +1,7 @@
 import Tensors
 
 /// fc2(GELU(fc1(x))) with PyTorch's default (erf) GELU; hidden width = ratio·dim.
-public final class MLP: ParameterOwner {
+public final class MLP: ParameterOwner, KeepsActivations {
     let fc1: Linear, fc2: Linear
     private var hidden = Tensor(zeros: [0])
 
@@ -15,6 +15,12 @@ public final class MLP: ParameterOwner {
     public func forward(_ x: Tensor) -> Tensor {
         hidden = fc1.forward(x)
         return fc2.forward(hidden.mapped(Activation.geluErf))
+    }
+
+    public func releaseActivations() {
+        hidden = Tensor(zeros: [0])
+        fc1.releaseActivations()
+        fc2.releaseActivations()
     }
 
     public func backward(_ g: Tensor) -> Tensor {

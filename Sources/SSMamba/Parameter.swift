@@ -34,6 +34,13 @@ extension ParameterOwner {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
 }
 
+/// A layer that keeps activations from its forward for its backward. `releaseActivations()`
+/// drops them: evaluation-mode forwards call it so inference holds one block's activations at a
+/// time, not the whole network's.
+public protocol KeepsActivations: AnyObject {
+    func releaseActivations()
+}
+
 /// Joins a path prefix and a name the way PyTorch's `named_parameters` does.
 func parameterName(_ prefix: String, _ name: String) -> String {
     prefix.isEmpty ? name : "\(prefix).\(name)"

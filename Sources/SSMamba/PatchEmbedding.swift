@@ -5,7 +5,7 @@ import Tensors
 ///
 /// Only the patches in the `TokenGrid` are embedded, so masked pretraining pays for the visible
 /// quarter only. Images are (batch, channels, H, W) float32 with H and W multiples of p.
-public final class PatchEmbedding: ParameterOwner {
+public final class PatchEmbedding: ParameterOwner, KeepsActivations {
     public let projection: Linear
     public let patch: Int, channels: Int, dim: Int
     private var imageShape: [Int] = []
@@ -49,6 +49,8 @@ public final class PatchEmbedding: ParameterOwner {
         self.grid = grid
         return projection.forward(columns(images, grid: grid))
     }
+
+    public func releaseActivations() { projection.releaseActivations() }
 
     /// Accumulates the weight gradients and returns ∂images (zero outside the grid's patches).
     @discardableResult

@@ -8,7 +8,7 @@ import Tensors
 ///     out = proj(concat_h P_h V_h)            proj: dim → dim with bias
 ///
 /// Backward per head: ∂P = ∂O·Vᵀ, ∂V = Pᵀ·∂O, ∂S = softmax′(P, ∂P)/√d, ∂Q = ∂S·K, ∂K = ∂Sᵀ·Q.
-public final class SelfAttention: ParameterOwner {
+public final class SelfAttention: ParameterOwner, KeepsActivations {
     let qkv: Linear
     let projection: Linear
     let dim: Int, heads: Int
@@ -46,6 +46,13 @@ public final class SelfAttention: ParameterOwner {
             } }
         } } }
         return projection.forward(attended)
+    }
+
+    public func releaseActivations() {
+        packed = Tensor(zeros: [0])
+        probabilities = Tensor(zeros: [0])
+        qkv.releaseActivations()
+        projection.releaseActivations()
     }
 
     public func backward(_ g: Tensor) -> Tensor {

@@ -11,7 +11,8 @@ public enum MemoryPolicy {
     }
 
     private static let configured: Void = {
-        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        // 32 MiB is the largest threshold glibc accepts on 64-bit (larger values are refused).
+        _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
     }()
 }

@@ -34,7 +34,10 @@ final class PyTorchParityTests: XCTestCase {
         try model.loadStateDictionary(file, prefix: "param/", source: "parity_classifier.safetensors")
         let images = try file.tensor("input.images")
         let labels = try file.int64s("input.labels").map { Int($0) }
-        let logits = model.forward(images, training: false, using: &rng)
+        // Training mode keeps activations for the backward; the fixture's drop rates are 0.
+        let logits = model.forward(images, training: true, using: &rng)
+        XCTAssertEqual(model.forward(images, training: false, using: &rng), logits, "evaluation and training forwards differ")
+        _ = model.forward(images, training: true, using: &rng)
         let forwardError = GradientCheck.relativeError(logits, try file.tensor("output.logits"))
         XCTAssertLessThan(forwardError, Self.forwardTolerance, "logits: relative L2 error \(forwardError)")
         print("parity: logits relative L2 error \(forwardError)")
@@ -56,7 +59,7 @@ final class PyTorchParityTests: XCTestCase {
         let positionTable = try file.entries["input.positions"].map { _ in try file.int64s("input.positions") } ?? []
         let batch = images.shape[0]
         let grid = TokenGrid(batch: batch, height: config.gridSide, width: config.gridSide, positions: positionTable.map { Int($0) })
-        let tokens = encoder.forward(images, grid: grid, training: false, using: &rng)
+        let tokens = encoder.forward(images, grid: grid, training: true, using: &rng)
         let forwardError = GradientCheck.relativeError(tokens, try file.tensor("output.tokens"))
         XCTAssertLessThan(forwardError, Self.forwardTolerance, "tokens: relative L2 error \(forwardError)")
         print("parity: masked-encoder tokens relative L2 error \(forwardError)")

@@ -25,8 +25,18 @@ def scan_time(direction, i, j, height, width):
     return ((i // k) * per_row + (j // k)) * k * k + (i % k) * k + (j % k)
 
 
+_orders = {}
+
+
 def scan_order(direction, positions, height, width):
-    """positions: (B, L) ascending grid indices → (B, L) token indices in visiting order."""
+    """positions: (B, L) ascending grid indices → (B, L) token indices in visiting order (cached)."""
+    key = (direction, height, width, tuple(positions.flatten().tolist()), positions.shape)
+    if key not in _orders:
+        _orders[key] = _scan_order(direction, positions, height, width)
+    return _orders[key]
+
+
+def _scan_order(direction, positions, height, width):
     orders = []
     for row in positions.tolist():
         keyed = sorted((scan_time(direction, c // width, c % width, height, width), k) for k, c in enumerate(row))

@@ -1,0 +1,95 @@
+import Foundation
+import SSMamba
+import Tensors
+
+/// `Benchmarks model-suite [--quick]`: every model case in a process of its own (so peak memory is
+/// the case's), ours and the PyTorch peer alternating, then a table with the ratios and a JSON
+/// record under benchmarks/results/.
+enum ModelSuite {
+    struct Case {
+        let batch: Int
+        let mode: String
+        let steps: Int
+    }
+
+    static func run(quick: Bool, model: String) throws {
+        let config = try ModelConfiguration.named(model)
+        let cases: [Case] = (quick ? [8] : [8, 32, 64]).flatMap { batch in
+            [Case(batch: batch, mode: "infer", steps: quick ? 2 : 5), Case(batch: batch, mode: "train", steps: quick ? 1 : 3)]
+        }
+        let python = peerPython()
+        if python == nil { print("PyTorch peer not installed (make bench installs it into .venv-peers): measuring ours only") }
+        let sgemmRate = TensorSelfCheck.gemmRate(size: 1024)
+        let configJSON = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        var rows: [[String: Any]] = []
+        for c in cases {
+            let ours = runJSON([CommandLine.arguments[0], "model", "--model", model, "--batch", "\(c.batch)", "--mode", c.mode, "--steps", "\(c.steps)"])
+            var peer: [String: Any] = [:]
+            if let python {
+                peer = runJSON([python, peerScript(), "--config", configJSON, "--batch", "\(c.batch)", "--mode", c.mode, "--steps", "\(c.steps)"])
+            }
+            rows.append(["batch": c.batch, "mode": c.mode, "ours": ours, "pytorch": peer])
+            printRow(c, ours, peer, sgemmRate: sgemmRate)
+        }
+        try record(rows, model: model, sgemmRate: sgemmRate, quick: quick)
+    }
+
+    static func printRow(_ c: Case, _ ours: [String: Any], _ peer: [String: Any], sgemmRate: Double) {
+        if c.batch == 8 && c.mode == "infer" {
+            print("case            ours img/s  PyTorch img/s  ratio   ours peak MB  PyTorch peak MB  ours GFLOP/s (of sgemm)")
+        }
+        let ourRate = ours["images_per_second"] as? Double, peerRate = peer["images_per_second"] as? Double
+        let ratio = (ourRate != nil && peerRate != nil) ? String(format: "%5.2f×", ourRate! / peerRate!) : "   –  "
+        let gflops = ours["gflops"] as? Double ?? 0
+        let name = "\(c.mode) b\(c.batch)".padding(toLength: 14, withPad: " ", startingAt: 0)
+        let peerText = peerRate.map { String(format: "%13.2f", $0) } ?? String((peer["error"] as? String ?? "–").prefix(13)).padding(toLength: 13, withPad: " ", startingAt: 0)
+        print(name, String(format: "%11.2f", ourRate ?? 0), peerText, " ", ratio,
+              String(format: "%12.0f %16.0f", ours["peak_rss_mb"] as? Double ?? 0, peer["peak_rss_mb"] as? Double ?? 0),
+              String(format: "%10.1f (%2.0f %%)", gflops, 100 * gflops / sgemmRate))
+        if let spread = ours["spread"] as? Double, spread > 0.25 { print("  note: our timings spread \(Int(spread * 100)) %: the machine was noisy") }
+    }
+
+    static func record(_ rows: [[String: Any]], model: String, sgemmRate: Double, quick: Bool) throws {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
+            .trimmingCharacters(in: .whitespaces) ?? "unknown"
+        let record: [String: Any] = [
+            "suite": "model", "model": model, "quick": quick, "date": ISO8601DateFormatter().string(from: Date()),
+            "machine": ["cpu": cpu, "cores": ProcessInfo.processInfo.activeProcessorCount, "blas": BLAS.configuration,
+                        "openblas_coretype": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "",
+                        "sgemm_gflops_1024": sgemmRate],
+            "cases": rows,
+        ]
+        let directory = URL(fileURLWithPath: "benchmarks/results")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
+        let url = directory.appendingPathComponent("model-\(model)\(quick ? "-quick" : "")-\(stamp).json")
+        try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        print("results: \(url.path)  (sgemm 1024³: \(String(format: "%.0f", sgemmRate)) GFLOP/s)")
+    }
+
+    static func peerPython() -> String? {
+        let candidates = [ProcessInfo.processInfo.environment["SSMAMBA_PEER_PYTHON"], ".venv-peers/bin/python"].compactMap { $0 }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static func peerScript() -> String { "scripts/peers/model_peer.py" }
+
+    /// Runs a command and parses the last line of its output as a JSON object.
+    static func runJSON(_ command: [String]) -> [String: Any] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        do { try process.run() } catch { return ["error": "could not start \(command[0]): \(error)"] }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let lastLine = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        guard process.terminationStatus == 0,
+              let object = try? JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any] else {
+            return ["error": "exit \(process.terminationStatus)"]
+        }
+        return object
+    }
+}
