@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "ssmamba",
             dependencies: [
-                "Tensors", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                "Tensors", "SSMamba", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba"], swiftSettings: numericFlags),

@@ -136,14 +136,14 @@ extension SelectiveScan {
             withOptionalPointer(x.z) { z in withOptionalPointer(saved.ungated) { ungated in
             withOptionalPointer(saved.states) { states in withOptionalMutablePointer(&grads.z) { gz in
                 _ = Parallel.chunks(s.batch) { worker, batches in
-                    var scratch = [SIMD16<Float>](repeating: .zero, count: 2 * s.length)
+                    var scratch = [SIMD16<Float>](repeating: .zero, count: 8 * s.length)
                     scratch.withUnsafeMutableBufferPointer { buffer in
-                        let history = UnsafeMutableBufferPointer(rebasing: buffer[0..<s.length])
-                        let decays = UnsafeMutableBufferPointer(rebasing: buffer[s.length...])
+                        let history = UnsafeMutableBufferPointer(rebasing: buffer[0..<(4 * s.length)])
+                        let decays = UnsafeMutableBufferPointer(rebasing: buffer[(4 * s.length)...])
                         for b in batches {
-                            for d in 0..<s.channels {
-                                backwardChain(p, shape: s, batch: b, channel: d, worker: worker, z: z, ungated: ungated,
-                                              states: states, gz: gz, history: history, decays: decays)
+                            for d0 in stride(from: 0, to: s.channels, by: 4) {
+                                backwardChains(p, shape: s, batch: b, firstChannel: d0, worker: worker, z: z, ungated: ungated,
+                                               states: states, gz: gz, history: history, decays: decays)
                             }
                         }
                     }
@@ -173,59 +173,100 @@ extension SelectiveScan {
         let gu, gdelta, gB, gC, partialA, partialD: SharedPointer<Float>
     }
 
-    /// One chain (b, d) in reverse time. The decays a_t are computed first (one vectorised loop);
-    /// h_t comes from the saved states or is recomputed into `history` (L registers' worth).
+    /// Four chains (b, d0…d0+3) in reverse time, interleaved as in the forward so that the
+    /// per-step sums over channels (∂B_t, ∂C_t) are one read-modify-write instead of four. The
+    /// decays a_t are computed first (one vectorised loop); h_t comes from the saved states or is
+    /// recomputed into `history`. Both buffers hold 4·L vectors, entry [4t + c].
     @inline(__always)
-    static func backwardChain(_ p: BackwardPointers, shape s: Shape, batch b: Int, channel d: Int, worker: Int,
-                              z: SharedPointer<Float>?, ungated: SharedPointer<Float>?, states: SharedPointer<Float>?,
-                              gz: SharedPointer<Float>?, history: UnsafeMutableBufferPointer<SIMD16<Float>>,
-                              decays: UnsafeMutableBufferPointer<SIMD16<Float>>) {
+    static func backwardChains(_ p: BackwardPointers, shape s: Shape, batch b: Int, firstChannel d0: Int, worker: Int,
+                               z: SharedPointer<Float>?, ungated: SharedPointer<Float>?, states: SharedPointer<Float>?,
+                               gz: SharedPointer<Float>?, history: UnsafeMutableBufferPointer<SIMD16<Float>>,
+                               decays: UnsafeMutableBufferPointer<SIMD16<Float>>) {
         typealias V = SIMD16<Float>
-        let a = load(p.A.base, d * 16)
-        for t in 0..<s.length { decays[t] = p.delta.base[(b * s.length + t) * s.channels + d] * a }
+        let length = s.length
+        for i in 0..<(4 * length) {
+            let c = i & 3
+            decays[i] = p.delta.base[(b * length + (i >> 2)) * s.channels + d0 + c] * load(p.A.base, (d0 + c) * 16)
+        }
         decays.withMemoryRebound(to: Float.self) { lanes in
             Activation.exp(UnsafeBufferPointer(lanes), into: lanes)
         }
         if let states {
-            let at = (b * s.channels + d) * s.length * 16
-            for t in 0..<s.length { history[t] = load(states.base, at + t * 16) }
+            for c in 0..<4 {
+                let at = (b * s.channels + d0 + c) * length * 16
+                for t in 0..<length { history[4 * t + c] = load(states.base, at + t * 16) }
+            }
         } else {
-            var h = V()
-            for t in 0..<s.length {
-                let row = b * s.length + t, index = row * s.channels + d
-                h = (decays[t] * h).addingProduct(load(p.B.base, row * 16), p.delta.base[index] * p.u.base[index])
-                history[t] = h
+            var h0 = V(), h1 = V(), h2 = V(), h3 = V()
+            for t in 0..<length {
+                let row = b * length + t, index = row * s.channels + d0
+                let bt = load(p.B.base, row * 16)
+                h0 = (decays[4 * t] * h0).addingProduct(bt, p.delta.base[index] * p.u.base[index])
+                h1 = (decays[4 * t + 1] * h1).addingProduct(bt, p.delta.base[index + 1] * p.u.base[index + 1])
+                h2 = (decays[4 * t + 2] * h2).addingProduct(bt, p.delta.base[index + 2] * p.u.base[index + 2])
+                h3 = (decays[4 * t + 3] * h3).addingProduct(bt, p.delta.base[index + 3] * p.u.base[index + 3])
+                history[4 * t] = h0; history[4 * t + 1] = h1; history[4 * t + 2] = h2; history[4 * t + 3] = h3
             }
         }
-        var lambda = V(), aNext = V(), gA = V()
-        var gD: Float = 0
-        let skip = p.D.base[d]
-        for t in stride(from: s.length - 1, through: 0, by: -1) {
-            let row = b * s.length + t, index = row * s.channels + d
-            let dt = p.delta.base[index], u = p.u.base[index]
-            var gy = p.gradOutput.base[index]
+        let aRows = (load(p.A.base, d0 * 16), load(p.A.base, (d0 + 1) * 16), load(p.A.base, (d0 + 2) * 16), load(p.A.base, (d0 + 3) * 16))
+        var lambda = (V(), V(), V(), V()), aNext = (V(), V(), V(), V()), gA = (V(), V(), V(), V())
+        var gD = SIMD4<Float>()
+        let skip = SIMD4<Float>(p.D.base[d0], p.D.base[d0 + 1], p.D.base[d0 + 2], p.D.base[d0 + 3])
+        var t = length - 1
+        while t >= 0 {
+            let row = b * length + t, index = row * s.channels + d0
+            let dt = SIMD4<Float>(p.delta.base[index], p.delta.base[index + 1], p.delta.base[index + 2], p.delta.base[index + 3])
+            let u = SIMD4<Float>(p.u.base[index], p.u.base[index + 1], p.u.base[index + 2], p.u.base[index + 3])
+            var gy = SIMD4<Float>(p.gradOutput.base[index], p.gradOutput.base[index + 1], p.gradOutput.base[index + 2], p.gradOutput.base[index + 3])
             if let z, let ungated, let gz {
-                let zv = z.base[index], sz = 1 / (1 + exp1(-zv))
-                gz.base[index] = gy * ungated.base[index] * sz * (1 + zv * (1 - sz))
-                gy *= zv * sz
+                for c in 0..<4 {
+                    let zv = z.base[index + c], sz = 1 / (1 + exp1(-zv))
+                    gz.base[index + c] = gy[c] * ungated.base[index + c] * sz * (1 + zv * (1 - sz))
+                    gy[c] *= zv * sz
+                }
             }
             let bt = load(p.B.base, row * 16), ct = load(p.C.base, row * 16)
-            let at = decays[t]
-            lambda = (aNext * lambda).addingProduct(ct, gy)
-            let hPrevious = t > 0 ? history[t - 1] : V()
-            store(load(p.gC.base, row * 16).addingProduct(history[t], gy), p.gC.base, row * 16)
-            store(load(p.gB.base, row * 16).addingProduct(lambda, dt * u), p.gB.base, row * 16)
-            let decayTerm = lambda * at * hPrevious
-            gA = gA.addingProduct(decayTerm, dt)
-            let lambdaDotB = lanesSum(lambda * bt)
-            p.gu.base[index] = gy * skip + dt * lambdaDotB
-            p.gdelta.base[index] = lanesSum(decayTerm * a) + u * lambdaDotB
-            gD += gy * u
-            aNext = at
+            let zero = V()
+            let previous = t > 0
+            lambda.0 = (aNext.0 * lambda.0).addingProduct(ct, gy[0])
+            lambda.1 = (aNext.1 * lambda.1).addingProduct(ct, gy[1])
+            lambda.2 = (aNext.2 * lambda.2).addingProduct(ct, gy[2])
+            lambda.3 = (aNext.3 * lambda.3).addingProduct(ct, gy[3])
+            // ∂C_t = Σ_c gy_c h_{t,c};  ∂B_t = Σ_c λ_c Δ_c u_c
+            var gC = load(p.gC.base, row * 16)
+            gC = gC.addingProduct(history[4 * t], gy[0]).addingProduct(history[4 * t + 1], gy[1])
+                .addingProduct(history[4 * t + 2], gy[2]).addingProduct(history[4 * t + 3], gy[3])
+            store(gC, p.gC.base, row * 16)
+            let du = dt * u
+            var gB = load(p.gB.base, row * 16)
+            gB = gB.addingProduct(lambda.0, du[0]).addingProduct(lambda.1, du[1]).addingProduct(lambda.2, du[2]).addingProduct(lambda.3, du[3])
+            store(gB, p.gB.base, row * 16)
+            let a = (decays[4 * t], decays[4 * t + 1], decays[4 * t + 2], decays[4 * t + 3])
+            let hp = previous ? (history[4 * t - 4], history[4 * t - 3], history[4 * t - 2], history[4 * t - 1]) : (zero, zero, zero, zero)
+            let decayTerm = (lambda.0 * a.0 * hp.0, lambda.1 * a.1 * hp.1, lambda.2 * a.2 * hp.2, lambda.3 * a.3 * hp.3)
+            gA.0 = gA.0.addingProduct(decayTerm.0, dt[0])
+            gA.1 = gA.1.addingProduct(decayTerm.1, dt[1])
+            gA.2 = gA.2.addingProduct(decayTerm.2, dt[2])
+            gA.3 = gA.3.addingProduct(decayTerm.3, dt[3])
+            let lambdaDotB = SIMD4<Float>(lanesSum(lambda.0 * bt), lanesSum(lambda.1 * bt), lanesSum(lambda.2 * bt), lanesSum(lambda.3 * bt))
+            let decayDotA = SIMD4<Float>(lanesSum(decayTerm.0 * aRows.0), lanesSum(decayTerm.1 * aRows.1),
+                                         lanesSum(decayTerm.2 * aRows.2), lanesSum(decayTerm.3 * aRows.3))
+            let gu = (gy * skip).addingProduct(dt, lambdaDotB)
+            let gdelta = decayDotA.addingProduct(u, lambdaDotB)
+            for c in 0..<4 {
+                p.gu.base[index + c] = gu[c]
+                p.gdelta.base[index + c] = gdelta[c]
+            }
+            gD = gD.addingProduct(gy, u)
+            aNext = a
+            t -= 1
         }
-        let partial = worker * s.channels * 16 + d * 16
-        store(load(p.partialA.base, partial) + gA, p.partialA.base, partial)
-        p.partialD.base[worker * s.channels + d] += gD
+        let partial = worker * s.channels * 16 + d0 * 16
+        store(load(p.partialA.base, partial) + gA.0, p.partialA.base, partial)
+        store(load(p.partialA.base, partial + 16) + gA.1, p.partialA.base, partial + 16)
+        store(load(p.partialA.base, partial + 32) + gA.2, p.partialA.base, partial + 32)
+        store(load(p.partialA.base, partial + 48) + gA.3, p.partialA.base, partial + 48)
+        for c in 0..<4 { p.partialD.base[worker * s.channels + d0 + c] += gD[c] }
     }
 
     // MARK: helpers

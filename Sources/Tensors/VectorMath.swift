@@ -8,8 +8,8 @@ public enum VectorMath {
     /// eˣ. Inputs above 88.37 saturate at e^88.37 ≈ 2.4e38 (finite, so later arithmetic never
     /// meets ∞ − ∞); inputs below −87.33 give exactly 0.
     ///
-    /// Range reduction: x = n·ln2 + r with |r| ≤ ln2/2, eʳ by its Taylor series to degree 7
-    /// (truncation error < 6e-9 relative), then scaled by 2ⁿ through the exponent bits.
+    /// Range reduction: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r is exact),
+    /// eʳ by a minimax polynomial, then scaled by 2ⁿ through the exponent bits.
     @inlinable @inline(__always)
     public static func exp(_ x: Vector) -> Vector {
         var x = x
@@ -21,13 +21,13 @@ public enum VectorMath {
         let shifted = Vector(repeating: 12_582_912).addingProduct(x, 1.442_695_04)
         let n = shifted - 12_582_912
         let r = x.addingProduct(n, -0.693_145_75).addingProduct(n, -1.428_606_8e-6)
-        var p: Vector = Vector(repeating: 1.0 / 720).addingProduct(r, Vector(repeating: 1.0 / 5040))
-        p = Vector(repeating: 1.0 / 120).addingProduct(p, r)
-        p = Vector(repeating: 1.0 / 24).addingProduct(p, r)
-        p = Vector(repeating: 1.0 / 6).addingProduct(p, r)
-        p = Vector(repeating: 0.5).addingProduct(p, r)
-        p = Vector(repeating: 1).addingProduct(p, r)
-        p = Vector(repeating: 1).addingProduct(p, r)
+        // eʳ = 1 + r + r²·P(r), P the degree-5 minimax polynomial of Cephes' expf (≈ 1 ulp).
+        var p = Vector(repeating: 1.398_199_950_7e-3).addingProduct(r, Vector(repeating: 1.987_569_150_0e-4))
+        p = Vector(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
+        p = Vector(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
+        p = Vector(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
+        p = Vector(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
+        p = (r + 1).addingProduct(p, r * r)
         let exponent = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         var result = p * unsafeBitCast(exponent, to: Vector.self)
         result.replace(with: 0, where: underflow)
