@@ -34,11 +34,12 @@ let package = Package(
 
         .target(name: "Tensors", dependencies: ["CBLAS", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
+        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG"], swiftSettings: numericFlags),
 
         .executableTarget(
             name: "ssmamba",
             dependencies: [
-                "Tensors", "SSMamba", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                "Tensors", "SSMamba", "Slides", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba"], swiftSettings: numericFlags),

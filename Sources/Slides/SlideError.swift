@@ -1,0 +1,16 @@
+/// What went wrong reading a slide or image, always naming the file and saying what to do.
+public struct SlideError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: String, Sendable {
+        case cannotOpen, notSupported, corruptData, missingResolution, invalidRequest
+    }
+
+    public let kind: Kind
+    public let path: String
+    public let message: String
+
+    public init(_ kind: Kind, _ path: String, _ message: String) {
+        (self.kind, self.path, self.message) = (kind, path, message)
+    }
+
+    public var description: String { "\(path): \(message)" }
+}

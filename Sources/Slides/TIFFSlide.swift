@@ -1,0 +1,363 @@
+import CTIFF
+import Foundation
+
+/// The TIFF family (Aperio SVS, generic pyramidal TIFF, plain TIFF images) through libtiff, with
+/// JPEG 2000 tiles decoded by OpenJPEG.
+///
+/// Pyramid levels are the tiled directories of level 0's aspect ratio, in the IFD chain or in
+/// level 0's SubIFDs; other directories (Aperio's thumbnail, label, macro) are associated images.
+/// One libtiff handle per slide, used under a lock; decoded tiles go to a shared `TileCache`.
+public final class TIFFSlide: SlideReader, @unchecked Sendable {
+    enum Directory: Equatable {
+        case index(Int)
+        case subIFD(UInt64)
+    }
+
+    struct LevelStorage {
+        let directory: Directory
+        let level: SlideLevel
+        let compression: UInt16
+        let photometric: UInt16
+        let samplesPerPixel: Int
+        let bitsPerSample: Int
+        let planar: UInt16
+    }
+
+    public let path: String
+    public let vendor: String
+    public let levels: [SlideLevel]
+    public let micronsPerPixel: Double?
+    public let objectivePower: Double?
+    public let properties: [String: String]
+    public let associatedImageNames: [String]
+    public let background: (UInt8, UInt8, UInt8)
+
+    private let file: TIFFFile
+    private let lock = NSLock()
+    private var current: Directory?
+    private let storage: [LevelStorage]
+    private let associated: [String: Directory]
+    private let cache: TileCache
+
+    /// Opens a slide. `micronsPerPixelOverride` replaces the file's µm/px (or supplies a missing
+    /// one); `cache` may be shared between readers.
+    public init(path: String, micronsPerPixelOverride: Double? = nil, cache: TileCache = TileCache(),
+                background: (UInt8, UInt8, UInt8) = (255, 255, 255)) throws {
+        self.path = path
+        self.cache = cache
+        self.background = background
+        file = try TIFFFile(path: path)
+        var found: [LevelStorage] = []
+        var extras: [(String, Directory)] = []
+        var properties: [String: String] = [:]
+        let count = file.directoryCount
+        guard count > 0 else { throw SlideError(.corruptData, path, "the TIFF file has no images") }
+        var aperio = false
+        for index in 0..<count {
+            try file.setDirectory(index)
+            let description = file.string(TIFFTAG_IMAGEDESCRIPTION) ?? ""
+            if index == 0 {
+                aperio = description.hasPrefix("Aperio")
+                properties = TIFFSlide.readProperties(file, description: description, aperio: aperio)
+            }
+            let entry = try TIFFSlide.describe(file, directory: .index(index), path: path)
+            let lowered = description.lowercased()
+            let named = lowered.contains("label") ? "label" : lowered.contains("macro") ? "macro" : nil
+            if index == 0 {
+                found.append(entry)
+                for offset in file.subDirectoryOffsets() {
+                    try file.setSubDirectory(offset: offset)
+                    if let sub = try? TIFFSlide.describe(file, directory: .subIFD(offset), path: path), sub.level.tileWidth > 0 {
+                        found.append(sub)
+                    }
+                    try file.setDirectory(0)
+                }
+                continue
+            }
+            let base = found[0].level
+            let sameAspect = abs(Double(entry.level.width) / Double(base.width) - Double(entry.level.height) / Double(base.height)) < 0.02
+            if named == nil && entry.level.tileWidth > 0 && sameAspect && entry.level.width < base.width {
+                found.append(entry)
+            } else {
+                let name = named ?? (aperio && index == 1 ? "thumbnail" : "image-\(index)")
+                extras.append((name, .index(index)))
+            }
+        }
+        found.sort { $0.level.width > $1.level.width }
+        let base = found[0].level
+        storage = found.map { s in
+            let downsample = (Double(base.width) / Double(s.level.width) + Double(base.height) / Double(s.level.height)) / 2
+            return LevelStorage(directory: s.directory,
+                                level: SlideLevel(width: s.level.width, height: s.level.height, downsample: downsample,
+                                                  tileWidth: s.level.tileWidth, tileHeight: s.level.tileHeight,
+                                                  compression: s.level.compression),
+                                compression: s.compression, photometric: s.photometric, samplesPerPixel: s.samplesPerPixel,
+                                bitsPerSample: s.bitsPerSample, planar: s.planar)
+        }
+        levels = storage.map(\.level)
+        associated = Dictionary(extras, uniquingKeysWith: { first, _ in first })
+        associatedImageNames = extras.map(\.0)
+        vendor = aperio ? "aperio" : "generic-tiff"
+        self.properties = properties
+        micronsPerPixel = micronsPerPixelOverride ?? TIFFSlide.micronsPerPixel(from: properties)
+        objectivePower = properties["aperio.AppMag"].flatMap(Double.init)
+        current = nil
+    }
+
+    // MARK: metadata
+
+    static func describe(_ file: TIFFFile, directory: Directory, path: String) throws -> LevelStorage {
+        guard let width = file.uint32(TIFFTAG_IMAGEWIDTH), let height = file.uint32(TIFFTAG_IMAGELENGTH), width > 0, height > 0 else {
+            throw SlideError(.corruptData, path, "an image directory has no valid width and height")
+        }
+        let tiled = file.isTiled
+        let compression = file.uint16(TIFFTAG_COMPRESSION) ?? 1
+        let level = SlideLevel(width: Int(width), height: Int(height), downsample: 1,
+                               tileWidth: tiled ? Int(file.uint32(TIFFTAG_TILEWIDTH) ?? 0) : 0,
+                               tileHeight: tiled ? Int(file.uint32(TIFFTAG_TILELENGTH) ?? 0) : 0,
+                               compression: compressionName(compression))
+        return LevelStorage(directory: directory, level: level, compression: compression,
+                            photometric: file.uint16(TIFFTAG_PHOTOMETRIC) ?? 2,
+                            samplesPerPixel: Int(file.uint16(TIFFTAG_SAMPLESPERPIXEL) ?? 1),
+                            bitsPerSample: Int(file.uint16(TIFFTAG_BITSPERSAMPLE) ?? 1),
+                            planar: file.uint16(TIFFTAG_PLANARCONFIG) ?? 1)
+    }
+
+    static func compressionName(_ code: UInt16) -> String {
+        switch code {
+        case 1: "none"
+        case 5: "LZW"
+        case 7: "JPEG"
+        case 8, 32946: "deflate"
+        case 33003: "JPEG 2000 (YCbCr)"
+        case 33005: "JPEG 2000 (RGB)"
+        case 34712: "JPEG 2000"
+        case 50000: "zstd"
+        default: "compression \(code)"
+        }
+    }
+
+    /// `tiff.*` tags and, for Aperio, the `key = value` fields of the ImageDescription as `aperio.*`.
+    static func readProperties(_ file: TIFFFile, description: String, aperio: Bool) -> [String: String] {
+        var result: [String: String] = [:]
+        result["tiff.ImageDescription"] = description
+        if let software = file.string(TIFFTAG_SOFTWARE) { result["tiff.Software"] = software }
+        if let x = file.float(TIFFTAG_XRESOLUTION) { result["tiff.XResolution"] = String(x) }
+        if let y = file.float(TIFFTAG_YRESOLUTION) { result["tiff.YResolution"] = String(y) }
+        if let unit = file.uint16(TIFFTAG_RESOLUTIONUNIT) {
+            result["tiff.ResolutionUnit"] = unit == 2 ? "inch" : unit == 3 ? "centimeter" : "none"
+        }
+        if aperio {
+            for field in description.split(separator: "|").dropFirst() {
+                let parts = field.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                result["aperio." + parts[0].trimmingCharacters(in: .whitespaces)] = parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return result
+    }
+
+    /// Aperio's MPP, else the resolution tags when their unit is a length.
+    static func micronsPerPixel(from properties: [String: String]) -> Double? {
+        if let mpp = properties["aperio.MPP"].flatMap(Double.init), mpp > 0 { return mpp }
+        guard let x = properties["tiff.XResolution"].flatMap(Double.init), x > 0 else { return nil }
+        switch properties["tiff.ResolutionUnit"] {
+        case "centimeter": return 10_000 / x
+        case "inch": return 25_400 / x
+        default: return nil
+        }
+    }
+
+    // MARK: reading
+
+    public func readRegion(level0Origin origin: (x: Int, y: Int), size: (width: Int, height: Int), level: Int) throws -> RGBImage {
+        guard size.width > 0 && size.height > 0 else {
+            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive")
+        }
+        guard size.width * size.height <= 1 << 28 else {
+            throw SlideError(.invalidRequest, path, "region of \(size.width)×\(size.height) pixels is too large for one read; read it in tiles")
+        }
+        guard levels.indices.contains(level) else {
+            throw SlideError(.invalidRequest, path, "level \(level) does not exist; the slide has levels 0…\(levels.count - 1)")
+        }
+        let info = storage[level]
+        let downsample = info.level.downsample
+        // The region in this level's pixels.
+        let left = Int((Double(origin.x) / downsample).rounded(.down)), top = Int((Double(origin.y) / downsample).rounded(.down))
+        guard left < info.level.width && top < info.level.height && left + size.width > 0 && top + size.height > 0 else {
+            throw SlideError(.invalidRequest, path, "region at level-0 (\(origin.x), \(origin.y)) of \(size.width)×\(size.height) level-\(level) pixels lies entirely outside the \(levels[0].width)×\(levels[0].height) slide")
+        }
+        var out = RGBImage(width: size.width, height: size.height, filling: background)
+        let (tileWidth, tileHeight) = info.level.tileWidth > 0 ? (info.level.tileWidth, info.level.tileHeight) : (info.level.width, info.level.height)
+        let tilesAcross = (info.level.width + tileWidth - 1) / tileWidth
+        let x0 = max(0, left), y0 = max(0, top)
+        let x1 = min(info.level.width, left + size.width), y1 = min(info.level.height, top + size.height)
+        for tileRow in (y0 / tileHeight)...((y1 - 1) / tileHeight) {
+            for tileColumn in (x0 / tileWidth)...((x1 - 1) / tileWidth) {
+                let tile = try self.tile(level: level, index: tileRow * tilesAcross + tileColumn, column: tileColumn, row: tileRow,
+                                         tileWidth: tileWidth, tileHeight: tileHeight)
+                let tx = tileColumn * tileWidth, ty = tileRow * tileHeight
+                let cx0 = max(x0, tx), cx1 = min(x1, tx + tileWidth), cy0 = max(y0, ty), cy1 = min(y1, ty + tileHeight)
+                guard cx1 > cx0 && cy1 > cy0 else { continue }
+                tile.pixels.withUnsafeBufferPointer { src in
+                    out.pixels.withUnsafeMutableBufferPointer { dst in
+                        for y in cy0..<cy1 {
+                            let s = ((y - ty) * tile.width + (cx0 - tx)) * 3, d = ((y - top) * size.width + (cx0 - left)) * 3
+                            (dst.baseAddress! + d).update(from: src.baseAddress! + s, count: (cx1 - cx0) * 3)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    public func readRegion(level0Origin origin: (x: Int, y: Int), size: (width: Int, height: Int), micronsPerPixel target: Double,
+                           allowUpsampling: Bool) throws -> SlideRegion {
+        guard let base = micronsPerPixel else {
+            throw SlideError(.missingResolution, path, "the slide records no µm/px, so it cannot be read by resolution; give it with --mpp-override (or `mpp_override:` in a flow file), or read by level")
+        }
+        guard target > 0 && target.isFinite else { throw SlideError(.invalidRequest, path, "µm/px must be positive, got \(target)") }
+        guard size.width > 0 && size.height > 0 else {
+            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive")
+        }
+        if target < base * (1 - 1e-3) && !allowUpsampling {
+            throw SlideError(.invalidRequest, path, String(format: "%.4g µm/px is finer than the slide's level 0 (%.4g µm/px); reading it would upsample. Request ≥ %.4g µm/px or allow upsampling", target, base, base))
+        }
+        let level = bestLevel(forMicronsPerPixel: target, base: base)
+        let downsample = levels[level].downsample
+        let level0Width = Double(size.width) * target / base, level0Height = Double(size.height) * target / base
+        // The source window at the chosen level, fractional, and the whole pixels that hold it.
+        let sx = Double(origin.x) / downsample, sy = Double(origin.y) / downsample
+        let sw = level0Width / downsample, sh = level0Height / downsample
+        let left = Int(sx.rounded(.down)), top = Int(sy.rounded(.down))
+        let right = Int((sx + sw).rounded(.up)), bottom = Int((sy + sh).rounded(.up))
+        let window = try readRegion(level0Origin: (Int((Double(left) * downsample).rounded()), Int((Double(top) * downsample).rounded())),
+                                    size: (max(1, right - left), max(1, bottom - top)), level: level)
+        let image = AreaResampler.resample(window, x0: sx - Double(left), y0: sy - Double(top), sourceWidth: sw, sourceHeight: sh,
+                                           width: size.width, height: size.height)
+        return SlideRegion(image: image, level: level, requestedMicronsPerPixel: target,
+                           effectiveMicronsPerPixel: level0Width * base / Double(size.width), level0Origin: origin,
+                           level0Size: (Int(level0Width.rounded()), Int(level0Height.rounded())))
+    }
+
+    public func associatedImage(_ name: String) throws -> RGBImage {
+        guard let directory = associated[name] else {
+            throw SlideError(.invalidRequest, path, "no associated image '\(name)'; this slide has: \(associatedImageNames.joined(separator: ", "))")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        try select(directory)
+        return try wholeImageRGBA()
+    }
+
+    /// Decoded tile `index` of `level` (cached). Edge tiles keep their full stored size.
+    private func tile(level: Int, index: Int, column: Int, row: Int, tileWidth: Int, tileHeight: Int) throws -> RGBImage {
+        let key = TileCache.Key(slide: path, level: level, tile: index)
+        if let hit = cache.get(key) { return hit }
+        let info = storage[level]
+        lock.lock()
+        defer { lock.unlock() }
+        try select(info.directory)
+        let image: RGBImage
+        do {
+            image = info.level.tileWidth > 0
+                ? try decodeTile(info, index: index, width: tileWidth, height: tileHeight)
+                : try wholeImageRGBA()
+        } catch let error as DecodeFailure {
+            throw SlideError(.corruptData, path, "level \(level) tile \(index) (column \(column), row \(row)): \(error.description)")
+        }
+        cache.put(key, image)
+        return image
+    }
+
+    private func select(_ directory: Directory) throws {
+        guard current != directory else { return }
+        current = nil
+        switch directory {
+        case .index(let i): try file.setDirectory(i)
+        case .subIFD(let offset): try file.setSubDirectory(offset: offset)
+        }
+        // Reset by every directory change: YCbCr JPEG tiles decode straight to RGB.
+        if file.uint16(TIFFTAG_PHOTOMETRIC) == 6 && file.uint16(TIFFTAG_COMPRESSION) == 7 { file.setJPEGColourModeRGB() }
+        current = directory
+    }
+
+    private func decodeTile(_ info: LevelStorage, index: Int, width: Int, height: Int) throws -> RGBImage {
+        let handle = file.handle
+        guard index < Int(TIFFNumberOfTiles(handle)) else { throw DecodeFailure("tile index outside the tile table") }
+        switch info.compression {
+        case 33003, 33005, 34712:
+            let size = Int(TIFFGetStrileByteCount(handle, UInt32(index)))
+            guard size > 0 && size < 64 << 20 else { throw DecodeFailure("raw tile size \(size) is not plausible") }
+            var raw = [UInt8](repeating: 0, count: size)
+            let read = raw.withUnsafeMutableBytes { TIFFReadRawTile(handle, UInt32(index), $0.baseAddress, tmsize_t(size)) }
+            guard read > 0 else { throw DecodeFailure("cannot read the raw tile (\(file.lastError()))") }
+            let rgb = try JPEG2000Decoder.decode(Array(raw.prefix(Int(read))), width: width, height: height, ycbcr: info.compression == 33003)
+            return RGBImage(width: width, height: height, pixels: rgb)
+        default:
+            let plain = info.bitsPerSample == 8 && info.planar == 1
+                && ((info.photometric == 2 && info.samplesPerPixel >= 3) || (info.photometric == 6 && info.compression == 7)
+                    || (info.photometric == 1 && info.samplesPerPixel == 1))
+            if plain { return try decodeEncodedTile(info, index: index, width: width, height: height) }
+            return try decodeRGBATile(index: index, width: width, height: height)
+        }
+    }
+
+    /// libtiff decodes the tile (none, LZW, deflate, JPEG, zstd …) to interleaved samples.
+    private func decodeEncodedTile(_ info: LevelStorage, index: Int, width: Int, height: Int) throws -> RGBImage {
+        let channels = info.photometric == 6 ? 3 : info.samplesPerPixel
+        let bufferSize = Int(TIFFTileSize(file.handle))
+        guard bufferSize >= width * height * channels else { throw DecodeFailure("tile buffer of \(bufferSize) bytes is too small") }
+        var buffer = [UInt8](repeating: 0, count: bufferSize)
+        let read = buffer.withUnsafeMutableBytes { TIFFReadEncodedTile(file.handle, UInt32(index), $0.baseAddress, tmsize_t(bufferSize)) }
+        guard read >= width * height * channels else { throw DecodeFailure("cannot decode the tile (\(file.lastError()))") }
+        if channels == 3 { return RGBImage(width: width, height: height, pixels: Array(buffer.prefix(width * height * 3))) }
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        for p in 0..<(width * height) {
+            for c in 0..<3 { rgb[3 * p + c] = channels == 1 ? buffer[p] : buffer[p * channels + c] }
+        }
+        return RGBImage(width: width, height: height, pixels: rgb)
+    }
+
+    /// Any other layout through libtiff's RGBA interface (rows come bottom-up).
+    private func decodeRGBATile(index: Int, width: Int, height: Int) throws -> RGBImage {
+        var column: UInt32 = 0, row: UInt32 = 0
+        // Tile coordinates from the index.
+        let across = (Int(file.uint32(TIFFTAG_IMAGEWIDTH) ?? 0) + width - 1) / max(width, 1)
+        column = UInt32((index % max(across, 1)) * width)
+        row = UInt32((index / max(across, 1)) * height)
+        var raster = [UInt32](repeating: 0, count: width * height)
+        let ok = raster.withUnsafeMutableBufferPointer { TIFFReadRGBATile(file.handle, column, row, $0.baseAddress) }
+        guard ok == 1 else { throw DecodeFailure("cannot decode the tile as RGBA (\(file.lastError()))") }
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            for x in 0..<width {
+                let v = raster[(height - 1 - y) * width + x]
+                let o = (y * width + x) * 3
+                rgb[o] = UInt8(v & 0xFF); rgb[o + 1] = UInt8((v >> 8) & 0xFF); rgb[o + 2] = UInt8((v >> 16) & 0xFF)
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: rgb)
+    }
+
+    /// The current directory as a whole (stripped images), through libtiff's RGBA interface.
+    private func wholeImageRGBA() throws -> RGBImage {
+        guard let w = file.uint32(TIFFTAG_IMAGEWIDTH), let h = file.uint32(TIFFTAG_IMAGELENGTH),
+              Int(w) * Int(h) <= 1 << 28 else {
+            throw SlideError(.notSupported, path, "a stripped image this large cannot be read whole; convert the file to a tiled TIFF")
+        }
+        let (width, height) = (Int(w), Int(h))
+        var raster = [UInt32](repeating: 0, count: width * height)
+        let ok = raster.withUnsafeMutableBufferPointer {
+            TIFFReadRGBAImageOriented(file.handle, w, h, $0.baseAddress, Int32(ORIENTATION_TOPLEFT), 0)
+        }
+        guard ok == 1 else { throw SlideError(.corruptData, path, "cannot decode the image (\(file.lastError()))") }
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        for p in 0..<(width * height) {
+            let v = raster[p]
+            rgb[3 * p] = UInt8(v & 0xFF); rgb[3 * p + 1] = UInt8((v >> 8) & 0xFF); rgb[3 * p + 2] = UInt8((v >> 16) & 0xFF)
+        }
+        return RGBImage(width: width, height: height, pixels: rgb)
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Slides
+
+/// `ssmamba inspect SLIDE`: levels, µm/px, objective power, associated images, properties.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show a slide's levels, µm/px, objective power, associated images and properties.")
+
+    @Argument(help: "A TIFF or SVS slide.") var slide: String
+    @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0 (for slides that lack or misreport it).")
+    var micronsPerPixelOverride: Double?
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Flag(name: .customLong("all-properties"), help: "List every property, not a selection.") var allProperties = false
+
+    func run() throws {
+        let reader: TIFFSlide
+        do { reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride) } catch {
+            throw ValidationError(String(describing: error))
+        }
+        let selected = ["aperio.AppMag", "aperio.MPP", "aperio.ScanScope ID", "aperio.Date", "tiff.Software", "tiff.ResolutionUnit"]
+        let shown = allProperties ? reader.properties.filter { $0.key != "tiff.ImageDescription" } : reader.properties.filter { selected.contains($0.key) }
+        if json {
+            let object: [String: Any] = [
+                "path": reader.path, "vendor": reader.vendor,
+                "microns_per_pixel": reader.micronsPerPixel as Any? ?? NSNull(),
+                "objective_power": reader.objectivePower as Any? ?? NSNull(),
+                "levels": reader.levels.map { ["width": $0.width, "height": $0.height, "downsample": $0.downsample,
+                                               "tile_width": $0.tileWidth, "tile_height": $0.tileHeight, "compression": $0.compression] },
+                "associated_images": reader.associatedImageNames, "properties": shown,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("\(reader.path)")
+        print("  vendor            \(reader.vendor)")
+        let mpp = reader.micronsPerPixel.map { String(format: "%.4f µm/px%@", $0, micronsPerPixelOverride != nil ? " (override)" : "") }
+            ?? "unknown (use --mpp-override to read by resolution)"
+        print("  level-0 µm/px     \(mpp)")
+        print("  objective power   \(reader.objectivePower.map { String(format: "%g×", $0) } ?? "unknown")")
+        print("  levels")
+        for (i, level) in reader.levels.enumerated() {
+            let tiles = level.tileWidth > 0 ? "\(level.tileWidth)×\(level.tileHeight) tiles" : "strips"
+            let levelMPP = reader.micronsPerPixel.map { String(format: ", %.4f µm/px", $0 * level.downsample) } ?? ""
+            print("    \(i)  \(level.width)×\(level.height)  downsample \(String(format: "%.3f", level.downsample))\(levelMPP), \(tiles), \(level.compression)")
+        }
+        print("  associated images \(reader.associatedImageNames.isEmpty ? "none" : reader.associatedImageNames.joined(separator: ", "))")
+        for key in shown.keys.sorted() { print("  \(key) = \(shown[key]!)") }
+    }
+}

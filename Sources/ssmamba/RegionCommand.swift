@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import Slides
+
+/// `ssmamba region SLIDE …`: one region, by level or by µm/px, to a PNG file.
+struct RegionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "region",
+        abstract: "Write one region of a slide to a PNG file (x, y in the level-0 frame).")
+
+    @Argument(help: "A TIFF or SVS slide.") var slide: String
+    @Option(help: "Left edge, level-0 pixels.") var x: Int
+    @Option(help: "Top edge, level-0 pixels.") var y: Int
+    @Option(help: "Output width in pixels.") var width: Int
+    @Option(help: "Output height in pixels.") var height: Int
+    @Option(help: "Read this pyramid level as stored.") var level: Int?
+    @Option(help: "Read at this µm/px from the nearest finer level, resampled.") var mpp: Double?
+    @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0.") var micronsPerPixelOverride: Double?
+    @Option(help: "Output file (.png).") var out: String
+
+    func validate() throws {
+        guard (level == nil) != (mpp == nil) else { throw ValidationError("give exactly one of --level and --mpp") }
+        guard width > 0 && height > 0 else { throw ValidationError("--width and --height must be positive") }
+        guard out.lowercased().hasSuffix(".png") else { throw ValidationError("--out must name a .png file") }
+    }
+
+    func run() throws {
+        do {
+            let reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride)
+            if let level {
+                let image = try reader.readRegion(level0Origin: (x, y), size: (width, height), level: level)
+                try PNGWriter.write(image, to: URL(fileURLWithPath: out))
+                print("wrote \(out): \(width)×\(height) from level \(level)")
+            } else if let mpp {
+                let region = try reader.readRegion(level0Origin: (x, y), size: (width, height), micronsPerPixel: mpp)
+                try PNGWriter.write(region.image, to: URL(fileURLWithPath: out))
+                print(String(format: "wrote %@: %d×%d at %.4f µm/px (requested %.4f) from level %d", out, width, height,
+                             region.effectiveMicronsPerPixel, mpp, region.level))
+            }
+        } catch let error as SlideError {
+            throw ValidationError(error.description)
+        }
+    }
+}
