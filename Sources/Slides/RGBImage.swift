@@ -22,7 +22,7 @@ public struct RGBImage: Sendable, Equatable {
     }
 
     /// Channel c of pixel (x, y).
-    public subscript(x: Int, y: Int, channel: Int) -> UInt8 {
+    public subscript(x x: Int, y y: Int, channel channel: Int) -> UInt8 {
         pixels[(y * width + x) * 3 + channel]
     }
 }

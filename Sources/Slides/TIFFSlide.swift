@@ -112,6 +112,13 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         }
         let tiled = file.isTiled
         let compression = file.uint16(TIFFTAG_COMPRESSION) ?? 1
+        if tiled {
+            // The TIFF specification bounds nothing here; a corrupt header must not make a tile buffer of gigabytes.
+            guard let tw = file.uint32(TIFFTAG_TILEWIDTH), let th = file.uint32(TIFFTAG_TILELENGTH),
+                  (1...16_384).contains(tw), (1...16_384).contains(th) else {
+                throw SlideError(.corruptData, path, "a tiled image has missing or implausible tile dimensions (the file is corrupt)")
+            }
+        }
         let level = SlideLevel(width: Int(width), height: Int(height), downsample: 1,
                                tileWidth: tiled ? Int(file.uint32(TIFFTAG_TILEWIDTH) ?? 0) : 0,
                                tileHeight: tiled ? Int(file.uint32(TIFFTAG_TILELENGTH) ?? 0) : 0,
@@ -344,7 +351,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     /// The current directory as a whole (stripped images), through libtiff's RGBA interface.
     private func wholeImageRGBA() throws -> RGBImage {
         guard let w = file.uint32(TIFFTAG_IMAGEWIDTH), let h = file.uint32(TIFFTAG_IMAGELENGTH),
-              Int(w) * Int(h) <= 1 << 28 else {
+              Int(w) * Int(h) <= 1 << 26 else {
             throw SlideError(.notSupported, path, "a stripped image this large cannot be read whole; convert the file to a tiled TIFF")
         }
         let (width, height) = (Int(w), Int(h))

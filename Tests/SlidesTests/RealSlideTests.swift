@@ -1,0 +1,95 @@
+import Foundation
+import Slides
+import Tensors
+import XCTest
+
+/// The two real Aperio samples (DATA.md), against facts stated for them and against crops decoded
+/// by tifffile + imagecodecs (scripts/reference/make_slide_fixtures.py).
+final class RealSlideTests: XCTestCase {
+    func testCMUSmallRegionMetadata() throws {
+        let slide = try TIFFSlide(path: try SlideFixtures.sample("cmu_small_region.svs"))
+        XCTAssertEqual(slide.vendor, "aperio")
+        XCTAssertEqual(slide.levels.count, 1)
+        XCTAssertEqual(slide.levels[0].width, 2220)
+        XCTAssertEqual(slide.levels[0].height, 2967)
+        XCTAssertEqual(slide.levels[0].tileWidth, 240)
+        XCTAssertEqual(slide.levels[0].compression, "JPEG")
+        XCTAssertEqual(try XCTUnwrap(slide.micronsPerPixel), 0.499, accuracy: 1e-9)
+        XCTAssertEqual(slide.objectivePower, 20)
+        XCTAssertEqual(slide.associatedImageNames, ["thumbnail", "label", "macro"])
+        let label = try slide.associatedImage("label")
+        XCTAssertEqual([label.width, label.height], [387, 463])
+    }
+
+    func testTCGAJPEG2000Metadata() throws {
+        let slide = try TIFFSlide(path: try SlideFixtures.sample("tcga-cr-7395-01a-01-ts1.svs"))
+        XCTAssertEqual(slide.levels.map { [$0.width, $0.height] }, [[4443, 3567], [2221, 1783]])
+        XCTAssertEqual(slide.levels[1].downsample, (4443.0 / 2221 + 3567.0 / 1783) / 2, accuracy: 1e-9)
+        XCTAssertEqual(slide.levels[0].compression, "JPEG 2000 (RGB)")
+        XCTAssertNil(slide.micronsPerPixel, "this sample records no µm/px")
+        XCTAssertThrowsError(try slide.readRegion(level0Origin: (0, 0), size: (64, 64), micronsPerPixel: 1)) { error in
+            XCTAssertEqual((error as? SlideError)?.kind, .missingResolution)
+            XCTAssertTrue(String(describing: error).contains("--mpp-override"))
+        }
+        let overridden = try TIFFSlide(path: try SlideFixtures.sample("tcga-cr-7395-01a-01-ts1.svs"), micronsPerPixelOverride: 0.25)
+        // Level 1 is 0.25 × 2.0009 = 0.5002 µm/px: too coarse for 0.5 (level 0 is read), fine enough for 0.6.
+        XCTAssertEqual(try overridden.readRegion(level0Origin: (0, 0), size: (64, 64), micronsPerPixel: 0.5).level, 0)
+        let region = try overridden.readRegion(level0Origin: (0, 0), size: (64, 64), micronsPerPixel: 0.6)
+        XCTAssertEqual(region.level, 1)
+        XCTAssertEqual(region.effectiveMicronsPerPixel, 0.6, accuracy: 1e-9)
+    }
+
+    func testCropsMatchAnIndependentDecoder() throws {
+        let reference = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: SlideFixtures.fixture("reference_crops.safetensors")))
+        let crops = try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(reference.metadata["crops"]).utf8)) as! [[String: Any]]
+        var readers: [String: TIFFSlide] = [:]
+        for (i, crop) in crops.enumerated() {
+            let name = crop["sample"] as! String
+            let slide = try readers[name] ?? TIFFSlide(path: try SlideFixtures.sample(name))
+            readers[name] = slide
+            let level = crop["level"] as! Int
+            let (x, y, w, h) = (crop["x"] as! Int, crop["y"] as! Int, crop["width"] as! Int, crop["height"] as! Int)
+            let downsample = slide.levels[level].downsample
+            // Level pixel (x, y) ↔ level-0 origin x·downsample (rounded down again by the reader).
+            let origin = (Int((Double(x) * downsample).rounded(.up)), Int((Double(y) * downsample).rounded(.up)))
+            let image = try slide.readRegion(level0Origin: origin, size: (w, h), level: level)
+            let expected = SlideFixtures.bytes(try reference.tensor("crop.\(i)"))
+            let psnr = SlideFixtures.psnr(image.pixels, expected)
+            print("crop \(i) (\(name) level \(level)): PSNR \(psnr) dB")
+            XCTAssertGreaterThanOrEqual(psnr, 40, "crop \(i) of \(name)")
+        }
+    }
+
+    func testRegionsAcrossTheEdgeAreFilledWithBackground() throws {
+        let slide = try TIFFSlide(path: try SlideFixtures.sample("cmu_small_region.svs"))
+        let image = try slide.readRegion(level0Origin: (2200, 2950), size: (40, 30), level: 0)
+        // Columns ≥ 20 and rows ≥ 17 lie outside the 2220×2967 slide.
+        XCTAssertEqual([image[x: 30, y: 5, channel: 0], image[x: 30, y: 5, channel: 1], image[x: 30, y: 5, channel: 2]], [255, 255, 255])
+        XCTAssertEqual(image[x: 5, y: 25, channel: 1], 255)
+        XCTAssertThrowsError(try slide.readRegion(level0Origin: (5000, 0), size: (10, 10), level: 0)) { error in
+            XCTAssertEqual((error as? SlideError)?.kind, .invalidRequest)
+            XCTAssertTrue(String(describing: error).contains("outside"))
+        }
+        XCTAssertThrowsError(try slide.readRegion(level0Origin: (0, 0), size: (0, 10), level: 0))
+        XCTAssertThrowsError(try slide.readRegion(level0Origin: (0, 0), size: (10, 10), level: 3))
+        XCTAssertThrowsError(try slide.readRegion(level0Origin: (0, 0), size: (10, 10), micronsPerPixel: 0.25)) { error in
+            XCTAssertTrue(String(describing: error).contains("finer than the slide's level 0"))
+        }
+    }
+
+    func testReadingByResolutionAveragesTheRightArea() throws {
+        let slide = try TIFFSlide(path: try SlideFixtures.sample("cmu_small_region.svs"))
+        // 0.998 µm/px is exactly 2 level-0 pixels per output pixel.
+        let region = try slide.readRegion(level0Origin: (600, 800), size: (50, 40), micronsPerPixel: 0.998)
+        XCTAssertEqual(region.level, 0)
+        XCTAssertEqual(region.effectiveMicronsPerPixel, 0.998, accuracy: 1e-9)
+        XCTAssertEqual(region.level0Size.width, 100)
+        let full = try slide.readRegion(level0Origin: (600, 800), size: (100, 80), level: 0)
+        for (x, y) in [(0, 0), (13, 7), (49, 39)] {
+            for c in 0..<3 {
+                let sum = [(0, 0), (1, 0), (0, 1), (1, 1)].reduce(0) { $0 + Int(full[x: 2 * x + $1.0, y: 2 * y + $1.1, channel: c]) }
+                XCTAssertEqual(Double(region.image[x: x, y: y, channel: c]), Double(sum) / 4, accuracy: 0.51, "(\(x), \(y)) channel \(c)")
+            }
+        }
+    }
+}
