@@ -68,3 +68,17 @@ save_file({**{f"level.{i}": level for i, level in enumerate(pyramid)}, "jpeg_ycb
           str(fixtures / "pyramid_pixels.safetensors"))
 for f in sorted(fixtures.glob("*.tif")):
     print(f"wrote {f} ({f.stat().st_size} bytes)")
+
+# ROI images decoded by Pillow (libjpeg-turbo, libpng): crops and whole-image means.
+from PIL import Image  # noqa: E402
+
+roi = {}
+roi_meta = {}
+for name, box in [("hgsc_nest.jpg", (700, 300, 96, 80)), ("target_image.png", (100, 850, 90, 100))]:
+    pixels = np.asarray(Image.open(samples / name).convert("RGB"))
+    x, y, w, h = box
+    roi[f"{name}.crop"] = np.ascontiguousarray(pixels[y:y + h, x:x + w])
+    roi_meta[name] = {"x": x, "y": y, "width": w, "height": h, "image_width": pixels.shape[1], "image_height": pixels.shape[0],
+                      "mean": [float(v) for v in pixels.reshape(-1, 3).mean(axis=0)]}
+save_file(roi, str(fixtures / "roi_images.safetensors"), metadata={"images": json.dumps(roi_meta), "decoder": "Pillow"})
+print("wrote roi_images.safetensors")
