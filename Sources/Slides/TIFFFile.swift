@@ -10,6 +10,8 @@ final class TIFFFile {
     let path: String
     let handle: OpaquePointer
     private let messages: TIFFMessages
+    /// The directory the handle is positioned on (managed by `TIFFSlide`).
+    var selected: TIFFDirectory?
 
     init(path: String) throws {
         self.path = path

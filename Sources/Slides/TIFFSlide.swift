@@ -6,12 +6,10 @@ import Foundation
 ///
 /// Pyramid levels are the tiled directories of level 0's aspect ratio, in the IFD chain or in
 /// level 0's SubIFDs; other directories (Aperio's thumbnail, label, macro) are associated images.
-/// One libtiff handle per slide, used under a lock; decoded tiles go to a shared `TileCache`.
+/// Concurrent reads decode in parallel: libtiff handles are not thread-safe, so each read borrows
+/// one from a small pool (one per core, opened on demand); decoded tiles go to a shared `TileCache`.
 public final class TIFFSlide: SlideReader, @unchecked Sendable {
-    enum Directory: Equatable {
-        case index(Int)
-        case subIFD(UInt64)
-    }
+    typealias Directory = TIFFDirectory
 
     struct LevelStorage {
         let directory: Directory
@@ -32,9 +30,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     public let associatedImageNames: [String]
     public let background: (UInt8, UInt8, UInt8)
 
-    private let file: TIFFFile
-    private let lock = NSLock()
-    private var current: Directory?
+    private let pool: TIFFHandlePool
     private let storage: [LevelStorage]
     private let associated: [String: Directory]
     private let cache: TileCache
@@ -46,7 +42,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         self.path = path
         self.cache = cache
         self.background = background
-        file = try TIFFFile(path: path)
+        let file = try TIFFFile(path: path)
         var found: [LevelStorage] = []
         var extras: [(String, Directory)] = []
         var properties: [String: String] = [:]
@@ -101,7 +97,8 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         self.properties = properties
         micronsPerPixel = micronsPerPixelOverride ?? TIFFSlide.micronsPerPixel(from: properties)
         objectivePower = properties["aperio.AppMag"].flatMap(Double.init)
-        current = nil
+        file.selected = nil
+        pool = TIFFHandlePool(path: path, first: file)
     }
 
     // MARK: metadata
@@ -252,10 +249,10 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         guard let directory = associated[name] else {
             throw SlideError(.invalidRequest, path, "no associated image '\(name)'; this slide has: \(associatedImageNames.joined(separator: ", "))")
         }
-        lock.lock()
-        defer { lock.unlock() }
-        try select(directory)
-        return try wholeImageRGBA()
+        return try pool.withHandle { file in
+            try select(directory, in: file)
+            return try wholeImageRGBA(file)
+        }
     }
 
     /// Decoded tile `index` of `level` (cached). Edge tiles keep their full stored size.
@@ -263,14 +260,14 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         let key = TileCache.Key(slide: path, level: level, tile: index)
         if let hit = cache.get(key) { return hit }
         let info = storage[level]
-        lock.lock()
-        defer { lock.unlock() }
-        try select(info.directory)
         let image: RGBImage
         do {
-            image = info.level.tileWidth > 0
-                ? try decodeTile(info, index: index, width: tileWidth, height: tileHeight)
-                : try wholeImageRGBA()
+            image = try pool.withHandle { file in
+                try select(info.directory, in: file)
+                return info.level.tileWidth > 0
+                    ? try decodeTile(info, index: index, width: tileWidth, height: tileHeight, file: file)
+                    : try wholeImageRGBA(file)
+            }
         } catch let error as DecodeFailure {
             throw SlideError(.corruptData, path, "level \(level) tile \(index) (column \(column), row \(row)): \(error.description)")
         }
@@ -278,19 +275,19 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         return image
     }
 
-    private func select(_ directory: Directory) throws {
-        guard current != directory else { return }
-        current = nil
+    private func select(_ directory: Directory, in file: TIFFFile) throws {
+        guard file.selected != directory else { return }
+        file.selected = nil
         switch directory {
         case .index(let i): try file.setDirectory(i)
         case .subIFD(let offset): try file.setSubDirectory(offset: offset)
         }
         // Reset by every directory change: YCbCr JPEG tiles decode straight to RGB.
         if file.uint16(TIFFTAG_PHOTOMETRIC) == 6 && file.uint16(TIFFTAG_COMPRESSION) == 7 { file.setJPEGColourModeRGB() }
-        current = directory
+        file.selected = directory
     }
 
-    private func decodeTile(_ info: LevelStorage, index: Int, width: Int, height: Int) throws -> RGBImage {
+    private func decodeTile(_ info: LevelStorage, index: Int, width: Int, height: Int, file: TIFFFile) throws -> RGBImage {
         let handle = file.handle
         guard index < Int(TIFFNumberOfTiles(handle)) else { throw DecodeFailure("tile index outside the tile table") }
         switch info.compression {
@@ -306,13 +303,13 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
             let plain = info.bitsPerSample == 8 && info.planar == 1
                 && ((info.photometric == 2 && info.samplesPerPixel >= 3) || (info.photometric == 6 && info.compression == 7)
                     || (info.photometric == 1 && info.samplesPerPixel == 1))
-            if plain { return try decodeEncodedTile(info, index: index, width: width, height: height) }
-            return try decodeRGBATile(index: index, width: width, height: height)
+            if plain { return try decodeEncodedTile(info, index: index, width: width, height: height, file: file) }
+            return try decodeRGBATile(index: index, width: width, height: height, file: file)
         }
     }
 
     /// libtiff decodes the tile (none, LZW, deflate, JPEG, zstd …) to interleaved samples.
-    private func decodeEncodedTile(_ info: LevelStorage, index: Int, width: Int, height: Int) throws -> RGBImage {
+    private func decodeEncodedTile(_ info: LevelStorage, index: Int, width: Int, height: Int, file: TIFFFile) throws -> RGBImage {
         let channels = info.photometric == 6 ? 3 : info.samplesPerPixel
         let bufferSize = Int(TIFFTileSize(file.handle))
         guard bufferSize >= width * height * channels else { throw DecodeFailure("tile buffer of \(bufferSize) bytes is too small") }
@@ -328,7 +325,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     }
 
     /// Any other layout through libtiff's RGBA interface (rows come bottom-up).
-    private func decodeRGBATile(index: Int, width: Int, height: Int) throws -> RGBImage {
+    private func decodeRGBATile(index: Int, width: Int, height: Int, file: TIFFFile) throws -> RGBImage {
         var column: UInt32 = 0, row: UInt32 = 0
         // Tile coordinates from the index.
         let across = (Int(file.uint32(TIFFTAG_IMAGEWIDTH) ?? 0) + width - 1) / max(width, 1)
@@ -349,7 +346,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     }
 
     /// The current directory as a whole (stripped images), through libtiff's RGBA interface.
-    private func wholeImageRGBA() throws -> RGBImage {
+    private func wholeImageRGBA(_ file: TIFFFile) throws -> RGBImage {
         guard let w = file.uint32(TIFFTAG_IMAGEWIDTH), let h = file.uint32(TIFFTAG_IMAGELENGTH),
               Int(w) * Int(h) <= 1 << 26 else {
             throw SlideError(.notSupported, path, "a stripped image this large cannot be read whole; convert the file to a tiled TIFF")
@@ -366,5 +363,60 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
             rgb[3 * p] = UInt8(v & 0xFF); rgb[3 * p + 1] = UInt8((v >> 8) & 0xFF); rgb[3 * p + 2] = UInt8((v >> 16) & 0xFF)
         }
         return RGBImage(width: width, height: height, pixels: rgb)
+    }
+}
+
+/// Which image directory of a TIFF file: one of the main chain, or a SubIFD at an offset.
+enum TIFFDirectory: Equatable {
+    case index(Int)
+    case subIFD(UInt64)
+}
+
+/// libtiff handles of one file, lent to one reader at a time: up to one per core are opened on
+/// demand; a read finding none idle and the limit reached waits for one to come back.
+final class TIFFHandlePool: @unchecked Sendable {
+    private let path: String
+    private let condition = NSCondition()
+    private var idle: [TIFFFile]
+    private var opened: Int
+    private let limit = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    init(path: String, first: TIFFFile) {
+        self.path = path
+        idle = [first]
+        opened = 1
+    }
+
+    func withHandle<R>(_ body: (TIFFFile) throws -> R) throws -> R {
+        let file = try borrow()
+        defer { giveBack(file) }
+        return try body(file)
+    }
+
+    private func borrow() throws -> TIFFFile {
+        condition.lock()
+        while idle.isEmpty && opened >= limit { condition.wait() }
+        if let file = idle.popLast() {
+            condition.unlock()
+            return file
+        }
+        opened += 1
+        condition.unlock()
+        do {
+            return try TIFFFile(path: path)
+        } catch {
+            condition.lock()
+            opened -= 1
+            condition.signal()
+            condition.unlock()
+            throw error
+        }
+    }
+
+    private func giveBack(_ file: TIFFFile) {
+        condition.lock()
+        idle.append(file)
+        condition.signal()
+        condition.unlock()
     }
 }

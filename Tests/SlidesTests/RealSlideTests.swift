@@ -93,3 +93,33 @@ final class RealSlideTests: XCTestCase {
         }
     }
 }
+
+/// One reader shared by several threads gives the same pixels as sequential reads.
+final class ConcurrentReadTests: XCTestCase {
+    func testConcurrentReadsMatchSequentialReads() throws {
+        let path = try SlideFixtures.sample("cmu_small_region.svs")
+        // A cache smaller than one region's tiles, so every read decodes.
+        let slide = try TIFFSlide(path: path, cache: TileCache(capacityBytes: 200_000))
+        var rng = RandomGenerator(seed: 8)
+        let origins = (0..<48).map { _ in (rng.integer(below: 1900), rng.integer(below: 2600)) }
+        let sequential = try origins.map { try slide.readRegion(level0Origin: $0, size: (300, 300), level: 0) }
+        final class Results: @unchecked Sendable {
+            let lock = NSLock()
+            var images: [Int: RGBImage] = [:]
+            var errors: [String] = []
+        }
+        let results = Results()
+        let shared = slide
+        let points = origins
+        DispatchQueue.concurrentPerform(iterations: points.count) { i in
+            do {
+                let image = try shared.readRegion(level0Origin: points[i], size: (300, 300), level: 0)
+                results.lock.lock(); results.images[i] = image; results.lock.unlock()
+            } catch {
+                results.lock.lock(); results.errors.append(String(describing: error)); results.lock.unlock()
+            }
+        }
+        XCTAssertEqual(results.errors, [])
+        for i in origins.indices { XCTAssertEqual(results.images[i], sequential[i], "region \(i)") }
+    }
+}
