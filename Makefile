@@ -34,6 +34,7 @@ test: samples
 bench: build
 	@scripts/peers/install.sh
 	$(RELEASE)/Benchmarks tensor $(if $(QUICK),--quick)
+	$(RELEASE)/Benchmarks regions $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks model-suite $(if $(QUICK),--quick)
 
 clean-cache:

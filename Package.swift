@@ -44,7 +44,7 @@ let package = Package(
                 "Tensors", "SSMamba", "Slides", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba"], swiftSettings: numericFlags),
+        .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "SlidesTests", dependencies: ["Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),

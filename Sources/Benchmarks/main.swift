@@ -2,6 +2,7 @@
 //
 //     .build/release/Benchmarks tensor [--quick]
 //     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5]
+//     .build/release/Benchmarks regions [--quick]      (random region reads; tifffile and OpenSlide)
 //     .build/release/Benchmarks model-suite [--quick] [--model ssmamba_tiny]   (ours and PyTorch, side by side)
 import Foundation
 
@@ -14,6 +15,11 @@ func option(_ name: String, default value: String) -> String {
 switch arguments.first {
 case "tensor":
     TensorBenchmarks.run(quick: arguments.contains("--quick"))
+case "regions":
+    do { try RegionBenchmarks.run(quick: arguments.contains("--quick")) } catch {
+        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
+        exit(1)
+    }
 case "scan":
     ScanBenchmarks.run(quick: arguments.contains("--quick"))
 case "model-suite":

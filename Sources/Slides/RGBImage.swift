@@ -10,8 +10,12 @@ public struct RGBImage: Sendable, Equatable {
         (self.width, self.height, self.pixels) = (width, height, pixels)
     }
 
-    /// A uniform image.
+    /// A uniform image (a grey colour, white included, is one memset).
     public init(width: Int, height: Int, filling colour: (UInt8, UInt8, UInt8)) {
+        if colour.0 == colour.1 && colour.1 == colour.2 {
+            self.init(width: width, height: height, pixels: [UInt8](repeating: colour.0, count: width * height * 3))
+            return
+        }
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         for i in 0..<(width * height) {
             pixels[3 * i] = colour.0

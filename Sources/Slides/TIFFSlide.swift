@@ -191,9 +191,18 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         guard left < info.level.width && top < info.level.height && left + size.width > 0 && top + size.height > 0 else {
             throw SlideError(.invalidRequest, path, "region at level-0 (\(origin.x), \(origin.y)) of \(size.width)×\(size.height) level-\(level) pixels lies entirely outside the \(levels[0].width)×\(levels[0].height) slide")
         }
-        var out = RGBImage(width: size.width, height: size.height, filling: background)
         let (tileWidth, tileHeight) = info.level.tileWidth > 0 ? (info.level.tileWidth, info.level.tileHeight) : (info.level.width, info.level.height)
         let tilesAcross = (info.level.width + tileWidth - 1) / tileWidth
+        // Exactly one stored tile: hand it out as it is (no copy; the storage is shared).
+        if left >= 0 && top >= 0 && left % tileWidth == 0 && top % tileHeight == 0 && size == (tileWidth, tileHeight)
+            && left + tileWidth <= info.level.width && top + tileHeight <= info.level.height {
+            let (column, row) = (left / tileWidth, top / tileHeight)
+            return try tile(level: level, index: row * tilesAcross + column, column: column, row: row, tileWidth: tileWidth, tileHeight: tileHeight)
+        }
+        // Background only where the region leaves the image; elsewhere every byte is overwritten.
+        let inside = left >= 0 && top >= 0 && left + size.width <= info.level.width && top + size.height <= info.level.height
+        var out = inside ? RGBImage(width: size.width, height: size.height, pixels: [UInt8](repeating: 0, count: size.width * size.height * 3))
+                         : RGBImage(width: size.width, height: size.height, filling: background)
         let x0 = max(0, left), y0 = max(0, top)
         let x1 = min(info.level.width, left + size.width), y1 = min(info.level.height, top + size.height)
         for tileRow in (y0 / tileHeight)...((y1 - 1) / tileHeight) {

@@ -6,7 +6,8 @@ import Slides
 struct RegionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "region",
-        abstract: "Write one region of a slide to a PNG file (x, y in the level-0 frame).")
+        abstract: "Write one region of a slide to a PNG or tiled TIFF file (x, y in the level-0 frame).",
+        discussion: "A .tif/.tiff output is a tiled pyramidal TIFF (deflate) carrying the region's µm/px when known.")
 
     @Argument(help: "A TIFF or SVS slide.") var slide: String
     @Option(help: "Left edge, level-0 pixels.") var x: Int
@@ -16,12 +17,14 @@ struct RegionCommand: ParsableCommand {
     @Option(help: "Read this pyramid level as stored.") var level: Int?
     @Option(help: "Read at this µm/px from the nearest finer level, resampled.") var mpp: Double?
     @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0.") var micronsPerPixelOverride: Double?
-    @Option(help: "Output file (.png).") var out: String
+    @Option(help: "Output file (.png, .tif or .tiff).") var out: String
 
     func validate() throws {
         guard (level == nil) != (mpp == nil) else { throw ValidationError("give exactly one of --level and --mpp") }
         guard width > 0 && height > 0 else { throw ValidationError("--width and --height must be positive") }
-        guard out.lowercased().hasSuffix(".png") else { throw ValidationError("--out must name a .png file") }
+        guard [".png", ".tif", ".tiff"].contains(where: { out.lowercased().hasSuffix($0) }) else {
+            throw ValidationError("--out must name a .png, .tif or .tiff file")
+        }
     }
 
     func run() throws {
@@ -29,16 +32,25 @@ struct RegionCommand: ParsableCommand {
             let reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride)
             if let level {
                 let image = try reader.readRegion(level0Origin: (x, y), size: (width, height), level: level)
-                try PNGWriter.write(image, to: URL(fileURLWithPath: out))
+                try save(image, micronsPerPixel: reader.micronsPerPixel.map { $0 * reader.levels[level].downsample })
                 print("wrote \(out): \(width)×\(height) from level \(level)")
             } else if let mpp {
                 let region = try reader.readRegion(level0Origin: (x, y), size: (width, height), micronsPerPixel: mpp)
-                try PNGWriter.write(region.image, to: URL(fileURLWithPath: out))
+                try save(region.image, micronsPerPixel: region.effectiveMicronsPerPixel)
                 print(String(format: "wrote %@: %d×%d at %.4f µm/px (requested %.4f) from level %d", out, width, height,
                              region.effectiveMicronsPerPixel, mpp, region.level))
             }
         } catch let error as SlideError {
             throw ValidationError(error.description)
+        }
+    }
+
+    private func save(_ image: RGBImage, micronsPerPixel: Double?) throws {
+        let url = URL(fileURLWithPath: out)
+        if out.lowercased().hasSuffix(".png") {
+            try PNGWriter.write(image, to: url)
+        } else {
+            try PyramidWriter.write(image, to: url, micronsPerPixel: micronsPerPixel, compression: .deflate)
         }
     }
 }

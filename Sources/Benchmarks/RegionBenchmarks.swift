@@ -1,0 +1,92 @@
+import Foundation
+import Slides
+import Tensors
+
+/// `Benchmarks regions [--quick]`: random 256² level-0 region reads per second on a generated
+/// 8192² JPEG pyramid (256² tiles), aligned and unaligned to the tile grid, with the tile cache
+/// off (every read decodes), on 1 and 2 threads; then tifffile and OpenSlide on the same file and
+/// the same origins, in the same run.
+enum RegionBenchmarks {
+    static let side = 8192
+
+    static func run(quick: Bool) throws {
+        let directory = URL(fileURLWithPath: "data/bench")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("pyramid-8192-jpeg.tif")
+        if !FileManager.default.fileExists(atPath: file.path) {
+            print("generating \(file.path) (8192² synthetic tissue, JPEG q80, 256² tiles)…")
+            try PyramidWriter.write(texture(), to: file, micronsPerPixel: 0.25, compression: .jpeg(quality: 80), tileSize: 256)
+        }
+        let count = quick ? 300 : 2_000
+        var rng = RandomGenerator(seed: 42)
+        var rows: [[String: Any]] = []
+        for aligned in [true, false] {
+            let origins: [(Int, Int)] = (0..<count).map { _ in
+                aligned ? (rng.integer(below: side / 256 - 1) * 256, rng.integer(below: side / 256 - 1) * 256)
+                        : (rng.integer(below: side - 512) + 1, rng.integer(below: side - 512) + 1)
+            }
+            let originsFile = directory.appendingPathComponent("origins-\(aligned ? "aligned" : "unaligned").json")
+            try JSONSerialization.data(withJSONObject: origins.map { [$0.0, $0.1] }).write(to: originsFile)
+            var row: [String: Any] = ["case": aligned ? "aligned" : "unaligned", "reads": count]
+            for threads in [1, 2] {
+                let slide = try TIFFSlide(path: file.path, cache: TileCache(capacityBytes: 0))
+                _ = try slide.readRegion(level0Origin: (0, 0), size: (256, 256), level: 0)  // handles open, code warm
+                let start = DispatchTime.now().uptimeNanoseconds
+                if threads == 1 {
+                    for o in origins { _ = try slide.readRegion(level0Origin: o, size: (256, 256), level: 0) }
+                } else {
+                    let points = origins
+                    DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                        for i in stride(from: worker, to: points.count, by: threads) {
+                            _ = try? slide.readRegion(level0Origin: points[i], size: (256, 256), level: 0)
+                        }
+                    }
+                }
+                row["ours_\(threads)_thread_reads_per_second"] = Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            if let python = ModelSuite.peerPython() {
+                let peer = ModelSuite.runJSON([python, "scripts/peers/region_peer.py", file.path, originsFile.path])
+                for (key, value) in peer { row[key] = value }
+            }
+            rows.append(row)
+        }
+        print("random 256² reads/s    ours 1 thread  ours 2 threads  tifffile  OpenSlide  ours/tifffile  ours/OpenSlide")
+        for row in rows {
+            let ours = row["ours_1_thread_reads_per_second"] as? Double ?? 0
+            let tiff = row["tifffile_reads_per_second"] as? Double, slide = row["openslide_reads_per_second"] as? Double
+            print((row["case"] as! String).padding(toLength: 21, withPad: " ", startingAt: 0),
+                  String(format: "%14.0f %15.0f %9.0f %10.0f %14@ %15@", ours, row["ours_2_thread_reads_per_second"] as? Double ?? 0,
+                         tiff ?? 0, slide ?? 0, tiff.map { String(format: "%.2f×", ours / $0) } ?? "–",
+                         slide.map { String(format: "%.2f×", ours / $0) } ?? "–"))
+        }
+        let record: [String: Any] = ["suite": "regions", "quick": quick, "date": ISO8601DateFormatter().string(from: Date()),
+                                     "file": file.path, "cases": rows]
+        let results = URL(fileURLWithPath: "benchmarks/results")
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
+        let url = results.appendingPathComponent("regions\(quick ? "-quick" : "")-\(stamp).json")
+        try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        print("results: \(url.path)")
+    }
+
+    /// Tissue-like texture: smooth pink/purple fields with nuclei-sized dark blobs and noise, so
+    /// JPEG tiles carry realistic entropy.
+    static func texture() -> RGBImage {
+        var rng = RandomGenerator(seed: 9)
+        var pixels = [UInt8](repeating: 0, count: side * side * 3)
+        let noise = (0..<4096).map { _ in Int(rng.integer(below: 24)) - 12 }
+        for y in 0..<side {
+            for x in 0..<side {
+                let field = (x / 97 + y / 131) % 3
+                let blob = ((x * 7 + y * 13) % 23 < 4) && ((x / 11 + y / 9) % 5 == 0)
+                let n = noise[(x * 31 + y * 17) & 4095]
+                let o = (y * side + x) * 3
+                let (r, g, b) = blob ? (90, 60, 140) : field == 0 ? (230, 170, 200) : field == 1 ? (210, 140, 190) : (245, 235, 240)
+                pixels[o] = UInt8(max(0, min(255, r + n)))
+                pixels[o + 1] = UInt8(max(0, min(255, g + n)))
+                pixels[o + 2] = UInt8(max(0, min(255, b + n)))
+            }
+        }
+        return RGBImage(width: side, height: side, pixels: pixels)
+    }
+}

@@ -1,0 +1,58 @@
+"""Peers for `Benchmarks regions`: random 256² level-0 reads with tifffile (the tiles a region
+needs, read and decoded through tifffile's own page decoder, no cache) and with OpenSlide
+(`read_region`), single-threaded, on the same file and origins. Prints one JSON object.
+
+    python scripts/peers/region_peer.py FILE.tif ORIGINS.json
+"""
+import json
+import sys
+import time
+
+import numpy as np
+import tifffile
+
+path, origins_path = sys.argv[1], sys.argv[2]
+origins = json.load(open(origins_path))
+result = {}
+
+with tifffile.TiffFile(path) as tif:
+    page = tif.pages[0]
+    tile = page.tilewidth
+    across = (page.imagewidth + tile - 1) // tile
+    fh = tif.filehandle
+
+    def read_tifffile(x, y, size=256):
+        out = np.full((size, size, 3), 255, np.uint8)
+        for row in range(y // tile, (y + size - 1) // tile + 1):
+            for column in range(x // tile, (x + size - 1) // tile + 1):
+                index = row * across + column
+                fh.seek(page.dataoffsets[index])
+                data = fh.read(page.databytecounts[index])
+                segment = page.decode(data, index, jpegtables=page.jpegtables)[0][0]  # (depth, h, w, s)
+                tx, ty = column * tile, row * tile
+                x0, y0 = max(x, tx), max(y, ty)
+                x1, y1 = min(x + size, tx + tile), min(y + size, ty + tile)
+                out[y0 - y:y1 - y, x0 - x:x1 - x] = segment[y0 - ty:y1 - ty, x0 - tx:x1 - tx, :3]
+        return out
+
+    read_tifffile(0, 0)
+    start = time.perf_counter()
+    for x, y in origins:
+        read_tifffile(x, y)
+    result["tifffile_reads_per_second"] = len(origins) / (time.perf_counter() - start)
+    result["tifffile"] = tifffile.__version__
+
+try:
+    import openslide
+
+    slide = openslide.OpenSlide(path)
+    slide.set_cache(openslide.OpenSlideCache(0)) if hasattr(openslide, "OpenSlideCache") else None
+    slide.read_region((0, 0), 0, (256, 256))
+    start = time.perf_counter()
+    for x, y in origins:
+        slide.read_region((x, y), 0, (256, 256))
+    result["openslide_reads_per_second"] = len(origins) / (time.perf_counter() - start)
+    result["openslide"] = openslide.__library_version__
+except Exception as error:  # noqa: BLE001 - reported, not fatal
+    result["openslide_error"] = f"{type(error).__name__}: {error}"
+print(json.dumps(result, sort_keys=True))
