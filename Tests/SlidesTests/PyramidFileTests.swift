@@ -86,7 +86,7 @@ final class PyramidFileTests: XCTestCase {
         }
         var rng = RandomGenerator(seed: 77)
         var opened = 0, failed = 0
-        let iterations = 1_500
+        let iterations = 2_500
         for i in 0..<iterations {
             var bytes = corpus[i % corpus.count]
             switch rng.integer(below: 3) {

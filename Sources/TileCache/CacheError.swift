@@ -1,0 +1,13 @@
+/// A cache problem, naming the cache directory (and key) and what to do.
+public struct CacheError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: String, Sendable { case cannotOpen, readOnly, diskFull, corruptRecord, lmdb }
+    public let kind: Kind
+    public let path: String
+    public let message: String
+
+    public init(_ kind: Kind, _ path: String, _ message: String) {
+        (self.kind, self.path, self.message) = (kind, path, message)
+    }
+
+    public var description: String { "\(path): \(message)" }
+}

@@ -1,0 +1,222 @@
+import CLMDB
+import Foundation
+import Glibc
+
+/// An LMDB environment (one directory with `data.mdb` and `lock.mdb`) with one unnamed database.
+///
+/// Ownership and threading: `MDB_env*` is owned by this object and closed in `deinit`.
+/// Opened with `MDB_NOTLS`, so a read transaction is not tied to its thread. Writes are
+/// serialised by `writeLock` and each runs in one transaction on the calling thread (never across
+/// an `await`); any number of reads run concurrently. When a write finds the map full it aborts,
+/// doubles the map size while no transaction of this process is active (`mapLock` held
+/// exclusively), and retries: callers compress before calling, so a retry is cheap.
+public final class LMDBEnvironment: @unchecked Sendable {
+    public let path: String
+    private let env: OpaquePointer
+    private let writeLock = NSLock()
+    private var mapLock = pthread_rwlock_t()
+    public let readOnly: Bool
+
+    public init(path: String, readOnly: Bool = false, initialMapSize: Int = 64 << 20) throws {
+        self.path = path
+        self.readOnly = readOnly
+        let fm = FileManager.default
+        if !readOnly {
+            do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+                throw CacheError(.cannotOpen, path, "cannot create the cache directory (\(error.localizedDescription)); choose a writable location")
+            }
+            if !fm.isWritableFile(atPath: path) {
+                throw CacheError(.readOnly, path, "the cache directory is read-only; make it writable or open the cache read-only (verify/stats)")
+            }
+        } else if !fm.fileExists(atPath: path + "/data.mdb") {
+            throw CacheError(.cannotOpen, path, "no cache here (no data.mdb); check the path")
+        }
+        var handle: OpaquePointer?
+        try LMDBEnvironment.check(mdb_env_create(&handle), path, "creating the environment")
+        env = handle!
+        mdb_env_set_mapsize(env, initialMapSize)
+        mdb_env_set_maxreaders(env, 126)
+        let flags = UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : 0)
+        let status = mdb_env_open(env, path, flags, 0o644)
+        if status != 0 {
+            mdb_env_close(env)
+            let kind: CacheError.Kind = status == EACCES || status == EROFS ? .readOnly : .cannotOpen
+            throw CacheError(kind, path, "cannot open the LMDB cache (\(LMDBEnvironment.message(status))); check the path and permissions")
+        }
+        pthread_rwlock_init(&mapLock, nil)
+    }
+
+    deinit {
+        mdb_env_close(env)
+        pthread_rwlock_destroy(&mapLock)
+    }
+
+    static func message(_ status: Int32) -> String { String(cString: mdb_strerror(status)) }
+
+    static func check(_ status: Int32, _ path: String, _ what: String) throws {
+        guard status == 0 else {
+            let kind: CacheError.Kind = status == ENOSPC ? .diskFull : status == EACCES || status == EROFS ? .readOnly : .lmdb
+            let advice = kind == .diskFull ? "; free disk space and run again (what was written is kept)" : ""
+            throw CacheError(kind, path, "\(what) failed: \(message(status))\(advice)")
+        }
+    }
+
+    /// Bytes of map currently reserved.
+    public var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return info.me_mapsize
+    }
+
+    // MARK: writes
+
+    /// Writes every pair in one transaction. With `overwrite` false an existing key keeps its
+    /// value (skip-if-present); returns how many pairs were newly stored.
+    @discardableResult
+    public func put(_ pairs: [(key: [UInt8], value: [UInt8])], overwrite: Bool = false) throws -> Int {
+        guard !readOnly else { throw CacheError(.readOnly, path, "the cache was opened read-only") }
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        while true {
+            pthread_rwlock_rdlock(&mapLock)
+            let result = writeOnce(pairs, overwrite: overwrite)
+            pthread_rwlock_unlock(&mapLock)
+            switch result {
+            case .stored(let count): return count
+            case .failed(let status) where status == MDB_MAP_FULL:
+                try grow()
+            case .failed(let status):
+                try LMDBEnvironment.check(status, path, "writing \(pairs.count) record(s)")
+            }
+        }
+    }
+
+    /// Removes keys (absent ones are ignored); returns how many were removed.
+    @discardableResult
+    public func delete(_ keys: [[UInt8]]) throws -> Int {
+        guard !readOnly else { throw CacheError(.readOnly, path, "the cache was opened read-only") }
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        pthread_rwlock_rdlock(&mapLock)
+        defer { pthread_rwlock_unlock(&mapLock) }
+        var txn: OpaquePointer?
+        try LMDBEnvironment.check(mdb_txn_begin(env, nil, 0, &txn), path, "starting a write")
+        var dbi: MDB_dbi = 0
+        var removed = 0
+        do {
+            try LMDBEnvironment.check(mdb_dbi_open(txn, nil, 0, &dbi), path, "opening the database")
+            for key in keys {
+                var k = key
+                let status = k.withUnsafeMutableBytes { kb -> Int32 in
+                    var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress)
+                    return mdb_del(txn, dbi, &mk, nil)
+                }
+                if status == 0 { removed += 1 } else if status != MDB_NOTFOUND { try LMDBEnvironment.check(status, path, "deleting") }
+            }
+            try LMDBEnvironment.check(mdb_txn_commit(txn), path, "committing deletions")
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+        return removed
+    }
+
+    private enum WriteOutcome {
+        case stored(Int)
+        case failed(Int32)
+    }
+
+    private func writeOnce(_ pairs: [(key: [UInt8], value: [UInt8])], overwrite: Bool) -> WriteOutcome {
+        var txn: OpaquePointer?
+        var status = mdb_txn_begin(env, nil, 0, &txn)
+        guard status == 0 else { return .failed(status) }
+        var dbi: MDB_dbi = 0
+        status = mdb_dbi_open(txn, nil, 0, &dbi)
+        guard status == 0 else { mdb_txn_abort(txn); return .failed(status) }
+        var stored = 0
+        for pair in pairs {
+            var key = pair.key, value = pair.value
+            status = key.withUnsafeMutableBytes { kb in
+                value.withUnsafeMutableBytes { vb in
+                    var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress)
+                    var mv = MDB_val(mv_size: vb.count, mv_data: vb.baseAddress)
+                    return mdb_put(txn, dbi, &mk, &mv, overwrite ? 0 : UInt32(MDB_NOOVERWRITE))
+                }
+            }
+            if status == MDB_KEYEXIST { continue }
+            guard status == 0 else { mdb_txn_abort(txn); return .failed(status) }
+            stored += 1
+        }
+        status = mdb_txn_commit(txn)
+        return status == 0 ? .stored(stored) : .failed(status)
+    }
+
+    /// Doubles the map; legal only with no transaction of this process active, which the
+    /// exclusive map lock guarantees.
+    private func grow() throws {
+        pthread_rwlock_wrlock(&mapLock)
+        defer { pthread_rwlock_unlock(&mapLock) }
+        let doubled = mapSize * 2
+        try LMDBEnvironment.check(mdb_env_set_mapsize(env, doubled), path, "growing the map to \(doubled) bytes")
+    }
+
+    // MARK: reads
+
+    /// Runs `body` inside one read transaction. Values handed to `body` point into the map and
+    /// are valid only inside it: copy or decode before returning.
+    public func read<R>(_ body: (LMDBReadTransaction) throws -> R) throws -> R {
+        pthread_rwlock_rdlock(&mapLock)
+        defer { pthread_rwlock_unlock(&mapLock) }
+        var txn: OpaquePointer?
+        try LMDBEnvironment.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), path, "starting a read")
+        defer { mdb_txn_abort(txn) }
+        var dbi: MDB_dbi = 0
+        let status = mdb_dbi_open(txn, nil, 0, &dbi)
+        if status == MDB_NOTFOUND { return try body(LMDBReadTransaction(txn: txn!, dbi: nil, path: path)) }
+        try LMDBEnvironment.check(status, path, "opening the database")
+        return try body(LMDBReadTransaction(txn: txn!, dbi: dbi, path: path))
+    }
+}
+
+/// A read transaction's view of the database.
+public struct LMDBReadTransaction {
+    let txn: OpaquePointer
+    let dbi: MDB_dbi?
+    let path: String
+
+    /// The value of `key`, valid until the transaction ends; nil if absent.
+    public func get(_ key: [UInt8]) throws -> UnsafeRawBufferPointer? {
+        guard let dbi else { return nil }
+        var k = key
+        var value = MDB_val()
+        let status = k.withUnsafeMutableBytes { kb -> Int32 in
+            var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress)
+            return mdb_get(txn, dbi, &mk, &value)
+        }
+        if status == MDB_NOTFOUND { return nil }
+        try LMDBEnvironment.check(status, path, "reading a record")
+        return UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
+    }
+
+    /// Every (key, value) in key order; both valid only during the call of `body`.
+    public func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let dbi else { return }
+        var cursor: OpaquePointer?
+        try LMDBEnvironment.check(mdb_cursor_open(txn, dbi, &cursor), path, "opening a cursor")
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val(), value = MDB_val()
+        var status = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+        while status == 0 {
+            try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size), UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+            status = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+        }
+        if status != MDB_NOTFOUND { try LMDBEnvironment.check(status, path, "iterating") }
+    }
+
+    public var count: Int {
+        guard let dbi else { return 0 }
+        var stat = MDB_stat()
+        mdb_stat(txn, dbi, &stat)
+        return stat.ms_entries
+    }
+}

@@ -1,0 +1,121 @@
+import CZstd
+import Foundation
+
+/// One cached tile: 8-bit pixels in planar CHW order (what the model reads) and where they came from.
+public struct CachedTile: Sendable, Equatable {
+    public var channels: Int, height: Int, width: Int
+    public var pixels: [UInt8]
+    public var level0Origin: (x: Int, y: Int)
+    public var requestedMicronsPerPixel: Double
+    public var effectiveMicronsPerPixel: Double
+    public var source: UInt64
+    public var parameters: UInt64
+
+    public init(channels: Int, height: Int, width: Int, pixels: [UInt8], level0Origin: (x: Int, y: Int),
+                requestedMicronsPerPixel: Double, effectiveMicronsPerPixel: Double, source: UInt64, parameters: UInt64) {
+        precondition(pixels.count == channels * height * width, "tile pixels do not match \(channels)×\(height)×\(width)")
+        (self.channels, self.height, self.width, self.pixels) = (channels, height, width, pixels)
+        (self.level0Origin, self.requestedMicronsPerPixel, self.effectiveMicronsPerPixel) = (level0Origin, requestedMicronsPerPixel, effectiveMicronsPerPixel)
+        (self.source, self.parameters) = (source, parameters)
+    }
+
+    public static func == (a: CachedTile, b: CachedTile) -> Bool {
+        a.channels == b.channels && a.height == b.height && a.width == b.width && a.pixels == b.pixels
+            && a.level0Origin == b.level0Origin && a.requestedMicronsPerPixel == b.requestedMicronsPerPixel
+            && a.effectiveMicronsPerPixel == b.effectiveMicronsPerPixel && a.source == b.source && a.parameters == b.parameters
+    }
+}
+
+/// The record codec:
+///
+///     "SSMT" · version u16 · codec u8 (0 none, 1 zstd) · dtype u8 (0 = uint8)
+///     channels, height, width u32 · level-0 x, y i64 · requested, effective µm/px f64
+///     source, parameter fingerprints u64 · stored length, raw length u32
+///     checksum u64 = XXH64(everything above · stored payload)          (84 bytes, little-endian)
+///     payload (zstd level 1 frame, or the raw CHW bytes)
+///
+/// A record whose checksum, lengths or magic do not hold is corrupt and is never decoded.
+public enum TileRecord {
+    public enum Codec: UInt8, Sendable { case none = 0, zstd = 1 }
+
+    static let magic: [UInt8] = Array("SSMT".utf8)
+    static let version: UInt16 = 1
+    static let headerSize = 84
+
+    public static func encode(_ tile: CachedTile, codec: Codec, compressor: OpaquePointer? = nil) -> [UInt8] {
+        var payload: [UInt8]
+        switch codec {
+        case .none:
+            payload = tile.pixels
+        case .zstd:
+            let bound = ZSTD_compressBound(tile.pixels.count)
+            payload = [UInt8](repeating: 0, count: bound)
+            let written = tile.pixels.withUnsafeBytes { src in
+                payload.withUnsafeMutableBytes { dst in
+                    if let compressor {
+                        return ZSTD_compressCCtx(compressor, dst.baseAddress, bound, src.baseAddress, src.count, 1)
+                    }
+                    return ZSTD_compress(dst.baseAddress, bound, src.baseAddress, src.count, 1)
+                }
+            }
+            // Compressing into a buffer of compressBound bytes cannot fail.
+            payload.removeLast(bound - written)
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(headerSize + payload.count)
+        out += magic
+        append(&out, version)
+        out.append(codec.rawValue)
+        out.append(0)
+        append(&out, UInt32(tile.channels)); append(&out, UInt32(tile.height)); append(&out, UInt32(tile.width))
+        append(&out, Int64(tile.level0Origin.x)); append(&out, Int64(tile.level0Origin.y))
+        append(&out, tile.requestedMicronsPerPixel.bitPattern); append(&out, tile.effectiveMicronsPerPixel.bitPattern)
+        append(&out, tile.source); append(&out, tile.parameters)
+        append(&out, UInt32(payload.count)); append(&out, UInt32(tile.pixels.count))
+        var hashed = out
+        hashed += payload
+        append(&out, XXHash64.hash(hashed))
+        out += payload
+        return out
+    }
+
+    /// Decodes a record; `key` names it in errors.
+    public static func decode(_ record: UnsafeRawBufferPointer, key: String, path: String, decompressor: OpaquePointer? = nil) throws -> CachedTile {
+        func corrupt(_ why: String) -> CacheError { CacheError(.corruptRecord, path, "record \(key) is corrupt (\(why)); it is skipped. Run `ssmamba cache verify \(path)`, then remove it or re-run the warm-up") }
+        guard record.count >= headerSize else { throw corrupt("only \(record.count) bytes") }
+        guard Array(record[0..<4]) == magic else { throw corrupt("bad magic") }
+        func u32(_ o: Int) -> Int { Int(record.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian) }
+        func u64(_ o: Int) -> UInt64 { record.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+        guard record.loadUnaligned(fromByteOffset: 4, as: UInt16.self).littleEndian == version else { throw corrupt("unknown format version") }
+        guard let codec = Codec(rawValue: record[6]), record[7] == 0 else { throw corrupt("unknown codec or dtype") }
+        let (channels, height, width) = (u32(8), u32(12), u32(16))
+        let storedLength = u32(68), rawLength = u32(72)
+        guard record.count == headerSize + storedLength, rawLength == channels * height * width, rawLength <= 1 << 28 else {
+            throw corrupt("lengths do not agree")
+        }
+        var hashed = Array(record[0..<76])
+        hashed += record[headerSize...]
+        guard XXHash64.hash(hashed) == u64(76) else { throw corrupt("checksum mismatch") }
+        let payload = UnsafeRawBufferPointer(rebasing: record[headerSize...])
+        var pixels = [UInt8](repeating: 0, count: rawLength)
+        switch codec {
+        case .none:
+            guard storedLength == rawLength else { throw corrupt("raw payload length") }
+            pixels.withUnsafeMutableBytes { $0.copyMemory(from: payload) }
+        case .zstd:
+            let produced = pixels.withUnsafeMutableBytes { dst in
+                if let decompressor { return ZSTD_decompressDCtx(decompressor, dst.baseAddress, rawLength, payload.baseAddress, payload.count) }
+                return ZSTD_decompress(dst.baseAddress, rawLength, payload.baseAddress, payload.count)
+            }
+            guard ZSTD_isError(produced) == 0, produced == rawLength else { throw corrupt("zstd payload does not decode") }
+        }
+        return CachedTile(channels: channels, height: height, width: width, pixels: pixels,
+                          level0Origin: (Int(Int64(bitPattern: u64(20))), Int(Int64(bitPattern: u64(28)))),
+                          requestedMicronsPerPixel: Double(bitPattern: u64(36)), effectiveMicronsPerPixel: Double(bitPattern: u64(44)),
+                          source: u64(52), parameters: u64(60))
+    }
+
+    static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { out += $0 }
+    }
+}

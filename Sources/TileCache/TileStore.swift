@@ -1,0 +1,136 @@
+import CZstd
+import Foundation
+import Tensors
+
+/// The on-disk tile cache: an LMDB environment of `TileRecord`s under `TileKey`s.
+///
+/// Writes compress outside the write transaction, then store a batch in one transaction with
+/// skip-if-present, so a warm-up is resumable and a crash leaves only whole, committed records.
+/// Reads verify each record's checksum; a corrupt record is reported (`CacheError.corruptRecord`),
+/// never returned.
+public final class TileStore: @unchecked Sendable {
+    public let environment: LMDBEnvironment
+    public let codec: TileRecord.Codec
+    public var path: String { environment.path }
+
+    public init(path: String, readOnly: Bool = false, codec: TileRecord.Codec = .zstd) throws {
+        environment = try LMDBEnvironment(path: path, readOnly: readOnly)
+        self.codec = codec
+    }
+
+    /// Stores tiles not already present; returns how many were new.
+    @discardableResult
+    public func write(_ tiles: [(key: TileKey, tile: CachedTile)]) throws -> Int {
+        let compressor = ZSTD_createCCtx()
+        defer { ZSTD_freeCCtx(compressor) }
+        let pairs = tiles.map { (key: $0.key.bytes, value: TileRecord.encode($0.tile, codec: codec, compressor: compressor)) }
+        return try environment.put(pairs)
+    }
+
+    public func contains(_ key: TileKey) throws -> Bool {
+        try environment.read { try $0.get(key.bytes) != nil }
+    }
+
+    /// The tile under `key` (nil when absent); throws `corruptRecord` for a damaged record.
+    public func read(_ key: TileKey) throws -> CachedTile? {
+        try environment.read { txn in
+            guard let record = try txn.get(key.bytes) else { return nil }
+            return try TileRecord.decode(record, key: key.description, path: path)
+        }
+    }
+
+    /// A model-ready batch: tiles as float32 NCHW, each channel mapped to (v/255 − mean)/std,
+    /// vectorised. Absent and corrupt keys are listed (and their slots left zero), never hidden.
+    public func batch(_ keys: [TileKey], mean: [Float], std: [Float]) throws -> (images: Tensor, missing: [TileKey], corrupt: [(TileKey, String)]) {
+        var missing: [TileKey] = [], corrupt: [(TileKey, String)] = []
+        var images: Tensor?
+        let decompressor = ZSTD_createDCtx()
+        defer { ZSTD_freeDCtx(decompressor) }
+        try environment.read { txn in
+            for (index, key) in keys.enumerated() {
+                guard let record = try txn.get(key.bytes) else { missing.append(key); continue }
+                let tile: CachedTile
+                do { tile = try TileRecord.decode(record, key: key.description, path: path, decompressor: decompressor) } catch let error as CacheError {
+                    corrupt.append((key, error.message))
+                    continue
+                }
+                precondition(mean.count == tile.channels && std.count == tile.channels, "mean/std need one value per channel")
+                if images == nil { images = Tensor(zeros: [keys.count, tile.channels, tile.height, tile.width]) }
+                let plane = tile.height * tile.width
+                guard images!.shape == [keys.count, tile.channels, tile.height, tile.width] else {
+                    corrupt.append((key, "shape \(tile.channels)×\(tile.height)×\(tile.width) differs from the batch's"))
+                    continue
+                }
+                tile.pixels.withUnsafeBufferPointer { src in
+                    images!.withUnsafeMutableBufferPointer { dst in
+                        for c in 0..<tile.channels {
+                            let scale = 1 / (255 * std[c]), offset = -mean[c] / std[c]
+                            let start = (index * tile.channels + c) * plane
+                            StorageConversion.floats(fromBytes: UnsafeBufferPointer(rebasing: src[(c * plane)..<((c + 1) * plane)]),
+                                                     scale: scale, offset: offset,
+                                                     into: UnsafeMutableBufferPointer(rebasing: dst[start..<(start + plane)]))
+                        }
+                    }
+                }
+            }
+        }
+        return (images ?? Tensor(zeros: [0]), missing, corrupt)
+    }
+
+    // MARK: inspection
+
+    public struct Statistics: Sendable {
+        public var records = 0
+        public var storedBytes = 0
+        public var rawBytes = 0
+        public var perSource: [UInt64: Int] = [:]
+        public var perParameters: [UInt64: Int] = [:]
+        public var compressionRatio: Double { storedBytes == 0 ? 0 : Double(rawBytes) / Double(storedBytes) }
+    }
+
+    public func statistics() throws -> Statistics {
+        var stats = Statistics()
+        try environment.read { txn in
+            try txn.forEach { key, value in
+                stats.records += 1
+                stats.storedBytes += value.count
+                if value.count >= TileRecord.headerSize {
+                    stats.rawBytes += Int(value.loadUnaligned(fromByteOffset: 72, as: UInt32.self).littleEndian)
+                }
+                if let k = TileKey(bytes: key) {
+                    stats.perSource[k.source, default: 0] += 1
+                    stats.perParameters[k.parameters, default: 0] += 1
+                }
+            }
+        }
+        return stats
+    }
+
+    /// Decodes every record and checks every checksum; returns the damaged ones with reasons.
+    public func verify() throws -> [(key: String, reason: String)] {
+        var damaged: [(key: String, reason: String)] = []
+        let decompressor = ZSTD_createDCtx()
+        defer { ZSTD_freeDCtx(decompressor) }
+        try environment.read { txn in
+            try txn.forEach { key, value in
+                let name = TileKey(bytes: key)?.description ?? "undecodable key \(Array(key).prefix(8))"
+                do { _ = try TileRecord.decode(value, key: name, path: path, decompressor: decompressor) } catch let error as CacheError {
+                    damaged.append((name, error.message))
+                }
+            }
+        }
+        return damaged
+    }
+
+    /// Removes every record whose parameter fingerprint is not `current`; returns the count.
+    @discardableResult
+    public func removeStale(keeping current: UInt64) throws -> Int {
+        var stale: [[UInt8]] = []
+        try environment.read { txn in
+            try txn.forEach { key, _ in
+                if let k = TileKey(bytes: key), k.parameters != current { stale.append(Array(key)) }
+            }
+        }
+        return try environment.delete(stale)
+    }
+}
