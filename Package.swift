@@ -42,12 +42,13 @@ let package = Package(
         .executableTarget(
             name: "ssmamba",
             dependencies: [
-                "Tensors", "SSMamba", "Slides", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                "Tensors", "SSMamba", "Slides", "TileCache", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
+        .testTarget(name: "ssmambaTests", dependencies: ["ssmamba"]),
         .testTarget(name: "TileCacheTests", dependencies: ["TileCache", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "SlidesTests", dependencies: ["Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "SSMambaTests", dependencies: ["SSMamba", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),

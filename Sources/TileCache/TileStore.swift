@@ -134,3 +134,30 @@ public final class TileStore: @unchecked Sendable {
         return try environment.delete(stale)
     }
 }
+
+extension TileStore {
+    /// Copies every record of `other` that this cache lacks (records are copied as stored, after
+    /// their checksum is verified; damaged ones are reported, not copied). Returns (copied, damaged).
+    public func merge(from other: TileStore) throws -> (copied: Int, damaged: [String]) {
+        var pairs: [(key: [UInt8], value: [UInt8])] = []
+        var damaged: [String] = []
+        var copied = 0
+        try other.environment.read { txn in
+            try txn.forEach { key, value in
+                let name = TileKey(bytes: key)?.description ?? "undecodable key"
+                do {
+                    _ = try TileRecord.decode(value, key: name, path: other.path)
+                    pairs.append((Array(key), Array(value)))
+                } catch let error as CacheError {
+                    damaged.append("\(name): \(error.message)")
+                }
+                if pairs.count == 256 {
+                    copied += try environment.put(pairs)
+                    pairs.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        copied += try environment.put(pairs)
+        return (copied, damaged)
+    }
+}

@@ -6,5 +6,5 @@ struct SSMambaCommand: ParsableCommand {
         commandName: "ssmamba",
         abstract: "SSMamba: a streaming, cached pipeline for pathology images and the SSMamba model, on CPUs.",
         version: SSMambaVersion.string,
-        subcommands: [InspectCommand.self, RegionCommand.self, ModelCommand.self, SelfCheckCommand.self])
+        subcommands: [InspectCommand.self, RegionCommand.self, CacheCommand.self, ModelCommand.self, SelfCheckCommand.self])
 }

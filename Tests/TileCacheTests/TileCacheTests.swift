@@ -133,3 +133,19 @@ final class TileCacheTests: XCTestCase {
         }
     }
 }
+
+final class MergeTests: XCTestCase {
+    func testShardsMergeIntoOneCacheWithoutDuplicates() throws {
+        let root = try temporaryDirectory("merge")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let shardA = try TileStore(path: root.appendingPathComponent("a").path)
+        let shardB = try TileStore(path: root.appendingPathComponent("b").path)
+        try shardA.write((0..<10).map { syntheticTile($0, side: 8) })
+        try shardB.write((5..<15).map { syntheticTile($0, side: 8) })
+        let target = try TileStore(path: root.appendingPathComponent("all").path)
+        XCTAssertEqual(try target.merge(from: shardA).copied, 10)
+        XCTAssertEqual(try target.merge(from: shardB).copied, 5)
+        XCTAssertEqual(try target.statistics().records, 15)
+        for i in 0..<15 { XCTAssertEqual(try target.read(syntheticTile(i, side: 8).key), syntheticTile(i, side: 8).tile) }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+/// The built `ssmamba` executable, run as a user would: help text, exit codes, error messages.
+final class CommandLineTests: XCTestCase {
+    var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ssmamba")
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("SlidesTests/Fixtures")
+
+    func testHelpListsEverySubcommandAndVersionPrints() throws {
+        let help = try run(["--help"])
+        XCTAssertEqual(help.status, 0)
+        for subcommand in ["inspect", "region", "cache", "model", "selfcheck"] {
+            XCTAssertTrue(help.output.contains("  \(subcommand)"), "help lacks \(subcommand):\n\(help.output)")
+        }
+        let version = try run(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertEqual(version.output.trimmingCharacters(in: .whitespacesAndNewlines), "0.1.0")
+    }
+
+    func testInspectJSONOfAPyramid() throws {
+        let result = try run(["inspect", Self.fixtures.appendingPathComponent("pyramid_chain.tif").path, "--json"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as! [String: Any]
+        XCTAssertEqual((object["levels"] as! [[String: Any]]).count, 3)
+        XCTAssertEqual(object["microns_per_pixel"] as! Double, 0.5, accuracy: 1e-6)
+    }
+
+    func testErrorsNameTheProblemAndExitNonZero() throws {
+        let missing = try run(["inspect", "/nonexistent/slide.svs"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.output.contains("/nonexistent/slide.svs"), missing.output)
+        let model = try run(["model", "info", "ssmamba_huge"])
+        XCTAssertNotEqual(model.status, 0)
+        XCTAssertTrue(model.output.contains("known: ssmamba_micro, ssmamba_small, ssmamba_tiny"), model.output)
+        let region = try run(["region", Self.fixtures.appendingPathComponent("pyramid_chain.tif").path, "--x", "0", "--y", "0",
+                              "--width", "8", "--height", "8", "--out", "/tmp/x.png"])
+        XCTAssertNotEqual(region.status, 0)
+        XCTAssertTrue(region.output.contains("exactly one of --level and --mpp"), region.output)
+        let cache = try run(["cache", "verify", "/nonexistent/cache"])
+        XCTAssertNotEqual(cache.status, 0)
+        XCTAssertTrue(cache.output.contains("no cache here"), cache.output)
+    }
+}
