@@ -35,6 +35,7 @@ bench: build
 	@scripts/peers/install.sh
 	$(RELEASE)/Benchmarks tensor $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks regions $(if $(QUICK),--quick)
+	$(RELEASE)/Benchmarks cache $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks model-suite $(if $(QUICK),--quick)
 
 clean-cache:

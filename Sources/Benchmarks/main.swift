@@ -3,6 +3,7 @@
 //     .build/release/Benchmarks tensor [--quick]
 //     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5]
 //     .build/release/Benchmarks regions [--quick]      (random region reads; tifffile and OpenSlide)
+//     .build/release/Benchmarks cache [--quick]        (tile cache writes and model-ready reads; Python lmdb + numpy)
 //     .build/release/Benchmarks model-suite [--quick] [--model ssmamba_tiny]   (ours and PyTorch, side by side)
 import Foundation
 
@@ -17,6 +18,11 @@ case "tensor":
     TensorBenchmarks.run(quick: arguments.contains("--quick"))
 case "regions":
     do { try RegionBenchmarks.run(quick: arguments.contains("--quick")) } catch {
+        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
+        exit(1)
+    }
+case "cache":
+    do { try CacheBenchmarks.run(quick: arguments.contains("--quick")) } catch {
         FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
         exit(1)
     }

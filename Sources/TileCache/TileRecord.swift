@@ -31,7 +31,7 @@ public struct CachedTile: Sendable, Equatable {
 ///     "SSMT" · version u16 · codec u8 (0 none, 1 zstd) · dtype u8 (0 = uint8)
 ///     channels, height, width u32 · level-0 x, y i64 · requested, effective µm/px f64
 ///     source, parameter fingerprints u64 · stored length, raw length u32
-///     checksum u64 = XXH64(everything above · stored payload)          (84 bytes, little-endian)
+///     checksum u64 = XXH64(stored payload, seed: XXH64(everything above))   (84 bytes, little-endian)
 ///     payload (zstd level 1 frame, or the raw CHW bytes)
 ///
 /// A record whose checksum, lengths or magic do not hold is corrupt and is never decoded.
@@ -72,44 +72,63 @@ public enum TileRecord {
         append(&out, tile.requestedMicronsPerPixel.bitPattern); append(&out, tile.effectiveMicronsPerPixel.bitPattern)
         append(&out, tile.source); append(&out, tile.parameters)
         append(&out, UInt32(payload.count)); append(&out, UInt32(tile.pixels.count))
-        var hashed = out
-        hashed += payload
-        append(&out, XXHash64.hash(hashed))
+        let checksum = payload.withUnsafeBytes { XXHash64.hash($0, seed: XXHash64.hash(out)) }
+        append(&out, checksum)
         out += payload
         return out
     }
 
-    /// Decodes a record; `key` names it in errors.
-    public static func decode(_ record: UnsafeRawBufferPointer, key: String, path: String, decompressor: OpaquePointer? = nil) throws -> CachedTile {
+    /// What a record's header says, after its checks passed.
+    struct Header {
+        let codec: Codec
+        let channels: Int, height: Int, width: Int
+        let rawLength: Int
+    }
+
+    /// Checks magic, version, lengths and checksum; returns the header and the stored payload.
+    static func open(_ record: UnsafeRawBufferPointer, key: String, path: String) throws -> (Header, UnsafeRawBufferPointer) {
         func corrupt(_ why: String) -> CacheError { CacheError(.corruptRecord, path, "record \(key) is corrupt (\(why)); it is skipped. Run `ssmamba cache verify \(path)`, then remove it or re-run the warm-up") }
         guard record.count >= headerSize else { throw corrupt("only \(record.count) bytes") }
-        guard Array(record[0..<4]) == magic else { throw corrupt("bad magic") }
+        guard record[0] == magic[0], record[1] == magic[1], record[2] == magic[2], record[3] == magic[3] else { throw corrupt("bad magic") }
         func u32(_ o: Int) -> Int { Int(record.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian) }
-        func u64(_ o: Int) -> UInt64 { record.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
         guard record.loadUnaligned(fromByteOffset: 4, as: UInt16.self).littleEndian == version else { throw corrupt("unknown format version") }
         guard let codec = Codec(rawValue: record[6]), record[7] == 0 else { throw corrupt("unknown codec or dtype") }
         let (channels, height, width) = (u32(8), u32(12), u32(16))
         let storedLength = u32(68), rawLength = u32(72)
-        guard record.count == headerSize + storedLength, rawLength == channels * height * width, rawLength <= 1 << 28 else {
+        guard record.count == headerSize + storedLength, rawLength == channels * height * width, rawLength <= 1 << 28,
+              codec == .zstd || storedLength == rawLength else {
             throw corrupt("lengths do not agree")
         }
-        var hashed = Array(record[0..<76])
-        hashed += record[headerSize...]
-        guard XXHash64.hash(hashed) == u64(76) else { throw corrupt("checksum mismatch") }
         let payload = UnsafeRawBufferPointer(rebasing: record[headerSize...])
-        var pixels = [UInt8](repeating: 0, count: rawLength)
-        switch codec {
-        case .none:
-            guard storedLength == rawLength else { throw corrupt("raw payload length") }
-            pixels.withUnsafeMutableBytes { $0.copyMemory(from: payload) }
-        case .zstd:
-            let produced = pixels.withUnsafeMutableBytes { dst in
-                if let decompressor { return ZSTD_decompressDCtx(decompressor, dst.baseAddress, rawLength, payload.baseAddress, payload.count) }
-                return ZSTD_decompress(dst.baseAddress, rawLength, payload.baseAddress, payload.count)
-            }
-            guard ZSTD_isError(produced) == 0, produced == rawLength else { throw corrupt("zstd payload does not decode") }
+        let expected = record.loadUnaligned(fromByteOffset: 76, as: UInt64.self).littleEndian
+        guard XXHash64.hash(payload, seed: XXHash64.hash(UnsafeRawBufferPointer(rebasing: record[0..<76]))) == expected else {
+            throw corrupt("checksum mismatch")
         }
-        return CachedTile(channels: channels, height: height, width: width, pixels: pixels,
+        return (Header(codec: codec, channels: channels, height: height, width: width, rawLength: rawLength), payload)
+    }
+
+    /// The pixels of an opened record into `target` (exactly `rawLength` bytes).
+    static func unpack(_ header: Header, _ payload: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer,
+                       key: String, path: String, decompressor: OpaquePointer?) throws {
+        switch header.codec {
+        case .none:
+            target.copyMemory(from: payload)
+        case .zstd:
+            let produced = decompressor.map { ZSTD_decompressDCtx($0, target.baseAddress, header.rawLength, payload.baseAddress, payload.count) }
+                ?? ZSTD_decompress(target.baseAddress, header.rawLength, payload.baseAddress, payload.count)
+            guard ZSTD_isError(produced) == 0, produced == header.rawLength else {
+                throw CacheError(.corruptRecord, path, "record \(key) is corrupt (zstd payload does not decode); it is skipped. Run `ssmamba cache verify \(path)`")
+            }
+        }
+    }
+
+    /// Decodes a record; `key` names it in errors.
+    public static func decode(_ record: UnsafeRawBufferPointer, key: String, path: String, decompressor: OpaquePointer? = nil) throws -> CachedTile {
+        let (header, payload) = try open(record, key: key, path: path)
+        var pixels = [UInt8](repeating: 0, count: header.rawLength)
+        try pixels.withUnsafeMutableBytes { try unpack(header, payload, into: $0, key: key, path: path, decompressor: decompressor) }
+        func u64(_ o: Int) -> UInt64 { record.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+        return CachedTile(channels: header.channels, height: header.height, width: header.width, pixels: pixels,
                           level0Origin: (Int(Int64(bitPattern: u64(20))), Int(Int64(bitPattern: u64(28)))),
                           requestedMicronsPerPixel: Double(bitPattern: u64(36)), effectiveMicronsPerPixel: Double(bitPattern: u64(44)),
                           source: u64(52), parameters: u64(60))

@@ -1,0 +1,91 @@
+import Foundation
+import Slides
+import Tensors
+import TileCache
+
+/// `Benchmarks cache [--quick]`: real H&E tiles (3×224×224 uint8 from both sample slides) written
+/// to the cache with zstd-1 and uncompressed, then random reads into model-ready batches of 64
+/// (float32, normalised, NCHW) with 1 and 2 readers; the Python pipeline (lmdb + numpy on raw
+/// bytes, converted and normalised per batch) on the same tiles in the same run.
+enum CacheBenchmarks {
+    static func run(quick: Bool) throws {
+        let tiles = try realTiles(limit: quick ? 400 : 1_600)
+        let root = URL(fileURLWithPath: "data/bench/cache")
+        try? FileManager.default.removeItem(at: root)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        // The raw tiles for the Python peer.
+        var dump = Data()
+        for (_, tile) in tiles { dump.append(contentsOf: tile.pixels) }
+        try dump.write(to: root.appendingPathComponent("tiles.u8"))
+        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        var rows: [[String: Any]] = []
+        for codec in [TileRecord.Codec.zstd, .none] {
+            let path = root.appendingPathComponent(codec == .zstd ? "zstd" : "none").path
+            let store = try TileStore(path: path, codec: codec)
+            let start = DispatchTime.now().uptimeNanoseconds
+            for chunk in stride(from: 0, to: tiles.count, by: 64) { try store.write(Array(tiles[chunk..<min(chunk + 64, tiles.count)])) }
+            let writeRate = Double(tiles.count) / seconds(since: start)
+            let stats = try store.statistics()
+            var row: [String: Any] = ["codec": codec == .zstd ? "zstd-1" : "none", "tiles": tiles.count, "write_tiles_per_second": writeRate,
+                                      "compression_ratio": stats.compressionRatio]
+            var rng = RandomGenerator(seed: 3)
+            let batches = (0..<(quick ? 10 : 40)).map { _ in (0..<64).map { _ in tiles[rng.integer(below: tiles.count)].key } }
+            _ = try store.batch(batches[0], mean: mean, std: std)  // warm page cache
+            for readers in [1, 2] {
+                let begin = DispatchTime.now().uptimeNanoseconds
+                let work = batches
+                DispatchQueue.concurrentPerform(iterations: readers) { reader in
+                    var buffer = Tensor(zeros: [0])  // one batch buffer per reader, reused
+                    for b in stride(from: reader, to: work.count, by: readers) { _ = try? store.batch(work[b], mean: mean, std: std, into: &buffer) }
+                }
+                row["read_\(readers)_tiles_per_second"] = Double(batches.count * 64) / seconds(since: begin)
+            }
+            rows.append(row)
+        }
+        var peer: [String: Any] = [:]
+        if let python = ModelSuite.peerPython() {
+            peer = ModelSuite.runJSON([python, "scripts/peers/cache_peer.py", root.appendingPathComponent("tiles.u8").path,
+                                       "\(tiles.count)", "\(quick ? 10 : 40)"])
+        }
+        print("cache (3×224×224 uint8 H&E tiles)  write tiles/s  ratio   1 reader  2 readers   (model-ready batches of 64)")
+        for row in rows {
+            print((row["codec"] as! String).padding(toLength: 34, withPad: " ", startingAt: 0),
+                  String(format: "%13.0f %6.2f %10.0f %10.0f", row["write_tiles_per_second"] as! Double, row["compression_ratio"] as! Double,
+                         row["read_1_tiles_per_second"] as! Double, row["read_2_tiles_per_second"] as! Double))
+        }
+        if let write = peer["write_tiles_per_second"] as? Double, let read = peer["read_tiles_per_second"] as? Double {
+            print("Python lmdb + numpy (raw bytes)".padding(toLength: 34, withPad: " ", startingAt: 0), String(format: "%13.0f %6s %10.0f", write, "1.00", read))
+            let ours = rows[0]["read_1_tiles_per_second"] as! Double
+            print(String(format: "ratio, zstd-1 reader vs Python reader: %.2f×", ours / read))
+        }
+        let record: [String: Any] = ["suite": "cache", "quick": quick, "date": ISO8601DateFormatter().string(from: Date()), "ours": rows, "python": peer]
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
+        let url = URL(fileURLWithPath: "benchmarks/results/cache\(quick ? "-quick" : "")-\(stamp).json")
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]).write(to: url)
+        print("results: \(url.path)")
+    }
+
+    static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    /// 224² tiles on a half-overlapping grid over both samples' level 0 (real H&E, background included).
+    static func realTiles(limit: Int) throws -> [(key: TileKey, tile: CachedTile)] {
+        var result: [(key: TileKey, tile: CachedTile)] = []
+        for name in ["cmu_small_region.svs", "tcga-cr-7395-01a-01-ts1.svs"] {
+            let path = "data/samples/\(name)"
+            let slide = try TIFFSlide(path: path)
+            let source = try Fingerprint.source(path: path)
+            for y in stride(from: 0, to: slide.levels[0].height - 224, by: 112) {
+                for x in stride(from: 0, to: slide.levels[0].width - 224, by: 112) where result.count < limit {
+                    let image = try slide.readRegion(level0Origin: (x, y), size: (224, 224), level: 0)
+                    var planar = [UInt8](repeating: 0, count: 3 * 224 * 224)
+                    for p in 0..<(224 * 224) { for c in 0..<3 { planar[c * 224 * 224 + p] = image.pixels[3 * p + c] } }
+                    let key = TileKey(source: source, parameters: 1, x: x, y: y, micronsPerPixel: 0.5)
+                    result.append((key, CachedTile(channels: 3, height: 224, width: 224, pixels: planar, level0Origin: (x, y),
+                                                   requestedMicronsPerPixel: 0.5, effectiveMicronsPerPixel: 0.5, source: source, parameters: 1)))
+                }
+            }
+        }
+        return result
+    }
+}
