@@ -50,22 +50,8 @@ enum ModelSuite {
     }
 
     static func record(_ rows: [[String: Any]], model: String, sgemmRate: Double, quick: Bool) throws {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
-            .trimmingCharacters(in: .whitespaces) ?? "unknown"
-        let record: [String: Any] = [
-            "suite": "model", "model": model, "quick": quick, "date": ISO8601DateFormatter().string(from: Date()),
-            "machine": ["cpu": cpu, "cores": ProcessInfo.processInfo.activeProcessorCount, "blas": BLAS.configuration,
-                        "openblas_coretype": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "",
-                        "sgemm_gflops_1024": sgemmRate],
-            "cases": rows,
-        ]
-        let directory = URL(fileURLWithPath: "benchmarks/results")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
-        let url = directory.appendingPathComponent("model-\(model)\(quick ? "-quick" : "")-\(stamp).json")
-        try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]).write(to: url)
-        print("results: \(url.path)  (sgemm 1024³: \(String(format: "%.0f", sgemmRate)) GFLOP/s)")
+        let path = try MachineInfo.save("model-\(model)", quick: quick, ["model": model, "sgemm_gflops_1024": sgemmRate, "cases": rows])
+        print("results: \(path)  (sgemm 1024³: \(String(format: "%.0f", sgemmRate)) GFLOP/s)")
     }
 
     static func peerPython() -> String? {

@@ -18,6 +18,7 @@ enum RegionBenchmarks {
             try PyramidWriter.write(texture(), to: file, micronsPerPixel: 0.25, compression: .jpeg(quality: 80), tileSize: 256)
         }
         let count = quick ? 300 : 2_000
+        let repeats = quick ? 1 : 3
         var rng = RandomGenerator(seed: 42)
         var rows: [[String: Any]] = []
         for aligned in [true, false] {
@@ -27,26 +28,26 @@ enum RegionBenchmarks {
             }
             let originsFile = directory.appendingPathComponent("origins-\(aligned ? "aligned" : "unaligned").json")
             try JSONSerialization.data(withJSONObject: origins.map { [$0.0, $0.1] }).write(to: originsFile)
-            var row: [String: Any] = ["case": aligned ? "aligned" : "unaligned", "reads": count]
-            for threads in [1, 2] {
-                let slide = try TIFFSlide(path: file.path, cache: TileCache(capacityBytes: 0))
-                _ = try slide.readRegion(level0Origin: (0, 0), size: (256, 256), level: 0)  // handles open, code warm
-                let start = DispatchTime.now().uptimeNanoseconds
-                if threads == 1 {
-                    for o in origins { _ = try slide.readRegion(level0Origin: o, size: (256, 256), level: 0) }
-                } else {
-                    let points = origins
-                    DispatchQueue.concurrentPerform(iterations: threads) { worker in
-                        for i in stride(from: worker, to: points.count, by: threads) {
-                            _ = try? slide.readRegion(level0Origin: points[i], size: (256, 256), level: 0)
-                        }
+            var row: [String: Any] = ["case": aligned ? "aligned" : "unaligned", "reads": count, "repeats": repeats]
+            var samples: [String: [Double]] = [:]
+            // Ours and the peers alternate, `repeats` times; medians and spreads are reported.
+            for _ in 0..<repeats {
+                for threads in [1, 2] {
+                    samples["ours_\(threads)_thread_reads_per_second", default: []].append(try measureOurs(file: file.path, origins: origins, threads: threads))
+                }
+                if let python = ModelSuite.peerPython() {
+                    let peer = ModelSuite.runJSON([python, "scripts/peers/region_peer.py", file.path, originsFile.path])
+                    for (key, value) in peer {
+                        if let number = value as? Double { samples[key, default: []].append(number) } else { row[key] = value }
                     }
                 }
-                row["ours_\(threads)_thread_reads_per_second"] = Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             }
-            if let python = ModelSuite.peerPython() {
-                let peer = ModelSuite.runJSON([python, "scripts/peers/region_peer.py", file.path, originsFile.path])
-                for (key, value) in peer { row[key] = value }
+            for (key, values) in samples {
+                let sorted = values.sorted()
+                let median = sorted[sorted.count / 2]
+                row[key] = median
+                row[key.replacingOccurrences(of: "_per_second", with: "_spread")] = (sorted.last! - sorted.first!) / median
+                if (sorted.last! - sorted.first!) / median > 0.25 { print("note: \(key) spread \(Int(100 * (sorted.last! - sorted.first!) / median)) %: the machine was noisy") }
             }
             rows.append(row)
         }
@@ -59,14 +60,24 @@ enum RegionBenchmarks {
                          tiff ?? 0, slide ?? 0, tiff.map { String(format: "%.2f×", ours / $0) } ?? "–",
                          slide.map { String(format: "%.2f×", ours / $0) } ?? "–"))
         }
-        let record: [String: Any] = ["suite": "regions", "quick": quick, "date": ISO8601DateFormatter().string(from: Date()),
-                                     "file": file.path, "cases": rows]
-        let results = URL(fileURLWithPath: "benchmarks/results")
-        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
-        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
-        let url = results.appendingPathComponent("regions\(quick ? "-quick" : "")-\(stamp).json")
-        try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys]).write(to: url)
-        print("results: \(url.path)")
+        print("results: \(try MachineInfo.save("regions", quick: quick, ["file": file.path, "cases": rows]))")
+    }
+
+    /// Reads per second of random 256² level-0 regions, cache off, on `threads` threads.
+    static func measureOurs(file: String, origins: [(Int, Int)], threads: Int) throws -> Double {
+        let slide = try TIFFSlide(path: file, cache: TileCache(capacityBytes: 0))
+        _ = try slide.readRegion(level0Origin: (0, 0), size: (256, 256), level: 0)  // handles open, code warm
+        let start = DispatchTime.now().uptimeNanoseconds
+        if threads == 1 {
+            for o in origins { _ = try slide.readRegion(level0Origin: o, size: (256, 256), level: 0) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                for i in stride(from: worker, to: origins.count, by: threads) {
+                    _ = try? slide.readRegion(level0Origin: origins[i], size: (256, 256), level: 0)
+                }
+            }
+        }
+        return Double(origins.count) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 
     /// Tissue-like texture: smooth pink/purple fields with nuclei-sized dark blobs and noise, so
