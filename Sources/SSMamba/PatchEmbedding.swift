@@ -21,22 +21,31 @@ public final class PatchEmbedding: ParameterOwner, KeepsActivations {
 
     public var parameters: [Parameter] { projection.parameters }
 
-    /// Copies the patches of the grid's tokens into rows of (c, ky, kx), the weight's layout.
-    func columns(_ images: Tensor, grid: TokenGrid) -> Tensor {
-        let (height, width) = (images.shape[2], images.shape[3])
+    /// Calls `body(imageOffset, columnOffset)` for every patch row segment of the grid's tokens:
+    /// p consecutive pixels of one channel row in the image, and the matching p entries of that
+    /// token's (c, ky, kx) column row (the weight's layout). im2col and its inverse share it.
+    private func forEachPatchRow(imageShape: [Int], grid: TokenGrid, _ body: (Int, Int) -> Void) {
+        let (height, width) = (imageShape[2], imageShape[3])
         let p = patch, rowLength = channels * p * p
-        var out = Tensor(zeros: [grid.batch, grid.count, rowLength])
-        images.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { os in
-            for b in 0..<grid.batch { for k in 0..<grid.count {
-                let cell = grid.positions[b * grid.count + k]
-                let (top, left) = ((cell / grid.width) * p, (cell % grid.width) * p)
-                var o = (b * grid.count + k) * rowLength
-                for c in 0..<channels { for ky in 0..<p {
-                    let source = ((b * channels + c) * height + top + ky) * width + left
-                    UnsafeMutableBufferPointer(rebasing: os[o..<(o + p)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: xs[source..<(source + p)]))
-                    o += p
-                } }
+        for b in 0..<grid.batch { for k in 0..<grid.count {
+            let cell = grid.positions[b * grid.count + k]
+            let (top, left) = ((cell / grid.width) * p, (cell % grid.width) * p)
+            var column = (b * grid.count + k) * rowLength
+            for c in 0..<channels { for ky in 0..<p {
+                body(((b * channels + c) * height + top + ky) * width + left, column)
+                column += p
             } }
+        } }
+    }
+
+    /// im2col: the patches of the grid's tokens as rows of (c, ky, kx).
+    func columns(_ images: Tensor, grid: TokenGrid) -> Tensor {
+        let p = patch
+        var out = Tensor(zeros: [grid.batch, grid.count, channels * p * p])
+        images.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { os in
+            forEachPatchRow(imageShape: images.shape, grid: grid) { image, column in
+                (os.baseAddress! + column).update(from: xs.baseAddress! + image, count: p)
+            }
         } }
         return out
     }
@@ -57,20 +66,12 @@ public final class PatchEmbedding: ParameterOwner, KeepsActivations {
     public func backward(_ g: Tensor) -> Tensor {
         guard let grid else { preconditionFailure("patch embedding backward without a forward") }
         let gColumns = projection.backward(g)
-        let (height, width) = (imageShape[2], imageShape[3])
-        let p = patch, rowLength = channels * p * p
+        let p = patch
         var gImages = Tensor(zeros: imageShape)
         gColumns.withUnsafeBufferPointer { gs in gImages.withUnsafeMutableBufferPointer { os in
-            for b in 0..<grid.batch { for k in 0..<grid.count {
-                let cell = grid.positions[b * grid.count + k]
-                let (top, left) = ((cell / grid.width) * p, (cell % grid.width) * p)
-                var o = (b * grid.count + k) * rowLength
-                for c in 0..<channels { for ky in 0..<p {
-                    let target = ((b * channels + c) * height + top + ky) * width + left
-                    UnsafeMutableBufferPointer(rebasing: os[target..<(target + p)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: gs[o..<(o + p)]))
-                    o += p
-                } }
-            } }
+            forEachPatchRow(imageShape: imageShape, grid: grid) { image, column in
+                (os.baseAddress! + image).update(from: gs.baseAddress! + column, count: p)
+            }
         } }
         return gImages
     }

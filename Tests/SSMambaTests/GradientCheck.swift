@@ -69,3 +69,19 @@ enum GradientCheck {
         }
     }
 }
+
+extension ModelConfiguration {
+    /// A tiny hybrid model for tests: 16 px images, patch 4 (4×4 tokens), dim 16, one DMS block
+    /// and one attention block.
+    static func tinyTest(classes: Int, dim: Int = 16, imageSize: Int = 16, patchSize: Int = 4) -> ModelConfiguration {
+        var config = ModelConfiguration(name: "tiny-test")
+        config.imageSize = imageSize
+        config.patchSize = patchSize
+        config.dim = dim
+        config.depth = 2
+        config.attentionBlocks = 1
+        config.heads = 2
+        config.classes = classes
+        return config
+    }
+}

@@ -146,15 +146,8 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testClassifierEndToEnd() throws {
-        var config = ModelConfiguration(name: "test")
-        config.imageSize = 8
-        config.patchSize = 2
-        config.dim = 4
-        config.depth = 2
-        config.attentionBlocks = 1
-        config.heads = 2
+        var config = ModelConfiguration.tinyTest(classes: 3, dim: 4, imageSize: 8, patchSize: 2)
         config.mlpRatio = 2
-        config.classes = 3
         config.dropPathRate = 0
         config.directions = ["h", "v_flip", "w2"]
         let model = try Classifier(config: config, using: &rng)

@@ -49,14 +49,7 @@ final class TrainingTests: XCTestCase {
 
     /// A tiny configuration that trains in a second or two on a CPU.
     static func tinyConfig(classes: Int) -> ModelConfiguration {
-        var config = ModelConfiguration(name: "tiny-test")
-        config.imageSize = 16
-        config.patchSize = 4
-        config.dim = 16
-        config.depth = 2
-        config.attentionBlocks = 1
-        config.heads = 2
-        config.classes = classes
+        var config = ModelConfiguration.tinyTest(classes: classes)
         config.dropPathRate = 0.1
         return config
     }
