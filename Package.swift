@@ -23,6 +23,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         systemLibrary("CBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
@@ -38,17 +39,19 @@ let package = Package(
         .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG"], swiftSettings: numericFlags),
+        .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
 
         .executableTarget(
             name: "ssmamba",
             dependencies: [
-                "Tensors", "SSMamba", "Slides", "TileCache", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                "Tensors", "SSMamba", "Slides", "TileCache", "Flow", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "TileCache"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "ssmambaTests", dependencies: ["ssmamba"]),
+        .testTarget(name: "FlowTests", dependencies: ["Flow"]),
         .testTarget(name: "TileCacheTests", dependencies: ["TileCache", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "SlidesTests", dependencies: ["Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "SSMambaTests", dependencies: ["SSMamba", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),

@@ -1,0 +1,102 @@
+import Foundation
+
+/// One item a stage could not process, and why.
+public struct FailureRecord: Codable, Sendable, Equatable {
+    public let item: String
+    public let reason: String
+}
+
+/// What one stage did during a run.
+public struct StageReport: Codable, Sendable {
+    public let name: String
+    public let workers: Int
+    public let ordered: Bool
+    public let onError: ErrorPolicy
+    public let itemsIn: Int
+    public let itemsOut: Int
+    public let failed: Int
+    /// The first `StageStatistics.failuresKept` failures; `failed` is the exact total.
+    public let failures: [FailureRecord]
+    /// Seconds the workers spent processing (summed over workers).
+    public let busySeconds: Double
+    /// Seconds the workers waited for input (an upstream bottleneck) and for room downstream
+    /// (a downstream bottleneck), summed over workers.
+    public let waitingForInputSeconds: Double
+    public let waitingForOutputSeconds: Double
+    public let itemsPerSecond: Double
+    public let queueCapacity: Int
+    public let queuePeak: Int
+    public let queueNow: Int
+    public let finished: Bool
+}
+
+/// The outcome of a run: written as `report.json` and `report.md` in the run folder.
+public struct FlowReport: Codable, Sendable {
+    public enum Status: String, Codable, Sendable { case completed, cancelled, failed }
+
+    public let flow: String
+    public let status: Status
+    /// Why the run stopped early (nil when it completed).
+    public let stopReason: String?
+    public let startedAt: Date
+    public let seconds: Double
+    public let stages: [StageReport]
+    /// Run-wide counters: cache hits and misses, tiles passed through unchanged, …
+    public let counters: [String: Int]
+    /// Metrics the flow produced (accuracy, loss, …).
+    public let metrics: [String: Double]
+
+    /// Total failures over all stages.
+    public var failures: Int { stages.reduce(0) { $0 + $1.failed } }
+
+    /// The stage that spent the most time working per worker: where to look first.
+    public var bottleneck: String? {
+        stages.max { $0.busySeconds / Double($0.workers) < $1.busySeconds / Double($1.workers) }?.name
+    }
+
+    /// Writes `report.json` and `report.md` into `folder` (created if needed).
+    public func write(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try encoder.encode(self).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
+        try Data(markdown.utf8).write(to: folder.appendingPathComponent("report.md"), options: .atomic)
+    }
+
+    /// The report as Markdown for people.
+    public var markdown: String {
+        var lines = ["# Run report: \(flow)", ""]
+        lines.append("- status: **\(status.rawValue)**" + (stopReason.map { " (\($0))" } ?? ""))
+        lines.append("- started: \(ISO8601DateFormatter().string(from: startedAt))")
+        lines.append("- duration: \(String(format: "%.2f", seconds)) s")
+        lines.append("- failures: \(failures)")
+        if let bottleneck { lines.append("- busiest stage (work per worker): `\(bottleneck)`") }
+        lines += ["", "## Stages", "",
+                  "| stage | workers | in | out | failed | items/s | busy s | waiting for input s | waiting for output s | queue peak/capacity |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for s in stages {
+            lines.append("| \(s.name) | \(s.workers)\(s.ordered ? " (ordered)" : "") | \(s.itemsIn) | \(s.itemsOut) | \(s.failed) | "
+                + String(format: "%.1f | %.2f | %.2f | %.2f", s.itemsPerSecond, s.busySeconds, s.waitingForInputSeconds, s.waitingForOutputSeconds)
+                + " | \(s.queuePeak)/\(s.queueCapacity) |")
+        }
+        if !counters.isEmpty {
+            lines += ["", "## Counters", "", "| counter | value |", "|---|---:|"]
+            for (name, value) in counters.sorted(by: { $0.key < $1.key }) { lines.append("| \(name) | \(value) |") }
+        }
+        if !metrics.isEmpty {
+            lines += ["", "## Metrics", "", "| metric | value |", "|---|---:|"]
+            for (name, value) in metrics.sorted(by: { $0.key < $1.key }) { lines.append("| \(name) | \(String(format: "%.6g", value)) |") }
+        }
+        let failing = stages.filter { $0.failed > 0 }
+        if !failing.isEmpty {
+            lines += ["", "## Failures", ""]
+            for s in failing {
+                lines.append("### \(s.name): \(s.failed)")
+                for f in s.failures { lines.append("- \(f.item): \(f.reason)") }
+                if s.failed > s.failures.count { lines.append("- … and \(s.failed - s.failures.count) more") }
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
