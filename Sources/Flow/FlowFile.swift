@@ -1,0 +1,382 @@
+import Foundation
+import Yams
+
+/// The kinds of sources and stages a flow file may name, with their documented parameters.
+public struct FlowCatalog: Sendable {
+    public let sources: [StepKind]
+    public let stages: [StepKind]
+    public init(sources: [StepKind], stages: [StepKind]) {
+        self.sources = sources
+        self.stages = stages
+    }
+}
+
+/// One validated source or stage of a flow file.
+public struct FlowStep: Sendable {
+    public let name: String
+    public let kind: StepKind
+    /// The steps it reads (one, or several for a merge); empty for the source.
+    public let from: [String]
+    public let workers: Int
+    public let onError: ErrorPolicy
+    public let parameters: ParameterValues
+    public let location: FlowFileLocation
+}
+
+/// A flow file, validated against a catalog before anything runs.
+///
+/// ```yaml
+/// flow: warm-cache          # the flow's name (required)
+/// on_error: skip            # skip | fail, for every stage unless a stage says otherwise
+/// output: runs/warm-cache   # run folder (default runs/<flow>)
+/// seed: 0
+/// source:
+///   kind: slides
+///   path: data/samples/*.svs
+/// stages:                   # a list: each reads the previous one unless it says `from:`
+///   - stage: tissue
+///   - stage: tiles
+///     mpp: 0.5
+///   - stage: cache
+///     name: write           # names default to the kind; `from:` names one step or a list (merge)
+///     from: tiles
+///     workers: 1
+///     on_error: fail
+/// ```
+/// Relative paths are taken from the current directory.
+public struct FlowFile: Sendable {
+    public let path: String
+    public let name: String
+    public let onError: ErrorPolicy
+    public let output: String
+    public let seed: Int
+    public let source: FlowStep
+    public let stages: [FlowStep]
+
+    /// The keys every stage entry may carry besides its kind's parameters.
+    static let stepKeys: [ParameterSpec] = [
+        ParameterSpec("name", .text, optional: true, "the step's name (default: its kind); other steps refer to it in `from:`"),
+        ParameterSpec("from", .text, optional: true, "the step(s) it reads (default: the previous one); a list merges several"),
+        ParameterSpec("workers", .integer(1...64), default: "1", "threads running the stage"),
+        ParameterSpec("on_error", .choice(ErrorPolicy.allCases.map(\.rawValue)), optional: true,
+                      "skip (report the item, go on) or fail (stop the run); default: the flow's on_error"),
+    ]
+    static let topKeys = ["flow", "on_error", "output", "seed", "source", "stages"]
+
+    /// Reads and validates `path`; `overrides` are `step.parameter=value` (or `key=value` for a
+    /// top-level key) as given with `--set`.
+    public static func load(_ path: String, catalog: FlowCatalog, overrides: [String] = []) throws -> FlowFile {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw FlowFileError(issues: [FlowFileIssue(location: FlowFileLocation(file: path, line: 0, column: 0),
+                                                       message: "cannot read the flow file (check the path)")])
+        }
+        return try parse(text, path: path, catalog: catalog, overrides: overrides)
+    }
+
+    public static func parse(_ text: String, path: String, catalog: FlowCatalog, overrides: [String] = []) throws -> FlowFile {
+        var parser = FlowFileParser(path: path, catalog: catalog)
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw FlowFileError(issues: [parser.issue(nil, "the flow file is empty")])
+            }
+            root = node
+        } catch let error as FlowFileError {
+            throw error
+        } catch let error as YamlError {
+            throw FlowFileError(issues: [parser.yamlIssue(error)])
+        }
+        let applied = parser.apply(overrides: overrides, to: root)
+        let flow = parser.flow(applied)
+        if let flow, parser.issues.isEmpty { return flow }
+        throw FlowFileError(issues: parser.issues)
+    }
+}
+
+/// Walks the YAML tree, collecting every mistake rather than stopping at the first.
+struct FlowFileParser {
+    let path: String
+    let catalog: FlowCatalog
+    var issues: [FlowFileIssue] = []
+
+    init(path: String, catalog: FlowCatalog) {
+        self.path = path
+        self.catalog = catalog
+    }
+
+    func issue(_ node: Node?, _ message: String) -> FlowFileIssue {
+        let mark = node?.mark
+        return FlowFileIssue(location: FlowFileLocation(file: path, line: mark?.line ?? 0, column: mark?.column ?? 0), message: message)
+    }
+
+    mutating func report(_ node: Node?, _ message: String) { issues.append(issue(node, message)) }
+
+    func yamlIssue(_ error: YamlError) -> FlowFileIssue {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
+            let what = [context?.text, problem].compactMap { $0 }.joined(separator: ": ")
+            return FlowFileIssue(location: FlowFileLocation(file: path, line: mark.line, column: mark.column),
+                                 message: "not valid YAML: \(what)")
+        default:
+            return FlowFileIssue(location: FlowFileLocation(file: path, line: 0, column: 0), message: "not valid YAML: \(error)")
+        }
+    }
+
+    // MARK: overrides
+
+    /// Applies `--set` overrides to the tree, before validation, so overridden values are checked
+    /// like written ones.
+    mutating func apply(overrides: [String], to root: Node) -> Node {
+        var root = root
+        for override in overrides {
+            let place = FlowFileLocation(file: "--set \(override)", line: 0, column: 0)
+            guard let equals = override.firstIndex(of: "=") else {
+                issues.append(FlowFileIssue(location: place, message: "write --set step.parameter=value"))
+                continue
+            }
+            let key = String(override[..<equals]), valueText = String(override[override.index(after: equals)...])
+            let value = (try? Yams.compose(yaml: valueText)) ?? nil ?? Node(valueText)
+            let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+            guard case .mapping(var top) = root else { return root }
+            if parts.count == 1 {
+                top[Node(parts[0])] = value
+            } else if parts[0] == "source", case .mapping(var source)? = top[Node("source")] {
+                source[Node(parts[1])] = value
+                top[Node("source")] = .mapping(source)
+            } else if case .sequence(var stages)? = top[Node("stages")],
+                      let index = stages.firstIndex(where: { stepName($0) == parts[0] }),
+                      case .mapping(var stage) = stages[index] {
+                stage[Node(parts[1])] = value
+                stages[index] = .mapping(stage)
+                top[Node("stages")] = .sequence(stages)
+            } else {
+                issues.append(FlowFileIssue(location: place, message: "no step named '\(parts[0])' in the flow"))
+                continue
+            }
+            root = .mapping(top)
+        }
+        return root
+    }
+
+    private func stepName(_ node: Node) -> String? {
+        node["name"]?.string ?? node["stage"]?.string
+    }
+
+    // MARK: the flow
+
+    mutating func flow(_ root: Node) -> FlowFile? {
+        guard case .mapping(let top) = root else {
+            report(root, "a flow file is a mapping with keys \(FlowFile.topKeys.joined(separator: ", "))")
+            return nil
+        }
+        checkKeys(top, allowed: FlowFile.topKeys, in: "the flow")
+        let name = top["flow"].flatMap { scalarText($0, "flow") }
+        if top["flow"] == nil { report(root, "missing 'flow:' (the flow's name)") }
+        let onError = top["on_error"].flatMap { choice($0, ErrorPolicy.allCases.map(\.rawValue), "on_error") }.flatMap(ErrorPolicy.init) ?? .skip
+        let output = top["output"].flatMap { scalarText($0, "output") } ?? "runs/\(name ?? "flow")"
+        var seed = 0
+        if let node = top["seed"] {
+            if let value = node.int { seed = value } else { report(node, "'seed' must be an integer") }
+        }
+
+        var steps: [FlowStep] = []
+        var source: FlowStep?
+        if let node = top["source"] {
+            source = step(node, kindKey: "kind", kinds: catalog.sources, defaultName: "source", flowPolicy: onError, previous: nil, known: [])
+            if let source { steps.append(source) }
+        } else {
+            report(root, "missing 'source:' (where the items come from: " + catalog.sources.map(\.name).joined(separator: ", ") + ")")
+        }
+        guard let stagesNode = top["stages"] else {
+            report(root, "missing 'stages:' (a list of stages)")
+            return nil
+        }
+        guard case .sequence(let list) = stagesNode, !list.isEmpty else {
+            report(stagesNode, "'stages' must be a non-empty list of stages (each entry starts with '- stage: KIND')")
+            return nil
+        }
+        var stages: [FlowStep] = []
+        for entry in list {
+            if let made = step(entry, kindKey: "stage", kinds: catalog.stages, defaultName: nil, flowPolicy: onError,
+                               previous: steps.last, known: steps) {
+                stages.append(made)
+                steps.append(made)
+            }
+        }
+        guard let name, let source else { return nil }
+        return FlowFile(path: path, name: name, onError: onError, output: output, seed: seed, source: source, stages: stages)
+    }
+
+    /// Validates one source or stage entry against its kind.
+    private mutating func step(
+        _ node: Node, kindKey: String, kinds: [StepKind], defaultName: String?, flowPolicy: ErrorPolicy,
+        previous: FlowStep?, known: [FlowStep]
+    ) -> FlowStep? {
+        guard case .mapping(let map) = node else {
+            report(node, "expected a mapping starting with '\(kindKey): KIND'")
+            return nil
+        }
+        let kindNames = kinds.map(\.name)
+        guard let kindNode = map[kindKey] else {
+            report(node, "missing '\(kindKey):' (one of \(kindNames.joined(separator: ", ")))")
+            return nil
+        }
+        guard let kindName = kindNode.string, let kind = kinds.first(where: { $0.name == kindName }) else {
+            report(kindNode, "unknown \(kindKey == "kind" ? "source" : "stage") kind '\(kindNode.string ?? "?")'"
+                   + suggestion(kindNode.string ?? "", kindNames) + " (known: \(kindNames.joined(separator: ", ")))")
+            return nil
+        }
+        let location = FlowFileLocation(file: path, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
+        let allowed = [kindKey] + (defaultName == nil ? FlowFile.stepKeys.map(\.name) : []) + kind.parameters.map(\.name)
+        checkKeys(map, allowed: allowed, in: "\(kindKey) '\(kindName)'")
+
+        let name = map["name"].flatMap { scalarText($0, "name") } ?? defaultName ?? kindName
+        if known.contains(where: { $0.name == name }) {
+            report(node, "a step named '\(name)' already exists: give this one a different 'name:'")
+        }
+        var workers = 1
+        if let w = map["workers"] {
+            if let v = w.int, (1...64).contains(v) { workers = v } else { report(w, "'workers' must be an integer in 1…64") }
+        }
+        let policy = map["on_error"].flatMap { choice($0, ErrorPolicy.allCases.map(\.rawValue), "on_error") }.flatMap(ErrorPolicy.init) ?? flowPolicy
+
+        var from: [String] = []
+        if defaultName == nil {
+            if let fromNode = map["from"] {
+                let names: [(String, Node)]
+                switch fromNode {
+                case .sequence(let seq): names = seq.compactMap { n in n.string.map { ($0, n) } }
+                default: names = fromNode.string.map { [($0, fromNode)] } ?? []
+                }
+                if names.isEmpty { report(fromNode, "'from' names a step or a list of steps") }
+                for (reference, refNode) in names {
+                    if let target = known.first(where: { $0.name == reference }) {
+                        checkTypes(kind, reading: target, at: refNode)
+                    } else {
+                        report(refNode, "'from: \(reference)' names no earlier step" + suggestion(reference, known.map(\.name))
+                               + " (steps are read in order; earlier steps: \(known.map(\.name).joined(separator: ", ")))")
+                    }
+                    from.append(reference)
+                }
+            } else if let previous {
+                checkTypes(kind, reading: previous, at: kindNode)
+                from = [previous.name]
+            }
+        }
+
+        var values: [String: ParameterValue] = [:]
+        for spec in kind.parameters {
+            if let valueNode = map[spec.name] {
+                if let value = parameter(valueNode, spec) { values[spec.name] = value }
+            } else if let text = spec.defaultValue, let value = defaultValue(text, spec) {
+                values[spec.name] = value
+            } else if spec.isRequired {
+                report(node, "\(kindKey) '\(kindName)' needs '\(spec.name)' (\(spec.type.summary)): \(spec.doc)")
+            }
+        }
+        return FlowStep(name: name, kind: kind, from: from, workers: workers, onError: policy,
+                        parameters: ParameterValues(values), location: location)
+    }
+
+    private mutating func checkTypes(_ kind: StepKind, reading target: FlowStep, at node: Node) {
+        guard let wanted = kind.input else { return }
+        guard let given = target.kind.output else {
+            report(node, "stage '\(kind.name)' reads \(wanted)s but '\(target.name)' emits nothing")
+            return
+        }
+        if given != wanted {
+            report(node, "stage '\(kind.name)' reads \(wanted)s but '\(target.name)' emits \(given)s")
+        }
+    }
+
+    private mutating func checkKeys(_ map: Node.Mapping, allowed: [String], in place: String) {
+        for (key, _) in map {
+            guard let text = key.string else { report(key, "keys must be text"); continue }
+            if !allowed.contains(text) {
+                report(key, "unknown key '\(text)' in \(place)" + suggestion(text, allowed) + " (allowed: \(allowed.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    // MARK: values
+
+    private mutating func scalarText(_ node: Node, _ key: String) -> String? {
+        guard case .scalar(let scalar) = node else { report(node, "'\(key)' must be a single value"); return nil }
+        return scalar.string
+    }
+
+    private mutating func choice(_ node: Node, _ options: [String], _ key: String) -> String? {
+        guard let text = node.string, options.contains(text) else {
+            report(node, "'\(key)' must be one of \(options.joined(separator: ", "))")
+            return nil
+        }
+        return text
+    }
+
+    private mutating func defaultValue(_ text: String, _ spec: ParameterSpec) -> ParameterValue? {
+        let node = ((try? Yams.compose(yaml: text)) ?? nil) ?? Node(text)
+        return parameter(node, spec, checkExistence: false)
+    }
+
+    private mutating func parameter(_ node: Node, _ spec: ParameterSpec, checkExistence: Bool = true) -> ParameterValue? {
+        let wrong = "'\(spec.name)' must be a \(spec.type.summary)"
+        switch spec.type {
+        case .integer(let range):
+            guard case .scalar = node, let v = node.int, range.contains(v) else { report(node, wrong); return nil }
+            return .integer(v)
+        case .number(let range):
+            guard case .scalar = node, let v = node.float, v.isFinite, range.contains(v) else { report(node, wrong); return nil }
+            return .number(v)
+        case .text:
+            guard case .scalar(let s) = node else { report(node, wrong); return nil }
+            return .text(s.string)
+        case .flag:
+            guard case .scalar = node, let v = node.bool else { report(node, wrong); return nil }
+            return .flag(v)
+        case .path(let mustExist):
+            guard case .scalar(let s) = node, !s.string.isEmpty else { report(node, wrong); return nil }
+            if mustExist && checkExistence && PathPattern.matches(s.string).isEmpty {
+                report(node, "'\(spec.name)': nothing found at '\(s.string)' (relative paths start at the current directory "
+                       + "\(FileManager.default.currentDirectoryPath))")
+                return nil
+            }
+            return .text(s.string)
+        case .numbers(let range):
+            let items: [Node]
+            if case .sequence(let seq) = node { items = Array(seq) } else { items = [node] }
+            let values = items.compactMap { $0.float }
+            guard !items.isEmpty, values.count == items.count, values.allSatisfy({ $0.isFinite && range.contains($0) }) else {
+                report(node, wrong); return nil
+            }
+            return .numbers(values)
+        case .choice(let options):
+            guard let text = node.string, options.contains(text) else {
+                report(node, wrong + suggestion(node.string ?? "", options)); return nil
+            }
+            return .text(text)
+        }
+    }
+
+    /// " (did you mean 'x'?)" when a known word is one or two edits away.
+    private func suggestion(_ word: String, _ known: [String]) -> String {
+        let best = known.map { ($0, editDistance(word, $0)) }.min { $0.1 < $1.1 }
+        guard let best, best.1 <= 2, best.1 < word.count else { return "" }
+        return " (did you mean '\(best.0)'?)"
+    }
+}
+
+/// Levenshtein distance, for suggestions.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(1, a.count) where !a.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in stride(from: 1, through: b.count, by: 1) {
+            let current = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+            previous = current
+        }
+    }
+    return a.isEmpty ? b.count : row[b.count]
+}

@@ -1,0 +1,63 @@
+/// The type of a stage parameter, as written in a flow file.
+public enum ParameterType: Sendable, Equatable {
+    case integer(ClosedRange<Int>)
+    case number(ClosedRange<Double>)
+    case text
+    case flag
+    /// A file or folder; `mustExist` files are checked before anything runs.
+    case path(mustExist: Bool)
+    /// A list of numbers, e.g. several µm/px.
+    case numbers(ClosedRange<Double>)
+    case choice([String])
+
+    var summary: String {
+        switch self {
+        case .integer(let r): return "integer in \(r.lowerBound)…\(r.upperBound)"
+        case .number(let r): return "number in \(r.lowerBound)…\(r.upperBound)"
+        case .text: return "text"
+        case .flag: return "true or false"
+        case .path(let mustExist): return mustExist ? "path to an existing file or folder" : "path"
+        case .numbers(let r): return "list of numbers in \(r.lowerBound)…\(r.upperBound)"
+        case .choice(let options): return "one of " + options.joined(separator: ", ")
+        }
+    }
+}
+
+/// One documented parameter of a stage or source kind.
+public struct ParameterSpec: Sendable {
+    public let name: String
+    public let type: ParameterType
+    /// The default as it would be written in YAML; `nil` means the parameter is required
+    /// (or, with `optional`, simply absent).
+    public let defaultValue: String?
+    public let optional: Bool
+    public let doc: String
+
+    public init(_ name: String, _ type: ParameterType, default defaultValue: String? = nil, optional: Bool = false, _ doc: String) {
+        self.name = name
+        self.type = type
+        self.defaultValue = defaultValue
+        self.optional = optional
+        self.doc = doc
+    }
+
+    public var isRequired: Bool { defaultValue == nil && !optional }
+}
+
+/// A kind of source or stage a flow file can name, with its documented parameters.
+public struct StepKind: Sendable {
+    public let name: String
+    /// What it reads and what it emits (e.g. "slide", "tile"); a source reads nothing.
+    public let input: String?
+    public let output: String?
+    public let doc: String
+    public let parameters: [ParameterSpec]
+
+    public init(name: String, input: String?, output: String?, doc: String, parameters: [ParameterSpec]) {
+        self.name = name
+        self.input = input
+        self.output = output
+        self.doc = doc
+        self.parameters = parameters
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import XCTest
+import Flow
+
+/// Flow-file validation against a small catalog: every class of mistake names its line and column.
+final class FlowFileTests: XCTestCase {
+    let catalog = FlowCatalog(
+        sources: [StepKind(name: "numbers", input: nil, output: "number", doc: "counts", parameters: [
+            ParameterSpec("count", .integer(1...1_000_000), default: "10", "how many"),
+            ParameterSpec("list", .path(mustExist: true), optional: true, "a file"),
+        ])],
+        stages: [
+            StepKind(name: "scale", input: "number", output: "number", doc: "multiplies", parameters: [
+                ParameterSpec("factor", .number(-100...100), default: "2", "the factor"),
+                ParameterSpec("scales", .numbers(0.1...10), default: "[0.5, 1]", "µm/px list"),
+                ParameterSpec("method", .choice(["macenko", "reinhard"]), default: "macenko", "the method"),
+            ]),
+            StepKind(name: "label", input: "number", output: "text", doc: "formats", parameters: []),
+            StepKind(name: "print", input: "text", output: nil, doc: "prints", parameters: [
+                ParameterSpec("prefix", .text, "required prefix"),
+            ]),
+        ])
+
+    private func issues(_ yaml: String, overrides: [String] = []) -> [FlowFileIssue] {
+        do {
+            _ = try FlowFile.parse(yaml, path: "test.yaml", catalog: catalog, overrides: overrides)
+            XCTFail("expected an error for:\n\(yaml)")
+            return []
+        } catch let error as FlowFileError {
+            return error.issues
+        } catch {
+            XCTFail("unexpected \(error)")
+            return []
+        }
+    }
+
+    private func assertIssue(_ yaml: String, line: Int, column: Int, contains text: String, overrides: [String] = [],
+                             file: StaticString = #filePath, lineNumber: UInt = #line) {
+        let found = issues(yaml, overrides: overrides)
+        XCTAssertTrue(found.contains { $0.location.line == line && $0.location.column == column && $0.message.contains(text) },
+                      "wanted \(line):\(column) '\(text)', got:\n" + found.map(\.description).joined(separator: "\n"),
+                      file: file, line: lineNumber)
+    }
+
+    let good = """
+        flow: demo
+        on_error: fail
+        seed: 3
+        source:
+          kind: numbers
+          count: 5
+        stages:
+          - stage: scale
+            factor: 3
+            workers: 2
+          - stage: label
+          - stage: print
+            prefix: "n="
+            on_error: skip
+        """
+
+    func testAValidFlowParsesWithDefaultsFilledIn() throws {
+        let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog)
+        XCTAssertEqual(flow.name, "demo")
+        XCTAssertEqual(flow.output, "runs/demo")
+        XCTAssertEqual(flow.seed, 3)
+        XCTAssertEqual(flow.source.parameters.integer("count"), 5)
+        XCTAssertEqual(flow.stages.map(\.name), ["scale", "label", "print"])
+        XCTAssertEqual(flow.stages[0].from, ["source"])
+        XCTAssertEqual(flow.stages[0].workers, 2)
+        XCTAssertEqual(flow.stages[0].parameters.number("factor"), 3)
+        XCTAssertEqual(flow.stages[0].parameters.numbers("scales"), [0.5, 1])
+        XCTAssertEqual(flow.stages[0].parameters.text("method"), "macenko")
+        XCTAssertEqual(flow.stages[0].onError, .fail)
+        XCTAssertEqual(flow.stages[2].onError, .skip)
+        XCTAssertEqual(flow.stages[2].location.line, 12)
+    }
+
+    func testOverridesAreAppliedAndValidated() throws {
+        let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog, overrides: ["scale.factor=7", "source.count=9", "seed=11"])
+        XCTAssertEqual(flow.stages[0].parameters.number("factor"), 7)
+        XCTAssertEqual(flow.source.parameters.integer("count"), 9)
+        XCTAssertEqual(flow.seed, 11)
+        XCTAssertTrue(issues(good, overrides: ["scale.factor=lots"]).contains { $0.message.contains("'factor' must be a number") })
+        XCTAssertTrue(issues(good, overrides: ["nothing.x=1"]).contains { $0.message.contains("no step named 'nothing'") })
+    }
+
+    func testUnknownKeyNamesLineColumnAndSuggestion() {
+        let yaml = good.replacingOccurrences(of: "    factor: 3", with: "    facter: 3")
+        assertIssue(yaml, line: 9, column: 5, contains: "unknown key 'facter' in stage 'scale' (did you mean 'factor'?)")
+    }
+
+    func testWrongTypes() {
+        assertIssue(good.replacingOccurrences(of: "factor: 3", with: "factor: three"), line: 9, column: 13, contains: "'factor' must be a number")
+        assertIssue(good.replacingOccurrences(of: "count: 5", with: "count: 0"), line: 6, column: 10, contains: "'count' must be a integer in 1…1000000")
+        assertIssue(good.replacingOccurrences(of: "workers: 2", with: "workers: many"), line: 10, column: 14, contains: "'workers' must be an integer")
+        assertIssue(good.replacingOccurrences(of: "factor: 3", with: "scales: [0.5, big]"), line: 9, column: 13, contains: "'scales' must be a list of numbers")
+        assertIssue(good.replacingOccurrences(of: "factor: 3", with: "method: macenco"), line: 9, column: 13, contains: "(did you mean 'macenko'?)")
+    }
+
+    func testMissingFilesAndRequiredParameters() {
+        assertIssue(good.replacingOccurrences(of: "count: 5", with: "list: /no/such/file.csv"), line: 6, column: 9, contains: "nothing found at '/no/such/file.csv'")
+        assertIssue(good.replacingOccurrences(of: "    prefix: \"n=\"\n", with: ""), line: 12, column: 5, contains: "needs 'prefix'")
+    }
+
+    func testImpossibleGraphs() {
+        // print reads text, scale emits numbers
+        let mismatch = good.replacingOccurrences(of: "  - stage: label\n", with: "")
+        assertIssue(mismatch, line: 11, column: 12, contains: "stage 'print' reads texts but 'scale' emits numbers")
+        let dangling = good.replacingOccurrences(of: "  - stage: label\n", with: "  - stage: label\n    from: scaler\n")
+        assertIssue(dangling, line: 12, column: 11, contains: "'from: scaler' names no earlier step (did you mean 'scale'?)")
+        let duplicate = good.replacingOccurrences(of: "  - stage: label\n", with: "  - stage: scale\n  - stage: label\n")
+        assertIssue(duplicate, line: 11, column: 5, contains: "a step named 'scale' already exists")
+        assertIssue(good.replacingOccurrences(of: "stage: label", with: "stage: lable"), line: 11, column: 12, contains: "unknown stage kind 'lable' (did you mean 'label'?)")
+    }
+
+    func testYAMLSyntaxAndShapeErrors() {
+        assertIssue("flow: x\nsource: [unclosed\n", line: 3, column: 1, contains: "not valid YAML")
+        assertIssue("- just\n- a list\n", line: 1, column: 1, contains: "a flow file is a mapping")
+        assertIssue("flow: x\nsource:\n  kind: numbers\nstages: 3\n", line: 4, column: 9, contains: "'stages' must be a non-empty list")
+        assertIssue("flow: x\nsourc:\n  kind: numbers\nstages:\n  - stage: label\n", line: 2, column: 1, contains: "unknown key 'sourc'")
+    }
+
+    func testAllIssuesAreReportedAtOnce() {
+        let yaml = good.replacingOccurrences(of: "factor: 3", with: "factor: x").replacingOccurrences(of: "count: 5", with: "cnt: 5")
+        XCTAssertGreaterThanOrEqual(issues(yaml).count, 2)
+    }
+}
