@@ -39,6 +39,7 @@ let package = Package(
         .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG"], swiftSettings: numericFlags),
+        .target(name: "Tiling", dependencies: ["Slides"], swiftSettings: numericFlags),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
 
         .executableTarget(
@@ -52,6 +53,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "ssmambaTests", dependencies: ["ssmamba"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
+        .testTarget(name: "TilingTests", dependencies: ["Tiling", "Slides"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "TileCacheTests", dependencies: ["TileCache", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "SlidesTests", dependencies: ["Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "SSMambaTests", dependencies: ["SSMamba", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
