@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Slides
+import Tiling
+
+/// `ssmamba tissue SLIDE`: the tissue mask and fraction of a slide.
+struct TissueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tissue",
+        abstract: "Detect tissue: print the tissue fraction and write the mask (PNG, or pyramidal TIFF aligned by µm/px).")
+
+    @Argument(help: "A TIFF or SVS slide.") var slide: String
+    @Option(help: "Write the mask to this .png, .tif or .tiff file.") var out: String?
+    @Flag(help: "Print JSON instead of text.") var json = false
+    @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0.") var micronsPerPixelOverride: Double?
+    @Option(name: .customLong("mask-mpp"), help: "µm per mask pixel.") var maskMicronsPerPixel = TissueDetector.Parameters().micronsPerPixel
+    @Flag(name: .customLong("keep-pen"), help: "Do not suppress pen marks.") var keepPen = false
+
+    func run() throws {
+        do {
+            let reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride)
+            var parameters = TissueDetector.Parameters()
+            parameters.micronsPerPixel = maskMicronsPerPixel
+            parameters.suppressPen = !keepPen
+            let started = Date()
+            let mask = try TissueDetector(parameters: parameters).detect(reader)
+            let seconds = Date().timeIntervalSince(started)
+            if let out {
+                let url = URL(fileURLWithPath: out)
+                if out.lowercased().hasSuffix(".png") { try mask.writePNG(to: url) } else { try mask.writePyramid(to: url) }
+            }
+            if json {
+                let fields: [String: Any] = [
+                    "slide": slide, "tissue_fraction": mask.tissueFraction, "mask_width": mask.width, "mask_height": mask.height,
+                    "mask_downsample": mask.downsample, "mask_mpp": mask.micronsPerPixel as Any, "mask_file": out as Any, "seconds": seconds,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: fields.compactMapValues { $0 is NSNull ? nil : $0 }, options: [.sortedKeys, .prettyPrinted])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(String(format: "%@: tissue %.1f %% (mask %d×%d, %@ per pixel)%@", slide, 100 * mask.tissueFraction, mask.width, mask.height,
+                             mask.micronsPerPixel.map { String(format: "%.2f µm", $0) } ?? String(format: "%.0f level-0 px (no µm/px; --mpp-override gives one)", mask.downsample),
+                             out.map { "; mask written to \($0)" } ?? ""))
+            }
+        } catch let error as SlideError {
+            throw CommandFailure(error.description)
+        }
+    }
+}
