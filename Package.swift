@@ -41,11 +41,12 @@ let package = Package(
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Slides"], swiftSettings: numericFlags),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors"], swiftSettings: numericFlags),
 
         .executableTarget(
             name: "ssmamba",
             dependencies: [
-                "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "Stages", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "TileCache"], swiftSettings: numericFlags),
@@ -53,6 +54,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "ssmambaTests", dependencies: ["ssmamba"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Flow", "Tiling", "Slides", "TileCache"], swiftSettings: numericFlags),
         .testTarget(name: "TilingTests", dependencies: ["Tiling", "Slides"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "TileCacheTests", dependencies: ["TileCache", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "SlidesTests", dependencies: ["Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),

@@ -53,7 +53,19 @@ public struct FlowFile: Sendable {
     public let source: FlowStep
     public let stages: [FlowStep]
 
+    /// The same flow with only its stages up to and including `name` (a prefix such as the
+    /// deterministic part a cache warm-up runs).
+    public func keepingStages(through name: String) -> FlowFile {
+        var kept: [FlowStep] = []
+        for stage in stages {
+            kept.append(stage)
+            if stage.name == name { break }
+        }
+        return FlowFile(path: path, name: self.name, onError: onError, output: output, seed: seed, source: source, stages: kept)
+    }
+
     /// The keys every stage entry may carry besides its kind's parameters.
+    public static var commonStageKeys: [ParameterSpec] { stepKeys }
     static let stepKeys: [ParameterSpec] = [
         ParameterSpec("name", .text, optional: true, "the step's name (default: its kind); other steps refer to it in `from:`"),
         ParameterSpec("from", .text, optional: true, "the step(s) it reads (default: the previous one); a list merges several"),

@@ -257,11 +257,7 @@ public final class FlowGraph: @unchecked Sendable {
     }
 
     private static func handle(_ error: Error, item: String, statistics: StageStatistics, run: RunState) {
-        let reason = String(describing: error)
-        statistics.failed(item: item, reason: reason)
-        if statistics.policy == .fail {
-            run.stop(reason: "stage '\(statistics.name)' failed on \(item): \(reason)", failure: true)
-        }
+        StageContext<Never>.recordFailure(statistics: statistics, run: run, item: item, reason: String(describing: error))
     }
 
     private static func describe<T>(_ item: T, _ number: Int) -> String {

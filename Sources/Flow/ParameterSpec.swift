@@ -10,7 +10,7 @@ public enum ParameterType: Sendable, Equatable {
     case numbers(ClosedRange<Double>)
     case choice([String])
 
-    var summary: String {
+    public var summary: String {
         switch self {
         case .integer(let r): return "integer in \(r.lowerBound)…\(r.upperBound)"
         case .number(let r): return "number in \(r.lowerBound)…\(r.upperBound)"

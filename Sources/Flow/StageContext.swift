@@ -38,6 +38,19 @@ public final class StageContext<Output: Sendable>: @unchecked Sendable {
     /// Records a metric of the run (accuracy, loss, …); the last value wins.
     public func record(metric name: String, _ value: Double) { run.record(metric: name, value) }
 
+    /// Records that `item` failed (a source or a stage that handles its items' errors itself):
+    /// under `on_error: fail` this stops the run.
+    public func reportFailure(item: String, reason: String) {
+        Self.recordFailure(statistics: statistics, run: run, item: item, reason: reason)
+    }
+
+    static func recordFailure(statistics: StageStatistics, run: RunState, item: String, reason: String) {
+        statistics.failed(item: item, reason: reason)
+        if statistics.policy == .fail {
+            run.stop(reason: "stage '\(statistics.name)' failed on \(item): \(reason)", failure: true)
+        }
+    }
+
     /// Whether the run is stopping (long stages check it between steps).
     public var isStopping: Bool { run.isStopping }
 

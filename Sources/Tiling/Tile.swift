@@ -18,6 +18,11 @@ public struct Tile: Sendable, CustomStringConvertible {
     /// A class or slide label, when the source gives one.
     public var label: String?
     public var image: RGBImage
+    /// Cache identity of the source file (set by flows; 0 when unknown).
+    public var sourceIdentity: UInt64 = 0
+    /// True for a tile known to be in the flow's cache: its pixels were not read (the image is
+    /// empty) and the cache stage loads them.
+    public var awaitingCache = false
 
     public init(source: String, column: Int, row: Int, scaleIndex: Int, level0X: Int, level0Y: Int,
                 requestedMicronsPerPixel: Double, effectiveMicronsPerPixel: Double, tissueFraction: Double,

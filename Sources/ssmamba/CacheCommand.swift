@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Stages
 import TileCache
 
 /// `ssmamba cache stats|verify|merge`.
@@ -7,7 +8,32 @@ struct CacheCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache",
         abstract: "Inspect, check and combine tile caches (LMDB directories).",
-        subcommands: [Stats.self, Verify.self, Merge.self])
+        subcommands: [Warm.self, Stats.self, Verify.self, Merge.self])
+
+    struct Warm: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fill a flow's cache: run its deterministic prefix (source → … → cache); present tiles are skipped, so it resumes after a crash or Ctrl-C.",
+            discussion: "--shard i/n takes every n-th slide from the i-th (0-based); under Slurm, SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT give it. Point each shard at its own cache path (--set cache.path=…) and combine them with `ssmamba cache merge`.")
+        @Argument(help: "The flow file (YAML).") var flow: String
+        @Option(help: "This job's share of the slides: i/n (0 ≤ i < n).") var shard: String?
+        @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a parameter: step.parameter=value.") var overrides: [String] = []
+        @Option(help: "Run folder (default: the flow's `output` + /warm).") var out: String?
+
+        func run() throws {
+            var overrides = overrides
+            let environment = ProcessInfo.processInfo.environment
+            if let shard {
+                overrides.append("source.shard=\(shard)")
+            } else if let id = environment["SLURM_ARRAY_TASK_ID"], let count = environment["SLURM_ARRAY_TASK_COUNT"] {
+                overrides.append("source.shard=\(id)/\(count)")
+            }
+            let file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides))
+            if file.source.kind.name != "slides" && overrides.contains(where: { $0.hasPrefix("source.shard=") }) {
+                throw CommandFailure("--shard splits slide sources; this flow's source is '\(file.source.kind.name)'")
+            }
+            try FlowCommands.execute(file, out: out ?? file.output + "/warm")
+        }
+    }
 
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Records, bytes, compression ratio, per-source counts and parameter fingerprints.")

@@ -1,0 +1,84 @@
+import Flow
+import Foundation
+import Slides
+import TileCache
+import Tiling
+
+/// `cache`: reads tiles already cached, writes new ones in batched transactions (flushed at the
+/// end, also when the run stops). With nothing after it (a warm-up), cached tiles are not read.
+final class CacheStage: Stage, @unchecked Sendable {
+    let presence: CachePresence
+    let batchSize: Int
+    let terminal: Bool
+    private let lock = NSLock()
+    private var pending: [(key: TileKey, tile: CachedTile)] = []
+
+    init(presence: CachePresence, batchSize: Int, terminal: Bool) {
+        self.presence = presence
+        self.batchSize = batchSize
+        self.terminal = terminal
+    }
+
+    func process(_ input: Tile, _ context: StageContext<Tile>) throws {
+        let key = presence.key(input)
+        if input.awaitingCache {
+            context.count("cache.hits")
+            guard !terminal else { return try context.emit(input) }
+            guard let cached = try presence.store.read(key) else {
+                throw StageError("\(input): announced as cached but absent from \(presence.store.path) (was the cache changed during the run?)")
+            }
+            var tile = input
+            tile.image = RGBImage(width: cached.width, height: cached.height, pixels: cached.pixels)
+            tile.awaitingCache = false
+            return try context.emit(tile)
+        }
+        context.count("cache.misses")
+        let record = CachedTile(channels: 3, height: input.image.height, width: input.image.width, pixels: input.image.pixels,
+                                level0Origin: (input.level0X, input.level0Y), requestedMicronsPerPixel: input.requestedMicronsPerPixel,
+                                effectiveMicronsPerPixel: input.effectiveMicronsPerPixel, source: input.sourceIdentity,
+                                parameters: presence.parameters)
+        let full: [(key: TileKey, tile: CachedTile)]? = lock.withLock {
+            pending.append((key, record))
+            guard pending.count >= batchSize else { return nil }
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
+        }
+        if let full { context.count("cache.written", try presence.store.write(full)) }
+        try context.emit(input)
+    }
+
+    func finish(_ context: StageContext<Tile>) throws {
+        let rest: [(key: TileKey, tile: CachedTile)] = lock.withLock { defer { pending.removeAll() }; return pending }
+        if !rest.isEmpty { context.count("cache.written", try presence.store.write(rest)) }
+    }
+}
+
+/// `export`: tiles as PNG plus tiles.csv.
+final class ExportStage: Stage, @unchecked Sendable {
+    typealias Output = Never
+    let folder: URL
+    private let lock = NSLock()
+    private var rows: [String] = []
+
+    init(folder: URL) throws {
+        self.folder = folder
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    func process(_ tile: Tile, _ context: StageContext<Never>) throws {
+        let stem = ((tile.source as NSString).lastPathComponent as NSString).deletingPathExtension
+        let name = String(format: "%@_c%04d_r%04d_%gmpp.png", stem, tile.column, tile.row, tile.requestedMicronsPerPixel)
+        try PNGWriter.write(tile.image, to: folder.appendingPathComponent(name))
+        let row = String(format: "%@,%@,%d,%d,%g,%.6g,%d,%d,%.4f,%@", name, tile.source, tile.column, tile.row,
+                         tile.requestedMicronsPerPixel, tile.effectiveMicronsPerPixel, tile.level0X, tile.level0Y,
+                         tile.tissueFraction, tile.label ?? "")
+        lock.withLock { rows.append(row) }
+        context.count("export.tiles")
+    }
+
+    func finish(_ context: StageContext<Never>) throws {
+        let header = "file,source,column,row,scale_mpp,effective_mpp,level0_x,level0_y,tissue_fraction,label\n"
+        let body = lock.withLock { rows.sorted().joined(separator: "\n") }
+        try Data((header + body + (body.isEmpty ? "" : "\n")).utf8).write(to: folder.appendingPathComponent("tiles.csv"), options: .atomic)
+    }
+}

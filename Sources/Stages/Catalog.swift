@@ -1,0 +1,123 @@
+import Flow
+import Tiling
+
+/// Every source and stage a flow file can name, with its parameters and defaults: the one place
+/// they are documented (`ssmamba flow docs` prints it as Markdown; docs/FLOWS.md is that output).
+public enum Catalog {
+    public static let slides = StepKind(
+        name: "slides", input: nil, output: "slide",
+        doc: "Whole-slide images (TIFF/SVS) from a file, a folder or a glob, with optional labels.",
+        parameters: [
+            ParameterSpec("path", .path(mustExist: true), "a slide, a folder of slides, or a glob such as data/*.svs"),
+            ParameterSpec("pattern", .text, default: "\"*.svs\"", "file name pattern when `path` is a folder"),
+            ParameterSpec("labels", .path(mustExist: true), optional: true,
+                          "CSV with a `slide` column (file name or path) and optional patient, label, time, event columns"),
+            ParameterSpec("mpp_override", .number(0.01...100), optional: true, "level-0 µm/px for slides that do not record it (slides that record one keep theirs)"),
+            ParameterSpec("shard", .text, optional: true, "i/n: only every n-th slide from the i-th (0-based); `ssmamba cache warm --shard` sets it"),
+        ])
+
+    public static let roiFolder = StepKind(
+        name: "roi_folder", input: nil, output: "image",
+        doc: "Region-of-interest images in one sub-folder per class (NCT-CRC-HE style); the folder name is the label.",
+        parameters: [
+            ParameterSpec("path", .path(mustExist: true), "the folder holding one sub-folder per class"),
+            ParameterSpec("extensions", .text, default: "\"png,jpg,jpeg,tif,tiff\"", "file extensions to take, comma separated"),
+        ])
+
+    public static let imageCSV = StepKind(
+        name: "image_csv", input: nil, output: "image",
+        doc: "A CSV of image paths (column `path`, relative to the CSV's folder) with `label` and an optional `split` column.",
+        parameters: [
+            ParameterSpec("path", .path(mustExist: true), "the CSV file"),
+        ])
+
+    public static let tissue = StepKind(
+        name: "tissue", input: "slide", output: "slide",
+        doc: "Tissue mask of each slide (saturation Otsu, pen suppression, closing, small-region removal, hole filling).",
+        parameters: [
+            ParameterSpec("mask_mpp", .number(1...64), default: "8", "µm per mask pixel"),
+            ParameterSpec("min_saturation", .number(0...1), default: "0.07", "floor of Otsu's saturation threshold"),
+            ParameterSpec("min_region_um2", .number(0...1e9), default: "20000", "tissue regions smaller than this (µm²) are dropped"),
+            ParameterSpec("closing_radius", .integer(0...16), default: "1", "closing radius in mask pixels"),
+            ParameterSpec("fill_holes", .flag, default: "true", "fill holes inside tissue"),
+            ParameterSpec("suppress_pen", .flag, default: "true", "drop green, blue and black pen marks"),
+            ParameterSpec("save_masks", .flag, default: "false", "write each mask as PNG into the run folder's masks/"),
+        ])
+
+    public static let tiles = StepKind(
+        name: "tiles", input: "slide", output: "tile",
+        doc: "A tissue tile grid at `mpp`, and at each position crops of `size` px centred on it at every µm/px of `scales`.",
+        parameters: [
+            ParameterSpec("mpp", .number(0.05...64), default: "0.5", "grid µm/px"),
+            ParameterSpec("size", .integer(16...4096), default: "224", "tile size in pixels"),
+            ParameterSpec("stride", .integer(1...4096), optional: true, "pixels between tiles at `mpp` (default: `size`, no overlap)"),
+            ParameterSpec("scales", .numbers(0.05...64), optional: true, "µm/px of the crops at each position (default: [mpp])"),
+            ParameterSpec("min_tissue", .number(0...1), default: "0.5", "least tissue fraction of a kept position (needs a tissue stage before; 0 keeps all)"),
+            ParameterSpec("allow_upsampling", .flag, default: "false", "allow scales finer than the slide's level 0"),
+            ParameterSpec("max_per_slide", .integer(1...100_000_000), optional: true, "keep at most this many positions per slide (evenly spaced)"),
+        ])
+
+    public static let decode = StepKind(
+        name: "decode", input: "image", output: "tile",
+        doc: "Decodes ROI images (PNG, JPEG, TIFF) into tiles, optionally centre-cropped or resized to `size`.",
+        parameters: [
+            ParameterSpec("size", .integer(0...4096), default: "0", "centre-crop (larger images) or area-resize to this square size; 0 keeps the image"),
+            ParameterSpec("mpp", .number(0...64), default: "0", "the images' µm/px, when known (recorded with each tile)"),
+        ])
+
+    public static let stain = StepKind(
+        name: "stain", input: "tile", output: "tile",
+        doc: "Stain normalization to one target for the whole run; background tiles pass through unchanged and are counted (`stain.passed_through`).",
+        parameters: [
+            ParameterSpec("method", .choice(StainMethod.allCases.map(\.rawValue)), default: "macenko", "macenko, reinhard or vahadane"),
+            ParameterSpec("target", .path(mustExist: true), "target H&E image, or a saved target (.json from `ssmamba stain --save-target`)"),
+        ])
+
+    public static let cache = StepKind(
+        name: "cache", input: "tile", output: "tile",
+        doc: "The LMDB tile cache: a tile already cached (same source file and same parameters of every stage before) is read instead of computed; a new one is written. Counts `cache.hits`, `cache.misses`.",
+        parameters: [
+            ParameterSpec("path", .path(mustExist: false), default: "cache/tiles", "cache folder (an LMDB environment)"),
+            ParameterSpec("batch", .integer(1...4096), default: "64", "tiles per write transaction"),
+            ParameterSpec("compression", .choice(["zstd", "none"]), default: "zstd", "record payload compression"),
+        ])
+
+    public static let export = StepKind(
+        name: "export", input: "tile", output: nil,
+        doc: "Writes tiles as PNG files with a CSV of their coordinates into the run folder (or `folder`).",
+        parameters: [
+            ParameterSpec("folder", .path(mustExist: false), default: "\"tiles\"", "output folder, relative to the run folder"),
+        ])
+
+    public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV],
+                                                stages: [tissue, tiles, decode, stain, cache, export])
+
+    /// The catalog as Markdown.
+    public static var markdown: String {
+        var lines = ["# Flow files: every source, stage and parameter", "",
+                     "Generated by `ssmamba flow docs` from the catalog in `Sources/Stages/Catalog.swift`; a test keeps this file current.", "",
+                     "A flow file names its `source:` and a list of `stages:`; each stage reads the previous one unless it says",
+                     "`from:` (a step name, or a list of names to merge). Several stages reading one step get every item each (fan-out).",
+                     "Relative paths start at the current directory.", "",
+                     "| top-level key | meaning | default |", "|---|---|---|",
+                     "| `flow` | the flow's name | required |",
+                     "| `on_error` | `skip` (report the item and go on) or `fail` (stop the run) | `skip` |",
+                     "| `output` | run folder (report.md, report.json, outputs) | `runs/<flow>` |",
+                     "| `seed` | random seed of the flow's random stages | `0` |", "",
+                     "Every stage also takes: " + FlowFile.commonStageKeys.map { "`\($0.name)` (\($0.doc))" }.joined(separator: "; ") + ".", ""]
+        for (title, kinds) in [("Sources (`source: {kind: …}`)", flowCatalog.sources), ("Stages (`- stage: …`)", flowCatalog.stages)] {
+            lines += ["## \(title)", ""]
+            for kind in kinds {
+                let io = [kind.input.map { "reads \($0)s" }, kind.output.map { "emits \($0)s" }].compactMap { $0 }.joined(separator: ", ")
+                lines += ["### `\(kind.name)`", "", kind.doc + (io.isEmpty ? "" : " (\(io))"), ""]
+                lines += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+                for p in kind.parameters {
+                    let value = p.defaultValue.map { "`\($0)`" } ?? (p.optional ? "—" : "**required**")
+                    lines.append("| `\(p.name)` | \(p.type.summary) | \(value) | \(p.doc) |")
+                }
+                lines.append("")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,36 @@
+import Flow
+import Foundation
+
+/// Runs flow files: validate, assemble, run with progress, write the report.
+public enum FlowRunner {
+    /// Loads and validates a flow file against the catalog.
+    public static func load(_ path: String, overrides: [String] = []) throws -> FlowFile {
+        try FlowFile.load(path, catalog: Catalog.flowCatalog, overrides: overrides)
+    }
+
+    /// Runs `flow` into `runFolder` (default: the flow's `output`), writing report.md and
+    /// report.json there whatever happens once the graph has started.
+    public static func run(_ flow: FlowFile, runFolder: URL? = nil, cancellation: FlowCancellation? = nil,
+                           printer: ProgressPrinter? = ProgressPrinter()) throws -> (report: FlowReport, folder: URL) {
+        let folder = runFolder ?? URL(fileURLWithPath: flow.output)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw StageError("cannot create the run folder \(folder.path): \(error.localizedDescription) (choose another with --out)")
+        }
+        let graph = try FlowAssembler.build(flow, runFolder: folder)
+        printer?.start(flow: flow.name, runFolder: folder.path)
+        let report = try graph.run(cancellation: cancellation, progressInterval: 0.5) { snapshot in printer?.update(snapshot) }
+        try report.write(to: folder)
+        printer?.finish(report, reportFolder: folder.path)
+        return (report, folder)
+    }
+
+    /// The flow cut after its first cache stage: the deterministic prefix a warm-up fills.
+    public static func warmUpPrefix(of flow: FlowFile) throws -> FlowFile {
+        guard let cache = flow.stages.first(where: { $0.kind.name == "cache" }) else {
+            throw StageError("\(flow.path): the flow has no `cache` stage, so there is nothing to warm; add `- stage: cache` after the deterministic stages")
+        }
+        return flow.keepingStages(through: cache.name)
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Slides
+import Tiling
+
+/// A slide entering a flow, with its labels (from the labels CSV) and, after the tissue stage,
+/// its tissue mask.
+public struct SlideItem: Sendable, CustomStringConvertible {
+    public let path: String
+    public let reader: TIFFSlide
+    /// Cache identity of the file (path, size, modification time).
+    public let fingerprint: UInt64
+    public var label: String?
+    public var patient: String?
+    public var mask: TissueMask?
+
+    public var description: String { (path as NSString).lastPathComponent }
+}
+
+/// A region-of-interest image file entering a flow (class folders or a CSV of images).
+public struct ImageItem: Sendable, CustomStringConvertible {
+    public let path: String
+    public var label: String?
+    /// train / validation / test, when the dataset says.
+    public var split: String?
+    public var description: String { path }
+}

@@ -1,0 +1,182 @@
+import Flow
+import Foundation
+import Slides
+import TileCache
+import Tiling
+
+/// `tissue`: adds the tissue mask to each slide (and writes it as PNG when asked).
+struct TissueStage: Stage {
+    let detector: TissueDetector
+    let maskFolder: URL?
+
+    init(_ p: ParameterValues, runFolder: URL) {
+        var parameters = TissueDetector.Parameters()
+        parameters.micronsPerPixel = p.number("mask_mpp")
+        parameters.minimumSaturation = p.number("min_saturation")
+        parameters.minimumRegionArea = p.number("min_region_um2")
+        parameters.closingRadius = p.integer("closing_radius")
+        parameters.fillHoles = p.flag("fill_holes")
+        parameters.suppressPen = p.flag("suppress_pen")
+        detector = TissueDetector(parameters: parameters)
+        maskFolder = p.flag("save_masks") ? runFolder.appendingPathComponent("masks") : nil
+    }
+
+    func process(_ input: SlideItem, _ context: StageContext<SlideItem>) throws {
+        var slide = input
+        let mask = try detector.detect(slide.reader)
+        slide.mask = mask
+        context.count("tissue.slides")
+        if let maskFolder {
+            try FileManager.default.createDirectory(at: maskFolder, withIntermediateDirectories: true)
+            let stem = ((slide.path as NSString).lastPathComponent as NSString).deletingPathExtension
+            try mask.writePNG(to: maskFolder.appendingPathComponent("\(stem).png"))
+        }
+        try context.emit(slide)
+    }
+}
+
+/// Says whether a tile is already in a flow's cache, so the tiles stage need not read it.
+final class CachePresence: @unchecked Sendable {
+    let store: TileStore
+    let parameters: UInt64
+    init(store: TileStore, parameters: UInt64) {
+        self.store = store
+        self.parameters = parameters
+    }
+    func key(_ tile: Tile) -> TileKey {
+        TileKey(source: tile.sourceIdentity, parameters: parameters, x: tile.level0X, y: tile.level0Y, micronsPerPixel: tile.requestedMicronsPerPixel)
+    }
+}
+
+/// `tiles`: the tissue grid of each slide and its multi-magnification crops.
+final class TilesStage: Stage, @unchecked Sendable {
+    let grid: TileGrid
+    let scales: [Double]
+    let size: Int
+    let allowUpsampling: Bool
+    let maximumPerSlide: Int?
+    /// Set by the assembler when a cache stage follows (before the run starts).
+    var presence: CachePresence?
+
+    init(_ p: ParameterValues) {
+        size = p.integer("size")
+        grid = TileGrid(micronsPerPixel: p.number("mpp"), size: size, stride: p.has("stride") ? p.integer("stride") : nil,
+                        minimumTissue: p.number("min_tissue"))
+        scales = p.has("scales") ? p.numbers("scales") : [p.number("mpp")]
+        allowUpsampling = p.flag("allow_upsampling")
+        maximumPerSlide = p.has("max_per_slide") ? p.integer("max_per_slide") : nil
+    }
+
+    func process(_ slide: SlideItem, _ context: StageContext<Tile>) throws {
+        let reader = slide.reader
+        let cropper = MultiScaleCropper(scales: scales, size: size, allowUpsampling: allowUpsampling)
+        try cropper.validate(reader)
+        var positions = try grid.positions(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height,
+                                           slideMicronsPerPixel: reader.micronsPerPixel, mask: slide.mask, path: slide.path)
+        if let limit = maximumPerSlide, positions.count > limit {
+            positions = (0..<limit).map { positions[$0 * positions.count / limit] }
+        }
+        context.count("tiles.positions", positions.count)
+        guard let base = reader.micronsPerPixel else { return }
+        for position in positions {
+            if context.isStopping { return }
+            // Tiles already cached are announced without reading the slide.
+            var planned: [Tile] = []
+            if let presence {
+                let centre = position.centre
+                planned = scales.enumerated().map { index, scale in
+                    let extent = Double(size) * scale / base
+                    var tile = Tile(source: slide.path, column: position.column, row: position.row, scaleIndex: index,
+                                    level0X: Int((centre.x - extent / 2).rounded()), level0Y: Int((centre.y - extent / 2).rounded()),
+                                    requestedMicronsPerPixel: scale, effectiveMicronsPerPixel: scale, tissueFraction: position.tissueFraction,
+                                    label: slide.label, image: RGBImage(width: 0, height: 0, pixels: []))
+                    tile.sourceIdentity = slide.fingerprint
+                    tile.awaitingCache = true
+                    return tile
+                }
+                let present = try presence.store.environment.read { txn in
+                    try planned.allSatisfy { try txn.get(presence.key($0).bytes) != nil }
+                }
+                if present {
+                    for tile in planned { try context.emit(tile) }
+                    continue
+                }
+            }
+            do {
+                for var tile in try cropper.crops(reader, at: position, label: slide.label) {
+                    tile.sourceIdentity = slide.fingerprint
+                    try context.emit(tile)
+                }
+            } catch let stopped as FlowStopped {
+                throw stopped
+            } catch {
+                context.reportFailure(item: "\(slide) position (\(position.column), \(position.row))", reason: String(describing: error))
+            }
+        }
+    }
+}
+
+/// `decode`: ROI image files into tiles.
+struct DecodeStage: Stage {
+    let size: Int
+    let micronsPerPixel: Double
+
+    init(_ p: ParameterValues) {
+        size = p.integer("size")
+        micronsPerPixel = p.number("mpp")
+    }
+
+    func process(_ input: ImageItem, _ context: StageContext<Tile>) throws {
+        var image = try ImageFile.read(input.path)
+        if size > 0 {
+            guard image.width >= size && image.height >= size else {
+                throw StageError("\(input.path): the image is \(image.width)×\(image.height), smaller than `size: \(size)`; lower `size` or set it to 0")
+            }
+            image = Self.centreCrop(image, size)
+        }
+        var tile = Tile(source: input.path, column: 0, row: 0, scaleIndex: 0, level0X: 0, level0Y: 0,
+                        requestedMicronsPerPixel: micronsPerPixel, effectiveMicronsPerPixel: micronsPerPixel, tissueFraction: 1,
+                        label: input.label, image: image)
+        tile.sourceIdentity = try Fingerprint.source(path: input.path)
+        try context.emit(tile)
+    }
+
+    static func centreCrop(_ image: RGBImage, _ size: Int) -> RGBImage {
+        guard image.width != size || image.height != size else { return image }
+        let left = (image.width - size) / 2, top = (image.height - size) / 2
+        var pixels = [UInt8](repeating: 0, count: size * size * 3)
+        for y in 0..<size {
+            let from = ((top + y) * image.width + left) * 3
+            pixels.replaceSubrange(y * size * 3..<(y + 1) * size * 3, with: image.pixels[from..<from + size * 3])
+        }
+        return RGBImage(width: size, height: size, pixels: pixels)
+    }
+}
+
+/// `stain`: one fitted normalizer for every tile of the run.
+struct StainStage: Stage {
+    let normalizer: any StainNormalizer
+
+    init(_ p: ParameterValues) throws {
+        let target = p.text("target")
+        guard let method = StainMethod(rawValue: p.text("method")) else { throw StageError("unknown stain method") }
+        if target.lowercased().hasSuffix(".json") {
+            normalizer = try StainNormalization.normalizer(for: StainTarget.load(from: URL(fileURLWithPath: target)))
+        } else {
+            normalizer = try StainNormalization.fit(method, to: ImageFile.read(target))
+        }
+    }
+
+    func process(_ input: Tile, _ context: StageContext<Tile>) throws {
+        guard !input.awaitingCache else { return try context.emit(input) }
+        var tile = input
+        switch normalizer.normalize(input.image) {
+        case .normalized(let image):
+            tile.image = image
+            context.count("stain.normalized")
+        case .passedThrough:
+            context.count("stain.passed_through")
+        }
+        try context.emit(tile)
+    }
+}
