@@ -1,16 +1,17 @@
 /// Binary morphology on 0/1 masks (width × height, rows top to bottom).
 enum Morphology {
     /// Maximum over a (2r+1)² square, separably.
-    static func dilate(_ mask: [UInt8], _ w: Int, _ h: Int, _ r: Int) -> [UInt8] { filter(mask, w, h, r, max) }
-    /// Minimum over a (2r+1)² square; outside the image counts as background.
-    static func erode(_ mask: [UInt8], _ w: Int, _ h: Int, _ r: Int) -> [UInt8] { filter(mask, w, h, r, min) }
+    static func dilate(_ mask: [UInt8], _ w: Int, _ h: Int, _ r: Int) -> [UInt8] { filter(mask, w, h, r, max, outside: 0) }
+    /// Minimum over a (2r+1)² square; outside the image does not erode (tissue cut by the slide's
+    /// edge keeps its edge).
+    static func erode(_ mask: [UInt8], _ w: Int, _ h: Int, _ r: Int) -> [UInt8] { filter(mask, w, h, r, min, outside: 1) }
 
-    private static func filter(_ mask: [UInt8], _ w: Int, _ h: Int, _ r: Int, _ pick: (UInt8, UInt8) -> UInt8) -> [UInt8] {
+    private static func filter(_ mask: [UInt8], _ w: Int, _ h: Int, _ r: Int, _ pick: (UInt8, UInt8) -> UInt8, outside: UInt8 = 0) -> [UInt8] {
         var rows = mask
         for y in 0..<h {
             for x in 0..<w {
                 var v = mask[y * w + x]
-                for dx in -r...r { let xx = x + dx; v = pick(v, xx >= 0 && xx < w ? mask[y * w + xx] : 0) }
+                for dx in -r...r { let xx = x + dx; v = pick(v, xx >= 0 && xx < w ? mask[y * w + xx] : outside) }
                 rows[y * w + x] = v
             }
         }
@@ -18,7 +19,7 @@ enum Morphology {
         for y in 0..<h {
             for x in 0..<w {
                 var v = rows[y * w + x]
-                for dy in -r...r { let yy = y + dy; v = pick(v, yy >= 0 && yy < h ? rows[yy * w + x] : 0) }
+                for dy in -r...r { let yy = y + dy; v = pick(v, yy >= 0 && yy < h ? rows[yy * w + x] : outside) }
                 out[y * w + x] = v
             }
         }

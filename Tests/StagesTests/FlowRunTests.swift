@@ -1,0 +1,216 @@
+import Flow
+import Foundation
+import Slides
+import Stages
+import TileCache
+import XCTest
+
+/// Flow files run end to end on real files: a synthetic pyramidal slide with a known tissue
+/// layout, a real LMDB cache, real threads.
+final class FlowRunTests: XCTestCase {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("flow-run-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    /// A 2048×1536 slide at 0.5 µm/px whose left half is tissue-like stripes and right half glass.
+    func writeSlide(_ name: String) throws -> String {
+        let width = 2048, height = 1536
+        var pixels = [UInt8](repeating: 243, count: width * height * 3)
+        for y in 0..<height {
+            for x in 0..<(width / 2) {
+                let o = (y * width + x) * 3
+                let dark = ((x / 24) + (y / 24)) % 3 == 0
+                let jitter = UInt8((x &* 31 &+ y &* 17) % 9)
+                pixels[o] = (dark ? 120 : 225) + jitter; pixels[o + 1] = (dark ? 70 : 150) + jitter; pixels[o + 2] = (dark ? 160 : 195) + jitter
+            }
+        }
+        let url = folder.appendingPathComponent(name)
+        try PyramidWriter.write(RGBImage(width: width, height: height, pixels: pixels), to: url, micronsPerPixel: 0.5, compression: .jpeg(quality: 92))
+        return url.path
+    }
+
+    func flowText(slides: String, cache: String, method: String = "reinhard", extra: String = "") -> String {
+        """
+        flow: test
+        output: \(folder.appendingPathComponent("run").path)
+        source:
+          kind: slides
+          path: \(slides)
+          pattern: "*.tif"
+        stages:
+          - stage: tissue
+          - stage: tiles
+            mpp: 1.0
+            size: 64
+            scales: [1.0, 2.0]
+            min_tissue: 0.9
+            workers: 2
+          - stage: stain
+            method: \(method)
+            target: \(Self.repository.appendingPathComponent("Tests/TilingTests/Fixtures/stain/target.png").path)
+          - stage: cache
+            path: \(cache)
+            batch: 7
+        \(extra)
+        """
+    }
+
+    func run(_ text: String, overrides: [String] = []) throws -> FlowReport {
+        let path = folder.appendingPathComponent("flow-\(UUID()).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try FlowRunner.run(FlowRunner.load(path, overrides: overrides), printer: nil).report
+    }
+
+    func testWarmRerunAndParameterChange() throws {
+        _ = try writeSlide("a.tif")
+        _ = try writeSlide("b.tif")
+        let cache = folder.appendingPathComponent("cache").path
+        let first = try run(flowText(slides: folder.path, cache: cache))
+        XCTAssertEqual(first.status, .completed)
+        let positions = first.counters["tiles.positions"] ?? 0
+        // Left half tissue: 1024×1536 level-0 px at 1 µm/px → 64-px tiles of 128 level-0 px: 8 × 12 per slide,
+        // less the column on the tissue edge.
+        XCTAssertGreaterThanOrEqual(positions, 2 * 7 * 12)
+        XCTAssertLessThanOrEqual(positions, 2 * 8 * 12)
+        XCTAssertEqual(first.counters["cache.misses"], 2 * positions)
+        XCTAssertEqual(first.counters["cache.written"], 2 * positions)
+        XCTAssertNil(first.counters["cache.hits"])
+        let store = try TileStore(path: cache, readOnly: true)
+        XCTAssertEqual(try store.statistics().records, 2 * positions)
+        XCTAssertEqual(try store.verify().count, 0)
+
+        let again = try run(flowText(slides: folder.path, cache: cache))
+        XCTAssertEqual(again.counters["cache.hits"], 2 * positions)
+        XCTAssertNil(again.counters["cache.misses"])
+        XCTAssertNil(again.counters["stain.normalized"], "cached tiles are neither read nor normalized again")
+
+        // A different deterministic parameter: the old entries are not hit.
+        let changed = try run(flowText(slides: folder.path, cache: cache, method: "macenko"))
+        XCTAssertEqual(changed.counters["cache.misses"], 2 * positions)
+        XCTAssertEqual(try TileStore(path: cache, readOnly: true).statistics().records, 4 * positions)
+    }
+
+    func testCachedTilesAreReadBackForLaterStages() throws {
+        _ = try writeSlide("a.tif")
+        let cache = folder.appendingPathComponent("cache").path
+        let export = "  - stage: export\n    folder: \(folder.appendingPathComponent("tiles").path)\n"
+        let first = try run(flowText(slides: folder.path, cache: cache, extra: export))
+        let csv1 = try String(contentsOf: folder.appendingPathComponent("tiles/tiles.csv"), encoding: .utf8)
+        let name = try XCTUnwrap(csv1.split(separator: "\n").dropFirst().first?.split(separator: ",").first.map(String.init))
+        let png1 = try Data(contentsOf: folder.appendingPathComponent("tiles/\(name)"))
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("tiles"))
+        let second = try run(flowText(slides: folder.path, cache: cache, extra: export))
+        XCTAssertEqual(second.counters["cache.hits"], first.counters["cache.misses"])
+        XCTAssertEqual(second.counters["export.tiles"], first.counters["export.tiles"])
+        XCTAssertEqual(try String(contentsOf: folder.appendingPathComponent("tiles/tiles.csv"), encoding: .utf8), csv1)
+        XCTAssertEqual(try Data(contentsOf: folder.appendingPathComponent("tiles/\(name)")), png1, "a tile read from the cache is the tile that was written")
+    }
+
+    func testShardsMergeIntoTheWholeCache() throws {
+        for name in ["a.tif", "b.tif", "c.tif"] { _ = try writeSlide(name) }
+        let whole = folder.appendingPathComponent("whole").path
+        let full = try run(flowText(slides: folder.path, cache: whole))
+        var total = 0
+        for shard in 0..<2 {
+            let report = try run(flowText(slides: folder.path, cache: folder.appendingPathComponent("shard\(shard)").path),
+                                 overrides: ["source.shard=\(shard)/2"])
+            XCTAssertEqual(report.stages.first { $0.name == "source" }?.itemsOut, shard == 0 ? 2 : 1)
+            total += report.counters["cache.written"] ?? 0
+        }
+        XCTAssertEqual(total, full.counters["cache.written"])
+        let merged = try TileStore(path: folder.appendingPathComponent("merged").path)
+        for shard in 0..<2 { _ = try merged.merge(from: TileStore(path: folder.appendingPathComponent("shard\(shard)").path, readOnly: true)) }
+        XCTAssertEqual(try merged.statistics().records, try TileStore(path: whole, readOnly: true).statistics().records)
+        XCTAssertThrowsError(try run(flowText(slides: folder.path, cache: whole), overrides: ["source.shard=2/2"])) { error in
+            XCTAssertTrue("\(error)".contains("0 ≤ i < n"), "\(error)")
+        }
+    }
+
+    func testUnreadableSlideIsReportedAndSkipped() throws {
+        _ = try writeSlide("a.tif")
+        try Data("not a tiff".utf8).write(to: folder.appendingPathComponent("broken.tif"))
+        let report = try run(flowText(slides: folder.path, cache: folder.appendingPathComponent("cache").path))
+        XCTAssertEqual(report.status, .completed)
+        let source = try XCTUnwrap(report.stages.first { $0.name == "source" })
+        XCTAssertEqual(source.failed, 1)
+        XCTAssertTrue(source.failures[0].item.hasSuffix("broken.tif"))
+        XCTAssertGreaterThan(report.counters["cache.written"] ?? 0, 0, "the good slide still went through")
+        let failing = try run(flowText(slides: folder.path, cache: folder.appendingPathComponent("cache2").path)
+            .replacingOccurrences(of: "flow: test", with: "flow: test\non_error: fail"))
+        XCTAssertEqual(failing.status, .failed)
+        XCTAssertTrue(failing.stopReason?.contains("broken.tif") ?? false)
+    }
+
+    func testBadStainTargetFailsBeforeRunningWithItsLine() throws {
+        _ = try writeSlide("a.tif")
+        let blank = folder.appendingPathComponent("blank.png")
+        try PNGWriter.write(RGBImage(width: 32, height: 32, filling: (250, 250, 250)), to: blank)
+        let text = flowText(slides: folder.path, cache: folder.appendingPathComponent("cache").path)
+            .replacingOccurrences(of: Self.repository.appendingPathComponent("Tests/TilingTests/Fixtures/stain/target.png").path, with: blank.path)
+        XCTAssertThrowsError(try run(text)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains(":15:5:"), message)  // the stain entry's line
+            XCTAssertTrue(message.contains("target"), message)
+        }
+    }
+
+    func testROIFolderAndCSVSources() throws {
+        let dataset = folder.appendingPathComponent("rois")
+        for (label, colour) in [("tumour", (120 as UInt8, 60 as UInt8, 160 as UInt8)), ("stroma", (230, 140, 190))] {
+            let classFolder = dataset.appendingPathComponent(label)
+            try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
+            for i in 0..<3 { try PNGWriter.write(RGBImage(width: 40, height: 36, filling: colour), to: classFolder.appendingPathComponent("\(i).png")) }
+        }
+        let export = folder.appendingPathComponent("exported")
+        let report = try run("""
+            flow: rois
+            output: \(folder.appendingPathComponent("run").path)
+            source:
+              kind: roi_folder
+              path: \(dataset.path)
+            stages:
+              - stage: decode
+                size: 32
+              - stage: export
+                folder: \(export.path)
+            """)
+        XCTAssertEqual(report.counters["export.tiles"], 6)
+        let csv = try String(contentsOf: export.appendingPathComponent("tiles.csv"), encoding: .utf8)
+        XCTAssertEqual(csv.components(separatedBy: ",stroma").count - 1, 3)
+        XCTAssertEqual(try ImageFile.read(export.appendingPathComponent("0_c0000_r0000_0mpp.png").path).width, 32)
+
+        let table = folder.appendingPathComponent("images.csv")
+        try "path,label,split\nrois/tumour/0.png,tumour,train\nrois/stroma/1.png,stroma\n".write(to: table, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try run("""
+            flow: csv
+            source:
+              kind: image_csv
+              path: \(table.path)
+            stages:
+              - stage: decode
+            """)) { error in
+            XCTAssertTrue("\(error)".contains("images.csv:3: 2 fields, but the header has 3"), "\(error)")
+        }
+    }
+
+    func testExampleFlowsValidateAndDocsAreCurrent() throws {
+        let flows = Self.repository.appendingPathComponent("flows")
+        let files = try FileManager.default.contentsOfDirectory(atPath: flows.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertFalse(files.isEmpty)
+        guard FileManager.default.fileExists(atPath: Self.repository.appendingPathComponent("data/samples/target_image.png").path) else {
+            throw XCTSkip("run `make samples` (make test does it)")
+        }
+        let current = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(Self.repository.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(current) }
+        for file in files { XCTAssertNoThrow(try FlowRunner.load("flows/\(file)"), file) }
+        let docs = try String(contentsOf: Self.repository.appendingPathComponent("docs/FLOWS.md"), encoding: .utf8)
+        XCTAssertEqual(docs, Catalog.markdown, "docs/FLOWS.md is stale: regenerate it with `ssmamba flow docs > docs/FLOWS.md`")
+    }
+}
