@@ -1,0 +1,150 @@
+import Foundation
+import XCTest
+
+/// `ssmamba run`, `flow check` and `cache warm` as a user runs them, including SIGKILL during a
+/// warm-up (then a rerun) and Ctrl-C during a run.
+final class FlowCommandTests: XCTestCase {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ssmamba") }
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("flow-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("slides"), withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func process(_ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = folder
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return process
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = process(arguments)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A real-tissue slide: the CMU sample's level 0 rewritten as a pyramidal TIFF (0.499 µm/px).
+    func makeSlide() throws {
+        let sample = Self.repository.appendingPathComponent("data/samples/cmu_small_region.svs").path
+        guard FileManager.default.fileExists(atPath: sample) else { throw XCTSkip("run `make samples` (make test does it)") }
+        let made = try run(["region", sample, "--x", "0", "--y", "0", "--width", "2220", "--height", "2967", "--level", "0",
+                            "--out", folder.appendingPathComponent("slides/cmu.tif").path])
+        XCTAssertEqual(made.status, 0, made.output)
+    }
+
+    func writeFlow(method: String = "vahadane") throws -> String {
+        let target = Self.repository.appendingPathComponent("Tests/TilingTests/Fixtures/stain/target.png").path
+        let text = """
+            flow: crash
+            output: run
+            source:
+              kind: slides
+              path: slides
+              pattern: "*.tif"
+            stages:
+              - stage: tissue
+              - stage: tiles
+                mpp: 0.5
+                size: 64
+                scales: [0.5, 1.0]
+                min_tissue: 0.5
+              - stage: stain
+                method: \(method)
+                target: \(target)
+              - stage: cache
+                path: cache
+                batch: 4
+            """
+        let path = folder.appendingPathComponent("flow.yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func records() throws -> Int {
+        let stats = try run(["cache", "stats", folder.appendingPathComponent("cache").path, "--json"])
+        guard stats.status == 0, let object = try? JSONSerialization.jsonObject(with: Data(stats.output.utf8)) as? [String: Any] else { return 0 }
+        return object["records"] as? Int ?? 0
+    }
+
+    func report() throws -> [String: Any] {
+        let data = try Data(contentsOf: folder.appendingPathComponent("run/warm/report.json"))
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    func testKillDuringWarmUpThenRerun() throws {
+        try makeSlide()
+        let flow = try writeFlow()
+        let child = process(["cache", "warm", flow])
+        try child.run()
+        var seen = 0
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && child.isRunning {
+            usleep(50_000)
+            seen = try records()
+            if seen >= 40 { break }
+        }
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        XCTAssertEqual(child.terminationReason, .uncaughtSignal, "the warm-up finished before it could be killed (\(seen) records)")
+
+        let verify = try run(["cache", "verify", folder.appendingPathComponent("cache").path])
+        XCTAssertEqual(verify.status, 0, "corrupt records after SIGKILL: \(verify.output)")
+        let survived = try records()
+        XCTAssertEqual(survived % 4, 0, "only whole batches of 4 survive")
+
+        let rerun = try run(["cache", "warm", flow])
+        XCTAssertEqual(rerun.status, 0, rerun.output)
+        let counters = try report()["counters"] as! [String: Int]
+        let expected = 2 * (counters["tiles.positions"] ?? 0)
+        XCTAssertEqual(counters["cache.hits"] ?? 0, survived, "everything that survived is reused")
+        XCTAssertEqual(counters["cache.written"] ?? 0, expected - survived, "everything missing is written once")
+        XCTAssertEqual(try records(), expected, "every expected tile is present exactly once")
+        XCTAssertEqual(try run(["cache", "verify", folder.appendingPathComponent("cache").path]).status, 0)
+        print("warm-up crash test: killed with \(survived) of \(expected) tiles cached; rerun completed without corruption")
+    }
+
+    func testInterruptStopsCleanlyAndWritesTheReport() throws {
+        try makeSlide()
+        let flow = try writeFlow()
+        let child = process(["cache", "warm", flow])
+        try child.run()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && child.isRunning {
+            usleep(50_000)
+            if try records() >= 8 { break }
+        }
+        kill(child.processIdentifier, SIGINT)
+        child.waitUntilExit()
+        XCTAssertEqual(child.terminationStatus, 130)
+        let report = try report()
+        XCTAssertEqual(report["status"] as? String, "cancelled")
+        XCTAssertEqual(report["stopReason"] as? String, "interrupted (Ctrl-C)")
+        // The cache writer flushed: everything the cache stage took in is in the cache.
+        let stages = report["stages"] as! [[String: Any]]
+        let cacheIn = stages.first { $0["name"] as? String == "cache" }?["itemsIn"] as? Int ?? -1
+        XCTAssertEqual(try records(), cacheIn)
+        XCTAssertEqual(try run(["cache", "verify", folder.appendingPathComponent("cache").path]).status, 0)
+    }
+
+    func testFlowCheckReportsLineAndColumn() throws {
+        let path = folder.appendingPathComponent("bad.yaml").path
+        try "flow: x\nsource:\n  kind: slides\n  path: slides\nstages:\n  - stage: tiles\n    mpp: fine\n    sise: 224\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try run(["flow", "check", path])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.output.contains("bad.yaml:7:10: 'mpp' must be a number"), result.output)
+        XCTAssertTrue(result.output.contains("bad.yaml:8:5: unknown key 'sise' in stage 'tiles' (did you mean 'size'?)"), result.output)
+    }
+}
