@@ -14,15 +14,17 @@ samples: deps
 build: deps
 	$(SWIFT) build -c release
 
-## The main job (until the demo flow lands): the native libraries and kernels checked on this
-## machine, the real sample slides inspected and read by resolution, and the model's cost.
+## The main job (until the training flow lands): the native libraries checked, the real sample
+## slides inspected, their tissue cached by the warm-cache flow (tissue → 3 magnifications →
+## Macenko → LMDB), tiles exported by a second flow reading through the cache, the model's cost.
 demo: samples build
 	$(RELEASE)/ssmamba selfcheck
 	$(RELEASE)/ssmamba inspect data/samples/cmu_small_region.svs
 	$(RELEASE)/ssmamba inspect data/samples/tcga-cr-7395-01a-01-ts1.svs
-	@mkdir -p runs/demo
-	$(RELEASE)/ssmamba region data/samples/cmu_small_region.svs --x 600 --y 900 --width 448 --height 448 --mpp 1.0 --out runs/demo/cmu-1um.png
-	$(RELEASE)/ssmamba region data/samples/tcga-cr-7395-01a-01-ts1.svs --mpp-override 0.25 --x 0 --y 0 --width 560 --height 450 --mpp 2.0 --out runs/demo/tcga-2um.png
+	$(RELEASE)/ssmamba tissue data/samples/cmu_small_region.svs --out runs/demo/cmu-tissue.png
+	$(RELEASE)/ssmamba cache warm flows/warm-cache.yaml
+	$(RELEASE)/ssmamba cache verify cache/samples
+	$(RELEASE)/ssmamba run flows/export-tiles.yaml
 	$(RELEASE)/ssmamba model info ssmamba_tiny
 
 ## The test suite, built optimised (numeric tests are many times slower in a debug build).
