@@ -40,6 +40,7 @@ let package = Package(
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Slides"], swiftSettings: numericFlags),
+        .target(name: "Metrics"),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors"], swiftSettings: numericFlags),
 
@@ -54,6 +55,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "ssmambaTests", dependencies: ["ssmamba"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics"], exclude: ["Fixtures"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Flow", "Tiling", "Slides", "TileCache"], swiftSettings: numericFlags),
         .testTarget(name: "TilingTests", dependencies: ["Tiling", "Slides"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "TileCacheTests", dependencies: ["TileCache", "Tensors"], swiftSettings: numericFlags),
