@@ -1,0 +1,215 @@
+import Foundation
+import Tensors
+
+/// MAMIM settings: how much to mask and the light decoder's shape (MODEL.md).
+public struct MaskedPretrainingSettings: Codable, Sendable, Equatable {
+    public var maskRatio: Double = 0.75
+    public var decoderDim = 128
+    public var decoderDepth = 2
+    public var decoderHeads = 4
+    public init() {}
+}
+
+/// Mamba masked image modelling (MAMIM), MAE-style.
+///
+/// Per image, a fresh random `maskRatio` of the patch positions is hidden. The encoder sees only
+/// the visible tokens (each scan direction visits them in its own order; LPR uses sparse
+/// semantics). The decoder embeds them to `decoderDim`, fills masked positions with a learned
+/// mask token, adds fixed 2-D sine-cosine positions, runs `decoderDepth` attention blocks over all
+/// positions, normalises, and predicts each patch's p·p·C pixels. The loss is the mean squared
+/// error over masked patches only, against per-patch normalised pixels
+/// t̂ = (t − mean) / √(var + 1e-6). Encoder parameters keep the classifier's names, so a
+/// pretrained encoder loads into a `Classifier` as is; decoder parameters are `decoder.*`.
+public final class MaskedAutoencoder: ParameterOwner {
+    public let encoder: Encoder
+    public let settings: MaskedPretrainingSettings
+    let embed: Linear
+    let maskToken: Parameter
+    let blocks: [Block]
+    let norm: LayerNormalization
+    let prediction: Linear
+    let positionTable: Tensor  // (cells, decoderDim), fixed
+
+    // Kept for the backward.
+    private var grid: TokenGrid?
+    private var lossGradient = Tensor(zeros: [0])
+
+    public init(config: ModelConfiguration, settings: MaskedPretrainingSettings = MaskedPretrainingSettings(),
+                using rng: inout RandomGenerator) throws {
+        guard settings.maskRatio > 0 && settings.maskRatio < 1 else {
+            throw ConfigurationError("mask ratio must be in (0, 1), got \(settings.maskRatio)")
+        }
+        guard settings.decoderDim % settings.decoderHeads == 0 else {
+            throw ConfigurationError("decoder width \(settings.decoderDim) must be divisible by its heads \(settings.decoderHeads)")
+        }
+        encoder = try Encoder(config: config, using: &rng)
+        self.settings = settings
+        var decoder = config
+        decoder.dim = settings.decoderDim
+        decoder.heads = settings.decoderHeads
+        decoder.dropPathRate = 0
+        embed = Linear("decoder.embed", inFeatures: config.dim, outFeatures: settings.decoderDim, using: &rng)
+        maskToken = Parameter("decoder.mask_token", Tensor.normal([settings.decoderDim], using: &rng) * 0.02, decays: false)
+        blocks = try (0..<settings.decoderDepth).map { i in
+            try Block("decoder.blocks.\(i)", config: decoder, attention: true, dropPath: 0, using: &rng)
+        }
+        norm = LayerNormalization("decoder.norm", width: settings.decoderDim)
+        let patchValues = config.patchSize * config.patchSize * config.channels
+        prediction = Linear("decoder.pred", inFeatures: settings.decoderDim, outFeatures: patchValues, using: &rng)
+        positionTable = Self.sineCosinePositions(side: config.gridSide, dim: settings.decoderDim)
+    }
+
+    public var config: ModelConfiguration { encoder.config }
+    public var parameters: [Parameter] {
+        encoder.parameters + embed.parameters + [maskToken] + blocks.flatMap(\.parameters) + norm.parameters + prediction.parameters
+    }
+
+    /// A fresh random visible set per image: round((1 − ratio)·cells) positions, ascending.
+    public func randomVisibleGrid(batch: Int, using rng: inout RandomGenerator) -> TokenGrid {
+        let cells = config.tokens
+        let visible = max(1, Int((Double(cells) * (1 - settings.maskRatio)).rounded()))
+        var positions: [Int] = []
+        positions.reserveCapacity(batch * visible)
+        for _ in 0..<batch {
+            positions += rng.permutation(cells).prefix(visible).sorted()
+        }
+        return TokenGrid(batch: batch, height: config.gridSide, width: config.gridSide, positions: positions)
+    }
+
+    /// The masked-patch loss for `images` (B, C, H, W) with `visible` tokens, and the predicted
+    /// normalised patches (B, cells, p·p·C). With `training`, keeps what `backward()` needs.
+    public func loss(_ images: Tensor, visible: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> (loss: Float, prediction: Tensor) {
+        let batch = images.shape[0], cells = config.tokens, d = settings.decoderDim
+        let tokens = encoder.forward(images, grid: visible, training: training, using: &rng)
+        let embedded = embed.forward(tokens)  // (B, V, d)
+        // Scatter visible tokens into the full grid; masked cells get the mask token; add positions.
+        var full = Tensor(zeros: [batch, cells, d])
+        var isVisible = [Bool](repeating: false, count: batch * cells)
+        for b in 0..<batch { for k in 0..<visible.count { isVisible[b * cells + visible.positions[b * visible.count + k]] = true } }
+        full.withUnsafeMutableBufferPointer { f in
+            embedded.withUnsafeBufferPointer { e in maskToken.value.withUnsafeBufferPointer { m in positionTable.withUnsafeBufferPointer { p in
+                for b in 0..<batch {
+                    for c in 0..<cells where !isVisible[b * cells + c] {
+                        for j in 0..<d { f[(b * cells + c) * d + j] = m[j] + p[c * d + j] }
+                    }
+                    for k in 0..<visible.count {
+                        let c = visible.positions[b * visible.count + k]
+                        for j in 0..<d { f[(b * cells + c) * d + j] = e[(b * visible.count + k) * d + j] + p[c * d + j] }
+                    }
+                }
+            } } }
+        }
+        let fullGrid = TokenGrid.full(batch: batch, height: config.gridSide, width: config.gridSide)
+        var x = full
+        for block in blocks { x = block.forward(x, grid: fullGrid, training: training, using: &rng) }
+        let predicted = prediction.forward(norm.forward(x))  // (B, cells, P)
+        let target = Self.normalisedPatches(images, patch: config.patchSize)
+        let values = predicted.shape[2]
+        let maskedCount = isVisible.filter { !$0 }.count
+        var total = 0.0
+        var gradient = Tensor(zeros: predicted.shape)
+        let scale = 1 / Float(maskedCount * values)
+        predicted.withUnsafeBufferPointer { pr in target.withUnsafeBufferPointer { t in gradient.withUnsafeMutableBufferPointer { g in
+            for cell in 0..<(batch * cells) where !isVisible[cell] {
+                for j in 0..<values {
+                    let diff = pr[cell * values + j] - t[cell * values + j]
+                    total += Double(diff * diff)
+                    g[cell * values + j] = 2 * diff * scale
+                }
+            }
+        } } }
+        if training {
+            grid = visible
+            lossGradient = gradient
+        } else {
+            releaseActivations()
+        }
+        return (Float(total / Double(maskedCount * values)), predicted)
+    }
+
+    /// Accumulates every parameter's gradient of the last training `loss`.
+    public func backward() {
+        guard let grid else { preconditionFailure("backward without a training forward") }
+        let batch = grid.batch, cells = config.tokens, d = settings.decoderDim
+        var g = norm.backward(prediction.backward(lossGradient))
+        for block in blocks.reversed() { g = block.backward(g) }
+        // Gather: visible cells flow back to the embedding, masked cells to the mask token.
+        var gEmbedded = Tensor(zeros: [batch, grid.count, d])
+        var isVisible = [Bool](repeating: false, count: batch * cells)
+        for b in 0..<batch { for k in 0..<grid.count { isVisible[b * cells + grid.positions[b * grid.count + k]] = true } }
+        g.withUnsafeBufferPointer { gs in
+            gEmbedded.withUnsafeMutableBufferPointer { ge in maskToken.gradient.withUnsafeMutableBufferPointer { gm in
+                for b in 0..<batch {
+                    for k in 0..<grid.count {
+                        let c = grid.positions[b * grid.count + k]
+                        for j in 0..<d { ge[(b * grid.count + k) * d + j] = gs[(b * cells + c) * d + j] }
+                    }
+                    for c in 0..<cells where !isVisible[b * cells + c] {
+                        for j in 0..<d { gm[j] += gs[(b * cells + c) * d + j] }
+                    }
+                }
+            } }
+        }
+        encoder.backward(embed.backward(gEmbedded))
+    }
+
+    func releaseActivations() {
+        grid = nil
+        lossGradient = Tensor(zeros: [0])
+        embed.releaseActivations()
+        prediction.releaseActivations()
+        norm.releaseActivations()
+        blocks.forEach { $0.releaseActivations() }
+    }
+
+    /// Patches (B, cells, p·p·C) in (row, column, channel) order, each normalised to zero mean and
+    /// unit variance: (t − mean) / √(var + 1e-6).
+    public static func normalisedPatches(_ images: Tensor, patch p: Int) -> Tensor {
+        let (batch, channels, height, width) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
+        let side = height / p, across = width / p, values = p * p * channels
+        var out = Tensor(zeros: [batch, side * across, values])
+        images.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
+            for b in 0..<batch {
+                for row in 0..<side {
+                    for column in 0..<across {
+                        let base = ((b * side + row) * across + column) * values
+                        var index = 0
+                        for y in 0..<p { for x in 0..<p { for c in 0..<channels {
+                            dst[base + index] = src[((b * channels + c) * height + row * p + y) * width + column * p + x]
+                            index += 1
+                        } } }
+                        var mean: Float = 0, squares: Float = 0
+                        for j in 0..<values { mean += dst[base + j] }
+                        mean /= Float(values)
+                        for j in 0..<values { let v = dst[base + j] - mean; squares += v * v }
+                        let inverse = 1 / (squares / Float(values) + 1e-6).squareRoot()
+                        for j in 0..<values { dst[base + j] = (dst[base + j] - mean) * inverse }
+                    }
+                }
+            }
+        } }
+        return out
+    }
+
+    /// Fixed 2-D sine-cosine position table (cells, dim): half the width encodes the row, half
+    /// the column, each as sin/cos at geometric frequencies.
+    static func sineCosinePositions(side: Int, dim: Int) -> Tensor {
+        var table = Tensor(zeros: [side * side, dim])
+        let quarter = dim / 4
+        table.withUnsafeMutableBufferPointer { t in
+            for row in 0..<side {
+                for column in 0..<side {
+                    let cell = row * side + column
+                    for i in 0..<quarter {
+                        let frequency = 1 / pow(10_000, Double(i) / Double(max(quarter, 1)))
+                        t[cell * dim + i] = Float(sin(Double(row) * frequency))
+                        t[cell * dim + quarter + i] = Float(cos(Double(row) * frequency))
+                        t[cell * dim + 2 * quarter + i] = Float(sin(Double(column) * frequency))
+                        t[cell * dim + 3 * quarter + i] = Float(cos(Double(column) * frequency))
+                    }
+                }
+            }
+        }
+        return table
+    }
+}
