@@ -17,6 +17,8 @@ public struct Tile: Sendable, CustomStringConvertible {
     public let tissueFraction: Double
     /// A class or slide label, when the source gives one.
     public var label: String?
+    /// train / validation / test, when the dataset assigns one.
+    public var split: String?
     public var image: RGBImage
     /// Cache identity of the source file (set by flows; 0 when unknown).
     public var sourceIdentity: UInt64 = 0
