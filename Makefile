@@ -14,18 +14,14 @@ samples: deps
 build: deps
 	$(SWIFT) build -c release
 
-## The main job (until the training flow lands): the native libraries checked, the real sample
-## slides inspected, their tissue cached by the warm-cache flow (tissue → 3 magnifications →
-## Macenko → LMDB), tiles exported by a second flow reading through the cache, the model's cost.
+## The main job: the native libraries checked, then flows/demo.yaml on the real samples: tiles of
+## both slides cached at three magnifications, MAMIM pretraining, fine-tuning on the labelled
+## nucleus patches with test metrics, streaming evaluation of the slides (heatmaps, slide scores).
+## It ends by printing the run report's path (runs/demo/report.md).
 demo: samples build
 	$(RELEASE)/ssmamba selfcheck
 	$(RELEASE)/ssmamba inspect data/samples/cmu_small_region.svs
-	$(RELEASE)/ssmamba inspect data/samples/tcga-cr-7395-01a-01-ts1.svs
-	$(RELEASE)/ssmamba tissue data/samples/cmu_small_region.svs --out runs/demo/cmu-tissue.png
-	$(RELEASE)/ssmamba cache warm flows/warm-cache.yaml
-	$(RELEASE)/ssmamba cache verify cache/samples
-	$(RELEASE)/ssmamba run flows/export-tiles.yaml
-	$(RELEASE)/ssmamba model info ssmamba_tiny
+	$(RELEASE)/ssmamba run flows/demo.yaml
 
 ## The test suite, built optimised (numeric tests are many times slower in a debug build).
 test: samples

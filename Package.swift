@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Tiling", dependencies: ["Slides"], swiftSettings: numericFlags),
         .target(name: "Metrics"),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors"], swiftSettings: numericFlags),
+        .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics"], swiftSettings: numericFlags),
 
         .executableTarget(
             name: "ssmamba",

@@ -50,18 +50,23 @@ public struct FlowFile: Sendable {
     public let onError: ErrorPolicy
     public let output: String
     public let seed: Int
-    public let source: FlowStep
+    /// The first source (most flows have one).
+    public var source: FlowStep { sources[0] }
+    /// Every source: `source:` gives one named "source"; `sources:` names several.
+    public let sources: [FlowStep]
     public let stages: [FlowStep]
 
-    /// The same flow with only its stages up to and including `name` (a prefix such as the
-    /// deterministic part a cache warm-up runs).
-    public func keepingStages(through name: String) -> FlowFile {
-        var kept: [FlowStep] = []
-        for stage in stages {
-            kept.append(stage)
-            if stage.name == name { break }
+    /// The same flow restricted to `step` and every step it reads from, directly or not (the
+    /// part a cache warm-up runs).
+    public func restricted(toAncestorsOf step: String) -> FlowFile {
+        let all = sources + stages
+        var keep: Set<String> = [step]
+        var frontier = [step]
+        while let name = frontier.popLast() {
+            for parent in all.first(where: { $0.name == name })?.from ?? [] where keep.insert(parent).inserted { frontier.append(parent) }
         }
-        return FlowFile(path: path, name: self.name, onError: onError, output: output, seed: seed, source: source, stages: kept)
+        return FlowFile(path: path, name: self.name, onError: onError, output: output, seed: seed,
+                        sources: sources.filter { keep.contains($0.name) }, stages: stages.filter { keep.contains($0.name) })
     }
 
     /// The keys every stage entry may carry besides its kind's parameters.
@@ -73,7 +78,7 @@ public struct FlowFile: Sendable {
         ParameterSpec("on_error", .choice(ErrorPolicy.allCases.map(\.rawValue)), optional: true,
                       "skip (report the item, go on) or fail (stop the run); default: the flow's on_error"),
     ]
-    static let topKeys = ["flow", "on_error", "output", "seed", "source", "stages"]
+    static let topKeys = ["flow", "on_error", "output", "seed", "source", "sources", "stages"]
 
     /// Reads and validates `path`; `overrides` are `step.parameter=value` (or `key=value` for a
     /// top-level key) as given with `--set`.
@@ -155,6 +160,10 @@ struct FlowFileParser {
             } else if parts[0] == "source", case .mapping(var source)? = top[Node("source")] {
                 source[Node(parts[1])] = value
                 top[Node("source")] = .mapping(source)
+            } else if case .mapping(var sources)? = top[Node("sources")], case .mapping(var source)? = sources[Node(parts[0])] {
+                source[Node(parts[1])] = value
+                sources[Node(parts[0])] = .mapping(source)
+                top[Node("sources")] = .mapping(sources)
             } else if case .sequence(var stages)? = top[Node("stages")],
                       let index = stages.firstIndex(where: { stepName($0) == parts[0] }),
                       case .mapping(var stage) = stages[index] {
@@ -192,13 +201,27 @@ struct FlowFileParser {
         }
 
         var steps: [FlowStep] = []
-        var source: FlowStep?
         if let node = top["source"] {
-            source = step(node, kindKey: "kind", kinds: catalog.sources, defaultName: "source", flowPolicy: onError, previous: nil, known: [])
-            if let source { steps.append(source) }
+            if top["sources"] != nil { report(node, "give either 'source:' or 'sources:', not both") }
+            if let made = step(node, kindKey: "kind", kinds: catalog.sources, defaultName: "source", flowPolicy: onError, previous: nil, known: []) {
+                steps.append(made)
+            }
+        } else if let node = top["sources"] {
+            guard case .mapping(let named) = node, !named.isEmpty else {
+                report(node, "'sources' maps names to sources, e.g. sources: {slides: {kind: slides, path: …}}")
+                return nil
+            }
+            for (key, value) in named {
+                guard let name = key.string else { report(key, "source names must be text"); continue }
+                if steps.contains(where: { $0.name == name }) { report(key, "two sources are named '\(name)'") }
+                if let made = step(value, kindKey: "kind", kinds: catalog.sources, defaultName: name, flowPolicy: onError, previous: nil, known: []) {
+                    steps.append(made)
+                }
+            }
         } else {
             report(root, "missing 'source:' (where the items come from: " + catalog.sources.map(\.name).joined(separator: ", ") + ")")
         }
+        let sources = steps
         guard let stagesNode = top["stages"] else {
             report(root, "missing 'stages:' (a list of stages)")
             return nil
@@ -215,8 +238,8 @@ struct FlowFileParser {
                 steps.append(made)
             }
         }
-        guard let name, let source else { return nil }
-        return FlowFile(path: path, name: name, onError: onError, output: output, seed: seed, source: source, stages: stages)
+        guard let name, !sources.isEmpty else { return nil }
+        return FlowFile(path: path, name: name, onError: onError, output: output, seed: seed, sources: sources, stages: stages)
     }
 
     /// Validates one source or stage entry against its kind.

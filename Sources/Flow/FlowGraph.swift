@@ -234,9 +234,11 @@ public final class FlowGraph: @unchecked Sendable {
             // The last worker to leave finishes the stage and ends its output.
             if finishedWorkers.next() == workers - 1 {
                 let closing = Self.context(name, run, statistics, buffered: false, output: output)
+                let finishing = DispatchTime.now().uptimeNanoseconds
                 do { try stage.finish(closing) } catch is FlowStopped {} catch {
                     Self.handle(error, item: "end of input", statistics: statistics, run: run)
                 }
+                statistics.worked(Self.seconds(since: finishing))  // training stages work here
                 statistics.markFinished()
                 output?.channel.finishProducing()
             }

@@ -21,6 +21,11 @@ public struct Checkpoint {
         public var randomState: [String]?
         /// Free-form facts (e.g. the validation metric of a best checkpoint).
         public var notes: [String: String] = [:]
+
+        public init(model: ModelConfiguration, notes: [String: String] = [:]) {
+            self.model = model
+            self.notes = notes
+        }
     }
 
     public var manifest: Manifest

@@ -1,4 +1,5 @@
 import Flow
+import SSMamba
 import Tiling
 
 /// Every source and stage a flow file can name, with its parameters and defaults: the one place
@@ -29,6 +30,20 @@ public enum Catalog {
         doc: "A CSV of image paths (column `path`, relative to the CSV's folder) with `label` and an optional `split` column.",
         parameters: [
             ParameterSpec("path", .path(mustExist: true), "the CSV file"),
+        ])
+
+    public static let nuclei = StepKind(
+        name: "nuclei", input: nil, output: "tile",
+        doc: "One patch per nucleus from an H&E image with instance and type masks (.npy/.npz, PanNuke/CoNSeP/Lizard style), labelled by type; split train/validation/test by whole image regions, so overlapping patches never cross splits.",
+        parameters: [
+            ParameterSpec("image", .path(mustExist: true), "the H&E image"),
+            ParameterSpec("instances", .path(mustExist: true), "instance mask (.npy or .npz; 0 = background, one id per nucleus)"),
+            ParameterSpec("types", .path(mustExist: true), "type mask (.npy or .npz; 0 = background, 1…K = nucleus classes)"),
+            ParameterSpec("patch", .integer(8...512), default: "64", "patch size in pixels, centred on each nucleus"),
+            ParameterSpec("class_names", .text, default: "\"type1,type2,type3\"", "names of types 1…K, comma separated"),
+            ParameterSpec("regions", .integer(2...32), default: "4", "the image is cut into regions × regions blocks for the split"),
+            ParameterSpec("validation_regions", .integer(1...1000), default: "3", "blocks that go to validation"),
+            ParameterSpec("test_regions", .integer(1...1000), default: "3", "blocks that go to test"),
         ])
 
     public static let tissue = StepKind(
@@ -89,8 +104,59 @@ public enum Catalog {
             ParameterSpec("folder", .path(mustExist: false), default: "\"tiles\"", "output folder, relative to the run folder"),
         ])
 
-    public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV],
-                                                stages: [tissue, tiles, decode, stain, cache, export])
+    static let modelNames = ModelConfiguration.registry.keys.sorted()
+
+    public static let pretrain = StepKind(
+        name: "pretrain", input: "tile", output: nil,
+        doc: "MAMIM pretraining (masked image modelling) on the tiles that stream in; writes `<run>/<name>/checkpoint` and reconstruction pictures (masked input, reconstruction, original).",
+        parameters: [
+            ParameterSpec("model", .choice(modelNames), default: "ssmamba_micro", "model configuration (`ssmamba model list`); tiles are resized to its input size"),
+            ParameterSpec("steps", .integer(1...10_000_000), default: "300", "optimizer steps"),
+            ParameterSpec("batch", .integer(1...4096), default: "32", "images per step"),
+            ParameterSpec("lr", .number(1e-7...1), default: "1e-3", "peak learning rate (AdamW, β₂ 0.95, cosine with warm-up)"),
+            ParameterSpec("warmup", .number(0...1), default: "0.1", "fraction of steps of linear warm-up"),
+            ParameterSpec("weight_decay", .number(0...1), default: "0.05", "decoupled weight decay (not on biases, norms, A_log, D)"),
+            ParameterSpec("mask_ratio", .number(0.05...0.95), default: "0.75", "fraction of patches hidden per image and step"),
+            ParameterSpec("decoder_dim", .integer(8...1024), default: "128", "decoder width"),
+            ParameterSpec("decoder_depth", .integer(1...12), default: "2", "decoder attention blocks"),
+            ParameterSpec("decoder_heads", .integer(1...16), default: "4", "decoder attention heads"),
+            ParameterSpec("crop_scale_min", .number(0.05...1), default: "0.2", "smallest area fraction of the random resized crop"),
+            ParameterSpec("reconstructions", .integer(0...256), default: "4", "reconstruction pictures to save"),
+            ParameterSpec("max_tiles", .integer(1...10_000_000), default: "20000", "tiles kept in memory for training (more are counted, not used)"),
+        ])
+
+    public static let finetune = StepKind(
+        name: "finetune", input: "tile", output: nil,
+        doc: "Supervised fine-tuning of the classifier on labelled tiles, from scratch or from a `pretrain` step's encoder; keeps the best epoch on validation (balanced accuracy) and reports test accuracy, balanced accuracy, macro-F1 and AUC with bootstrap 95 % intervals (`<run>/<name>/metrics.json`).",
+        parameters: [
+            ParameterSpec("model", .choice(modelNames), default: "ssmamba_micro", "model configuration"),
+            ParameterSpec("init", .text, optional: true, "a `pretrain` step of this flow, or a checkpoint folder; absent or `scratch`: from scratch"),
+            ParameterSpec("epochs", .integer(1...10_000), default: "10", "passes over the training tiles"),
+            ParameterSpec("batch", .integer(1...4096), default: "32", "images per step"),
+            ParameterSpec("lr", .number(1e-7...1), default: "1e-3", "peak learning rate (AdamW, cosine with warm-up)"),
+            ParameterSpec("weight_decay", .number(0...1), default: "0.01", "decoupled weight decay"),
+            ParameterSpec("label_smoothing", .number(0...0.5), default: "0.1", "cross-entropy label smoothing"),
+            ParameterSpec("balanced", .flag, default: "true", "class-balanced sampling (imbalanced data)"),
+            ParameterSpec("crop_scale_min", .number(0.05...1), default: "0.6", "smallest area fraction of the random resized crop"),
+            ParameterSpec("brightness", .number(0...0.5), default: "0.1", "brightness jitter (± fraction)"),
+            ParameterSpec("validation_fraction", .number(0...0.9), default: "0.15", "sources for validation when the data has no split"),
+            ParameterSpec("test_fraction", .number(0...0.9), default: "0.15", "sources for test when the data has no split"),
+            ParameterSpec("max_tiles", .integer(1...10_000_000), default: "50000", "tiles kept in memory (more are counted, not used)"),
+        ])
+
+    public static let evaluateSlides = StepKind(
+        name: "evaluate_slides", input: "slide", output: nil,
+        doc: "Streaming evaluation of slides with a fine-tuned classifier: per-tile probabilities (CSV), a heatmap of one class (pyramidal TIFF aligned with the slide, PNG preview) and slide scores (`slide_scores.csv`), in `<run>/<name>/`.",
+        parameters: [
+            ParameterSpec("checkpoint", .text, "a `finetune` step of this flow, or a checkpoint folder"),
+            ParameterSpec("mpp", .number(0.05...64), default: "0.5", "µm/px of the tiles (as in training)"),
+            ParameterSpec("min_tissue", .number(0...1), default: "0.5", "least tissue fraction of a classified tile"),
+            ParameterSpec("batch", .integer(1...4096), default: "64", "tiles per forward pass"),
+            ParameterSpec("heatmap_class", .text, optional: true, "the class whose probability the heatmap shows (default: the first)"),
+        ])
+
+    public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV, nuclei],
+                                                stages: [tissue, tiles, decode, stain, cache, export, pretrain, finetune, evaluateSlides])
 
     /// The catalog as Markdown.
     public static var markdown: String {

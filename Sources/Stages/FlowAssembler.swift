@@ -33,11 +33,19 @@ public enum FlowAssembler {
     /// slides) fails here, naming the step and its line in the flow file.
     public static func build(_ flow: FlowFile, runFolder: URL) throws -> FlowGraph {
         let graph = FlowGraph(name: flow.name)
-        let steps = [flow.source] + flow.stages
+        let steps = flow.sources + flow.stages
         var readers: [String: Int] = [:]
         for step in steps { for from in step.from { readers[from, default: 0] += 1 } }
         var outputs: [String: [AnyEdge]] = [:]  // one edge per reader, handed out in order
         var tilesStages: [String: TilesStage] = [:]
+        let artifacts = Artifacts()
+        let kinds = Dictionary(steps.map { ($0.name, $0.kind.name) }, uniquingKeysWith: { a, _ in a })
+        func requireStep(_ reference: String, kind: String, for step: FlowStep) throws {
+            guard !reference.contains("/"), reference != "scratch" else { return }
+            guard kinds[reference] == kind else {
+                throw StageError("'\(reference)' is not a `\(kind)` step of this flow (give a step name or a checkpoint folder path)")
+            }
+        }
 
         func take(_ name: String) -> AnyEdge { outputs[name]!.removeFirst() }
         func publish(_ step: FlowStep, _ edge: AnyEdge?) {
@@ -99,6 +107,30 @@ public enum FlowAssembler {
                         tilesStages[tiles.name]?.presence = presence
                     }
                     edge = add(CacheStage(presence: presence, batchSize: p.integer("batch"), terminal: terminal), type: "tile")
+                case "nuclei":
+                    let result = try NucleusPatches.extract(
+                        image: p.text("image"), instances: p.text("instances"), types: p.text("types"), patch: p.integer("patch"),
+                        regions: p.integer("regions"), classNames: p.text("class_names").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+                        validationRegions: p.integer("validation_regions"), testRegions: p.integer("test_regions"), seed: UInt64(flow.seed))
+                    let name = step.name
+                    edge = AnyEdge(graph.source(step.name, onError: step.onError) { (context: StageContext<Tile>) in
+                        context.count("\(name).dropped_on_region_borders", result.droppedOnBorders)
+                        for tile in result.tiles { try context.emit(tile) }
+                    }, type: "tile")
+                case "pretrain":
+                    graph.sink(step.name, try PretrainStage(name: step.name, p, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                               from: input!.typed(Tile.self), onError: step.onError)
+                    edge = nil
+                case "finetune":
+                    if let reference = p.optionalText("init") { try requireStep(reference, kind: "pretrain", for: step) }
+                    graph.sink(step.name, try FinetuneStage(name: step.name, p, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                               from: input!.typed(Tile.self), onError: step.onError)
+                    edge = nil
+                case "evaluate_slides":
+                    try requireStep(p.text("checkpoint"), kind: "finetune", for: step)
+                    graph.sink(step.name, EvaluateSlidesStage(name: step.name, p, runFolder: runFolder, artifacts: artifacts),
+                               from: input!.typed(SlideItem.self), workers: step.workers, onError: step.onError)
+                    edge = nil
                 case "export":
                     let folder = p.text("folder")
                     let stage = try ExportStage(folder: folder.hasPrefix("/") ? URL(fileURLWithPath: folder) : runFolder.appendingPathComponent(folder))

@@ -31,6 +31,6 @@ public enum FlowRunner {
         guard let cache = flow.stages.first(where: { $0.kind.name == "cache" }) else {
             throw StageError("\(flow.path): the flow has no `cache` stage, so there is nothing to warm; add `- stage: cache` after the deterministic stages")
         }
-        return flow.keepingStages(through: cache.name)
+        return flow.restricted(toAncestorsOf: cache.name)
     }
 }

@@ -20,16 +20,17 @@ struct CacheCommand: ParsableCommand {
         @Option(help: "Run folder (default: the flow's `output` + /warm).") var out: String?
 
         func run() throws {
-            var overrides = overrides
             let environment = ProcessInfo.processInfo.environment
-            if let shard {
-                overrides.append("source.shard=\(shard)")
-            } else if let id = environment["SLURM_ARRAY_TASK_ID"], let count = environment["SLURM_ARRAY_TASK_COUNT"] {
-                overrides.append("source.shard=\(id)/\(count)")
+            var share = shard
+            if share == nil, let id = environment["SLURM_ARRAY_TASK_ID"], let count = environment["SLURM_ARRAY_TASK_COUNT"] {
+                share = "\(id)/\(count)"
             }
-            let file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides))
-            if file.source.kind.name != "slides" && overrides.contains(where: { $0.hasPrefix("source.shard=") }) {
-                throw CommandFailure("--shard splits slide sources; this flow's source is '\(file.source.kind.name)'")
+            var file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides))
+            if let share {
+                // Every slides source of the warm-up takes the same share.
+                let slideSources = file.sources.filter { $0.kind.name == "slides" }.map(\.name)
+                guard !slideSources.isEmpty else { throw CommandFailure("--shard splits slide sources; this flow's cache is fed by none") }
+                file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides + slideSources.map { "\($0).shard=\(share)" }))
             }
             try FlowCommands.execute(file, out: out ?? file.output + "/warm")
         }

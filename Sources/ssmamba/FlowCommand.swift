@@ -16,7 +16,7 @@ struct FlowCommand: ParsableCommand {
 
         func run() throws {
             let file = try FlowCommands.load(flow, overrides: overrides)
-            let steps = [file.source] + file.stages
+            let steps = file.sources + file.stages
             print("\(flow): valid flow '\(file.name)' with \(steps.count) steps")
             for step in steps {
                 let from = step.from.isEmpty ? "" : " ← \(step.from.joined(separator: " + "))"

@@ -1,0 +1,26 @@
+import Foundation
+
+/// Checkpoints one stage hands to another within a run (pretraining → fine-tuning → slide
+/// evaluation): a stage waits until the named producer has published, or has failed.
+final class Artifacts: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var published: [String: Result<URL, StageError>] = [:]
+
+    func publish(_ name: String, _ result: Result<URL, StageError>) {
+        condition.lock()
+        published[name] = result
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits for `name`'s checkpoint; `isStopping` is polled so a stopping run does not hang.
+    func wait(for name: String, isStopping: () -> Bool) throws -> URL {
+        condition.lock()
+        defer { condition.unlock() }
+        while published[name] == nil {
+            if isStopping() { throw StageError("the run stopped before '\(name)' produced its checkpoint") }
+            _ = condition.wait(until: Date().addingTimeInterval(0.2))
+        }
+        return try published[name]!.get()
+    }
+}

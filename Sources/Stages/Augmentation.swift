@@ -1,0 +1,100 @@
+import Foundation
+import Slides
+import Tensors
+
+/// Turns 8-bit tiles into model input: an optional random resized crop, one of the eight
+/// flips/90° rotations (histology has no up), light brightness jitter, then bilinear resampling to
+/// `size` and normalisation (v/255 − mean)/std per channel into NCHW float32.
+public struct Augmentation: Sendable {
+    /// Per-channel normalisation (ImageNet statistics, as the reference models use).
+    public static let mean: [Float] = [0.485, 0.456, 0.406]
+    public static let std: [Float] = [0.229, 0.224, 0.225]
+
+    /// Area fraction range of the random resized crop (1…1 turns it off).
+    public var cropScale: ClosedRange<Double> = 0.2...1
+    public var flipsAndRotations = true
+    /// Brightness factor range per image (1…1 turns it off).
+    public var brightness: ClosedRange<Float> = 1...1
+
+    public init() {}
+
+    /// No randomness: the whole tile, resized, as evaluation sees it.
+    public static let evaluation: Augmentation = {
+        var a = Augmentation()
+        a.cropScale = 1...1
+        a.flipsAndRotations = false
+        return a
+    }()
+
+    /// Writes `tiles` into a (count, 3, size, size) tensor.
+    public func batch(_ tiles: [RGBImage], size: Int, using rng: inout RandomGenerator) -> Tensor {
+        var out = Tensor(zeros: [tiles.count, 3, size, size])
+        out.withUnsafeMutableBufferPointer { dst in
+            for (index, tile) in tiles.enumerated() {
+                write(tile, size: size, into: UnsafeMutableBufferPointer(rebasing: dst[(index * 3 * size * size)..<((index + 1) * 3 * size * size)]), using: &rng)
+            }
+        }
+        return out
+    }
+
+    private func write(_ tile: RGBImage, size: Int, into dst: UnsafeMutableBufferPointer<Float>, using rng: inout RandomGenerator) {
+        let (w, h) = (Double(tile.width), Double(tile.height))
+        // The crop rectangle in source pixels.
+        var (cx, cy, cw, ch) = (0.0, 0.0, w, h)
+        if cropScale.lowerBound < 1 {
+            for _ in 0..<10 {
+                let area = w * h * (cropScale.lowerBound + (cropScale.upperBound - cropScale.lowerBound) * rng.uniformDouble())
+                let ratio = exp(log(3.0 / 4) + (log(4.0 / 3) - log(3.0 / 4)) * rng.uniformDouble())
+                let width = (area * ratio).squareRoot(), height = (area / ratio).squareRoot()
+                if width <= w && height <= h {
+                    (cw, ch) = (width, height)
+                    cx = (w - width) * rng.uniformDouble()
+                    cy = (h - height) * rng.uniformDouble()
+                    break
+                }
+            }
+        }
+        let orientation = flipsAndRotations ? rng.integer(below: 8) : 0
+        let factor = brightness.lowerBound < brightness.upperBound ? rng.uniform(brightness.lowerBound, brightness.upperBound) : brightness.lowerBound
+        let plane = size * size
+        let scales = (0..<3).map { factor / (255 * Self.std[$0]) }
+        let offsets = (0..<3).map { -Self.mean[$0] / Self.std[$0] }
+        tile.pixels.withUnsafeBufferPointer { src in
+            for v in 0..<size {
+                for u in 0..<size {
+                    // The dihedral transform: transpose, then flip x and/or y.
+                    var (a, b) = (u, v)
+                    if orientation & 4 != 0 { swap(&a, &b) }
+                    if orientation & 1 != 0 { a = size - 1 - a }
+                    if orientation & 2 != 0 { b = size - 1 - b }
+                    let sx = cx + (Double(a) + 0.5) * cw / Double(size) - 0.5
+                    let sy = cy + (Double(b) + 0.5) * ch / Double(size) - 0.5
+                    let x0 = max(0, min(tile.width - 1, Int(sx.rounded(.down)))), y0 = max(0, min(tile.height - 1, Int(sy.rounded(.down))))
+                    let x1 = min(tile.width - 1, x0 + 1), y1 = min(tile.height - 1, y0 + 1)
+                    let fx = Float(max(0, min(1, sx - Double(x0)))), fy = Float(max(0, min(1, sy - Double(y0))))
+                    for c in 0..<3 {
+                        let p00 = Float(src[(y0 * tile.width + x0) * 3 + c]), p10 = Float(src[(y0 * tile.width + x1) * 3 + c])
+                        let p01 = Float(src[(y1 * tile.width + x0) * 3 + c]), p11 = Float(src[(y1 * tile.width + x1) * 3 + c])
+                        let top = p00 + fx * (p10 - p00), bottom = p01 + fx * (p11 - p01)
+                        dst[c * plane + v * size + u] = (top + fy * (bottom - top)) * scales[c] + offsets[c]
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inverse of the normalisation, for pictures: NCHW image `index` back to 8-bit RGB.
+    public static func image(_ batch: Tensor, index: Int) -> RGBImage {
+        let size = batch.shape[2], plane = size * size
+        var pixels = [UInt8](repeating: 0, count: plane * 3)
+        batch.withUnsafeBufferPointer { src in
+            for i in 0..<plane {
+                for c in 0..<3 {
+                    let v = (src[(index * 3 + c) * plane + i] * std[c] + mean[c]) * 255
+                    pixels[i * 3 + c] = UInt8(max(0, min(255, v.rounded())))
+                }
+            }
+        }
+        return RGBImage(width: size, height: size, pixels: pixels)
+    }
+}

@@ -1,0 +1,245 @@
+import Flow
+import Foundation
+import Metrics
+import SSMamba
+import Slides
+import Tensors
+import Tiling
+
+/// `finetune`: supervised training of the classifier on labelled tiles, from scratch or from a
+/// pretrained encoder; keeps the best checkpoint on validation (balanced accuracy), then reports
+/// test metrics with bootstrap 95 % intervals.
+final class FinetuneStage: Stage, @unchecked Sendable {
+    typealias Output = Never
+    let name: String
+    let modelName: String
+    let initFrom: String?
+    let epochs: Int, batchSize: Int
+    let learningRate: Float, weightDecay: Float, labelSmoothing: Float
+    let balanced: Bool
+    let validationFraction: Double, testFraction: Double
+    let augmentation: Augmentation
+    let seed: UInt64
+    let folder: URL
+    let collection: TileCollection
+    let artifacts: Artifacts
+
+    init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
+        self.name = name
+        modelName = p.text("model")
+        _ = try ModelConfiguration.named(modelName)
+        initFrom = p.optionalText("init").flatMap { $0 == "scratch" ? nil : $0 }
+        epochs = p.integer("epochs")
+        batchSize = p.integer("batch")
+        learningRate = Float(p.number("lr"))
+        weightDecay = Float(p.number("weight_decay"))
+        labelSmoothing = Float(p.number("label_smoothing"))
+        balanced = p.flag("balanced")
+        validationFraction = p.number("validation_fraction")
+        testFraction = p.number("test_fraction")
+        var a = Augmentation()
+        a.cropScale = p.number("crop_scale_min")...1
+        a.brightness = Float(1 - p.number("brightness"))...Float(1 + p.number("brightness"))
+        augmentation = a
+        self.seed = UInt64(seed)
+        folder = runFolder.appendingPathComponent(name)
+        collection = TileCollection(limit: p.integer("max_tiles"))
+        self.artifacts = artifacts
+    }
+
+    func process(_ input: Tile, _ context: StageContext<Never>) throws {
+        guard let label = input.label, !label.isEmpty else {
+            throw StageError("\(input): no label (fine-tuning needs labelled tiles: class folders, a CSV label column, or nucleus types)")
+        }
+        _ = label
+        try collection.add(input, stage: name)
+    }
+
+    func finish(_ context: StageContext<Never>) throws {
+        do {
+            artifacts.publish(name, .success(try train(context)))
+        } catch {
+            artifacts.publish(name, .failure(StageError("'\(name)' failed: \(error)")))
+            throw error
+        }
+    }
+
+    /// Splits: the dataset's own (train / validation / test) when every tile has one, otherwise
+    /// by source file (tiles of one image never straddle splits), seeded.
+    func split(_ tiles: [Tile]) -> (train: [Tile], validation: [Tile], test: [Tile]) {
+        if tiles.allSatisfy({ $0.split != nil }) {
+            return (tiles.filter { $0.split == "train" }, tiles.filter { $0.split == "validation" }, tiles.filter { $0.split == "test" })
+        }
+        let sources = Array(Set(tiles.map(\.source))).sorted()
+        var rng = RandomGenerator(seed: seed &+ 17)
+        let order = rng.permutation(sources.count).map { sources[$0] }
+        let testCount = Int((Double(sources.count) * testFraction).rounded()), validationCount = Int((Double(sources.count) * validationFraction).rounded())
+        let test = Set(order.prefix(testCount)), validation = Set(order.dropFirst(testCount).prefix(validationCount))
+        return (tiles.filter { !test.contains($0.source) && !validation.contains($0.source) },
+                tiles.filter { validation.contains($0.source) }, tiles.filter { test.contains($0.source) })
+    }
+
+    private func train(_ context: StageContext<Never>) throws -> URL {
+        let tiles = collection.all
+        if collection.overLimit > 0 { context.count("\(name).tiles_over_max_tiles", collection.overLimit) }
+        let classes = Array(Set(tiles.compactMap(\.label))).sorted()
+        guard classes.count >= 2 else { throw StageError("'\(name)' needs at least two classes; got \(classes)") }
+        let (train, validation, test) = split(tiles)
+        context.count("\(name).train_tiles", train.count)
+        context.count("\(name).validation_tiles", validation.count)
+        context.count("\(name).test_tiles", test.count)
+        guard !train.isEmpty, !validation.isEmpty, !test.isEmpty else {
+            throw StageError("'\(name)': empty split (train \(train.count), validation \(validation.count), test \(test.count)); add data or change the fractions")
+        }
+        var config = try ModelConfiguration.named(modelName)
+        config.classes = classes.count
+        var rng = RandomGenerator(seed: seed)
+        let model = try Classifier(config: config, using: &rng)
+        if let initFrom {
+            let url: URL
+            if initFrom.contains("/") {
+                url = URL(fileURLWithPath: initFrom)
+            } else {
+                url = try artifacts.wait(for: initFrom, isStopping: { context.isStopping })
+            }
+            let pretrained = try Checkpoint.read(from: url)
+            guard pretrained.manifest.model.imageSize == config.imageSize, pretrained.manifest.model.dim == config.dim,
+                  pretrained.manifest.model.depth == config.depth else {
+                throw StageError("'\(name)': the checkpoint \(url.path) is a \(pretrained.manifest.model.name) model; `model:` says \(modelName)")
+            }
+            var encoder = pretrained.weights
+            encoder.entries = encoder.entries.filter { !$0.key.hasPrefix("decoder.") && !$0.key.hasPrefix("head.") }
+            try model.encoder.loadStateDictionary(encoder, source: url.path)
+            context.count("\(name).initialised_from_pretrained")
+        }
+        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        let labels = train.map { index[$0.label!]! }
+        // Balanced sampling: each class equally likely, then a tile of that class.
+        let byClass = (0..<classes.count).map { k in labels.indices.filter { labels[$0] == k } }
+        let stepsPerEpoch = max(1, train.count / batchSize)
+        var optimizerSettings = AdamW.Settings()
+        optimizerSettings.weightDecay = weightDecay
+        let optimizer = AdamW(settings: optimizerSettings)
+        let schedule = CosineSchedule(baseRate: learningRate, warmupSteps: max(1, stepsPerEpoch / 2), totalSteps: epochs * stepsPerEpoch)
+        var best: (score: Double, epoch: Int, weights: SafeTensorsFile)?
+        for epoch in 0..<epochs {
+            if context.isStopping { break }
+            var epochLoss = 0.0
+            for _ in 0..<stepsPerEpoch {
+                let picks: [Int] = (0..<batchSize).map { _ in
+                    if balanced {
+                        let members = byClass.filter { !$0.isEmpty }
+                        let group = members[rng.integer(below: members.count)]
+                        return group[rng.integer(below: group.count)]
+                    }
+                    return rng.integer(below: train.count)
+                }
+                let images = augmentation.batch(picks.map { train[$0].image }, size: config.imageSize, using: &rng)
+                model.zeroGradients()
+                let logits = model.forward(images, training: true, using: &rng)
+                let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: picks.map { labels[$0] }, smoothing: labelSmoothing)
+                guard loss.isFinite else { throw StageError("'\(name)': the loss became \(loss) in epoch \(epoch); lower `lr`") }
+                model.backward(gradient)
+                clipGradients(model.parameters, maxNorm: 1)
+                optimizer.update(model.parameters, learningRate: schedule.rate(atStep: optimizer.step))
+                epochLoss += Double(loss)
+                context.count("\(name).steps")
+            }
+            let scores = predict(model, validation)
+            let metrics = ClassificationMetrics(truth: validation.map { index[$0.label!]! }, predicted: scores.map(Self.argmax), classes: classes.count)
+            context.record(metric: "\(name).train_loss", epochLoss / Double(stepsPerEpoch))
+            context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
+            if best == nil || metrics.balancedAccuracy > best!.score {
+                best = (metrics.balancedAccuracy, epoch, model.stateDictionary())
+            }
+        }
+        guard let best else { throw StageError("'\(name)': the run stopped before the first epoch ended") }
+        try model.loadStateDictionary(best.weights, source: "best epoch")
+        context.record(metric: "\(name).best_epoch", Double(best.epoch))
+
+        // Test metrics of the best checkpoint.
+        let probabilities = predict(model, test)
+        let truth = test.map { index[$0.label!]! }
+        let report = TestReport(classes: classes, truth: truth, probabilities: probabilities, seed: seed)
+        for (key, value) in report.headline { context.record(metric: "\(name).test_\(key)", value) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try report.write(to: folder)
+        var manifest = Checkpoint.Manifest(model: config)
+        manifest.notes = ["kind": "classifier", "classes": classes.joined(separator: ","), "best_epoch": "\(best.epoch)",
+                          "validation_balanced_accuracy": "\(best.score)", "initialised_from": initFrom ?? "scratch"]
+        let url = folder.appendingPathComponent("best")
+        try Checkpoint(manifest: manifest, weights: best.weights).write(to: url)
+        return url
+    }
+
+    /// Softmax probabilities in evaluation mode, in batches.
+    func predict(_ model: Classifier, _ tiles: [Tile]) -> [[Double]] {
+        var rng = RandomGenerator(seed: 0)
+        var result: [[Double]] = []
+        for start in stride(from: 0, to: tiles.count, by: 64) {
+            let chunk = tiles[start..<min(tiles.count, start + 64)].map(\.image)
+            let logits = model.forward(Augmentation.evaluation.batch(chunk, size: model.config.imageSize, using: &rng), training: false, using: &rng)
+            result += Self.softmax(logits)
+        }
+        return result
+    }
+
+    static func softmax(_ logits: Tensor) -> [[Double]] {
+        let (rows, k) = (logits.shape[0], logits.shape[1])
+        return (0..<rows).map { r in
+            let row = (0..<k).map { Double(logits.scalars[r * k + $0]) }
+            let top = row.max() ?? 0
+            let e = row.map { Foundation.exp($0 - top) }
+            let total = e.reduce(0, +)
+            return e.map { $0 / total }
+        }
+    }
+
+    static func argmax(_ row: [Double]) -> Int { row.indices.max { row[$0] < row[$1] } ?? 0 }
+}
+
+/// Test metrics of a classifier with bootstrap intervals, written as metrics.json and confusion.csv.
+struct TestReport {
+    let classes: [String]
+    let metrics: ClassificationMetrics
+    let auc: Double?
+    let intervals: [String: Bootstrap.Interval]
+
+    init(classes: [String], truth: [Int], probabilities: [[Double]], seed: UInt64) {
+        self.classes = classes
+        let predicted = probabilities.map(FinetuneStage.argmax)
+        metrics = ClassificationMetrics(truth: truth, predicted: predicted, classes: classes.count)
+        func auc(_ sample: [Int]) -> Double? {
+            let t = sample.map { truth[$0] }, p = sample.map { probabilities[$0] }
+            return classes.count == 2 ? RankingMetrics.rocAUC(positive: t.map { $0 == 1 }, scores: p.map { $0[1] })
+                                      : RankingMetrics.macroRocAUC(truth: t, probabilities: p)
+        }
+        self.auc = auc(Array(truth.indices))
+        func metric(_ pick: @escaping (ClassificationMetrics) -> Double) -> ([Int]) -> Double? {
+            { sample in pick(ClassificationMetrics(truth: sample.map { truth[$0] }, predicted: sample.map { predicted[$0] }, classes: classes.count)) }
+        }
+        var intervals: [String: Bootstrap.Interval] = [:]
+        intervals["accuracy"] = Bootstrap.interval(count: truth.count, seed: seed, metric: metric(\.accuracy))
+        intervals["balanced_accuracy"] = Bootstrap.interval(count: truth.count, seed: seed, metric: metric(\.balancedAccuracy))
+        intervals["macro_f1"] = Bootstrap.interval(count: truth.count, seed: seed, metric: metric(\.macroF1))
+        intervals["auc"] = Bootstrap.interval(count: truth.count, seed: seed, metric: auc)
+        self.intervals = intervals
+    }
+
+    var headline: [(String, Double)] {
+        [("accuracy", metrics.accuracy), ("balanced_accuracy", metrics.balancedAccuracy), ("macro_f1", metrics.macroF1)]
+            + (auc.map { [("auc", $0)] } ?? [])
+    }
+
+    func write(to folder: URL) throws {
+        var object: [String: Any] = ["classes": classes, "count": metrics.confusion.reduce(0) { $0 + $1.reduce(0, +) },
+                                     "confusion": metrics.confusion, "precision": metrics.precision, "recall": metrics.recall]
+        for (key, value) in headline { object[key] = value }
+        object["intervals_95"] = intervals.mapValues { ["lower": $0.lower, "upper": $0.upper, "resamples": $0.resamples] }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: folder.appendingPathComponent("metrics.json"), options: .atomic)
+        var csv = "truth\\predicted," + classes.joined(separator: ",") + "\n"
+        for (k, row) in metrics.confusion.enumerated() { csv += classes[k] + "," + row.map(String.init).joined(separator: ",") + "\n" }
+        try Data(csv.utf8).write(to: folder.appendingPathComponent("confusion.csv"), options: .atomic)
+    }
+}

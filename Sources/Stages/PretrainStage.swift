@@ -1,0 +1,146 @@
+import Flow
+import Foundation
+import SSMamba
+import Slides
+import Tensors
+import Tiling
+
+/// `pretrain`: MAMIM pretraining on the tiles that stream in (several µm/px mixed when the tiles
+/// stage gives several scales). Writes `<run>/<stage>/checkpoint` and reconstruction pictures.
+final class PretrainStage: Stage, @unchecked Sendable {
+    typealias Output = Never
+    let name: String
+    let config: ModelConfiguration
+    let settings: MaskedPretrainingSettings
+    let steps: Int, batchSize: Int, reconstructions: Int
+    let learningRate: Float, warmup: Double, weightDecay: Float
+    let augmentation: Augmentation
+    let seed: UInt64
+    let folder: URL
+    let collection: TileCollection
+    let artifacts: Artifacts
+
+    init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
+        self.name = name
+        config = try ModelConfiguration.named(p.text("model"))
+        var s = MaskedPretrainingSettings()
+        s.maskRatio = p.number("mask_ratio")
+        s.decoderDim = p.integer("decoder_dim")
+        s.decoderDepth = p.integer("decoder_depth")
+        s.decoderHeads = p.integer("decoder_heads")
+        settings = s
+        steps = p.integer("steps")
+        batchSize = p.integer("batch")
+        reconstructions = p.integer("reconstructions")
+        learningRate = Float(p.number("lr"))
+        warmup = p.number("warmup")
+        weightDecay = Float(p.number("weight_decay"))
+        var a = Augmentation()
+        a.cropScale = p.number("crop_scale_min")...1
+        augmentation = a
+        self.seed = UInt64(seed)
+        folder = runFolder.appendingPathComponent(name)
+        collection = TileCollection(limit: p.integer("max_tiles"))
+        self.artifacts = artifacts
+    }
+
+    func process(_ input: Tile, _ context: StageContext<Never>) throws {
+        try collection.add(input, stage: name)
+    }
+
+    func finish(_ context: StageContext<Never>) throws {
+        do {
+            let url = try train(context)
+            artifacts.publish(name, .success(url))
+        } catch {
+            artifacts.publish(name, .failure(StageError("'\(name)' failed: \(error)")))
+            throw error
+        }
+    }
+
+    private func train(_ context: StageContext<Never>) throws -> URL {
+        let tiles = collection.all.map(\.image)
+        context.count("\(name).tiles", tiles.count)
+        if collection.overLimit > 0 { context.count("\(name).tiles_over_max_tiles", collection.overLimit) }
+        guard !tiles.isEmpty else { throw StageError("'\(name)' received no tiles to pretrain on") }
+        var rng = RandomGenerator(seed: seed)
+        let model = try MaskedAutoencoder(config: config, settings: settings, using: &rng)
+        var optimizerSettings = AdamW.Settings()
+        optimizerSettings.beta2 = 0.95
+        optimizerSettings.weightDecay = weightDecay
+        let optimizer = AdamW(settings: optimizerSettings)
+        let schedule = CosineSchedule(baseRate: learningRate, warmupSteps: max(1, Int(warmup * Double(steps))), totalSteps: steps)
+        var recent: [Float] = []
+        let started = Date()
+        for step in 0..<steps {
+            if context.isStopping { break }
+            let picks = (0..<batchSize).map { _ in tiles[rng.integer(below: tiles.count)] }
+            let images = augmentation.batch(picks, size: config.imageSize, using: &rng)
+            model.zeroGradients()
+            let visible = model.randomVisibleGrid(batch: batchSize, using: &rng)
+            let (loss, _) = model.loss(images, visible: visible, training: true, using: &rng)
+            guard loss.isFinite else { throw StageError("'\(name)': the loss became \(loss) at step \(step); lower `lr`") }
+            model.backward()
+            clipGradients(model.parameters, maxNorm: 1)
+            optimizer.update(model.parameters, learningRate: schedule.rate(atStep: step))
+            recent.append(loss)
+            if step == 9 { context.record(metric: "\(name).loss_first10", Double(recent.reduce(0, +) / 10)) }
+            if recent.count == 10 || step == steps - 1 {
+                context.record(metric: "\(name).loss", Double(recent.reduce(0, +) / Float(recent.count)))
+                recent.removeAll()
+            }
+            context.count("\(name).steps")
+        }
+        context.record(metric: "\(name).images_per_second", Double(steps * batchSize) / max(Date().timeIntervalSince(started), 1e-9))
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var manifest = Checkpoint.Manifest(model: config)
+        manifest.notes = ["kind": "mamim", "mask_ratio": "\(settings.maskRatio)", "decoder_dim": "\(settings.decoderDim)",
+                          "decoder_depth": "\(settings.decoderDepth)", "tiles": "\(tiles.count)", "steps": "\(steps)"]
+        let url = folder.appendingPathComponent("checkpoint")
+        try Checkpoint(manifest: manifest, weights: model.stateDictionary()).write(to: url)
+        try writeReconstructions(model, tiles: Array(tiles.prefix(reconstructions)))
+        return url
+    }
+
+    /// For each tile: the masked input (hidden patches grey), the reconstruction (visible patches
+    /// as given, hidden ones predicted, un-normalised with the true patch statistics) and the original.
+    private func writeReconstructions(_ model: MaskedAutoencoder, tiles: [RGBImage]) throws {
+        guard !tiles.isEmpty else { return }
+        var rng = RandomGenerator(seed: seed &+ 1)
+        let size = config.imageSize, p = config.patchSize, side = config.gridSide
+        let images = Augmentation.evaluation.batch(tiles, size: size, using: &rng)
+        let visible = model.randomVisibleGrid(batch: tiles.count, using: &rng)
+        let (_, predicted) = model.loss(images, visible: visible, training: false, using: &rng)
+        var masked = images, reconstructed = images
+        let values = p * p * 3
+        for b in 0..<tiles.count {
+            let shown = Set(visible.positions[(b * visible.count)..<((b + 1) * visible.count)])
+            for cell in 0..<(side * side) where !shown.contains(cell) {
+                let (row, column) = (cell / side, cell % side)
+                // The true patch's mean and spread, to undo the per-patch normalisation.
+                var patch: [Float] = []
+                for y in 0..<p { for x in 0..<p { for c in 0..<3 {
+                    patch.append(images.scalars[((b * 3 + c) * size + row * p + y) * size + column * p + x])
+                } } }
+                let mean = patch.reduce(0, +) / Float(values)
+                let spread = (patch.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(values) + 1e-6).squareRoot()
+                var index = 0
+                for y in 0..<p { for x in 0..<p { for c in 0..<3 {
+                    let at = ((b * 3 + c) * size + row * p + y) * size + column * p + x
+                    reconstructed.scalars[at] = predicted.scalars[(b * side * side + cell) * values + index] * spread + mean
+                    masked.scalars[at] = (0.5 - Augmentation.mean[c]) / Augmentation.std[c]
+                    index += 1
+                } } }
+            }
+            let parts = [Augmentation.image(masked, index: b), Augmentation.image(reconstructed, index: b), Augmentation.image(images, index: b)]
+            var strip = RGBImage(width: size * 3 + 8, height: size, filling: (255, 255, 255))
+            for (k, part) in parts.enumerated() {
+                for y in 0..<size {
+                    let to = (y * strip.width + k * (size + 4)) * 3
+                    strip.pixels.replaceSubrange(to..<(to + size * 3), with: part.pixels[(y * size * 3)..<((y + 1) * size * 3)])
+                }
+            }
+            try PNGWriter.write(strip, to: folder.appendingPathComponent("reconstruction-\(b).png"))
+        }
+    }
+}
