@@ -78,33 +78,58 @@ public struct NumpyArray: Sendable, Equatable {
         return NumpyArray(height: shape[0], width: shape[1], values: values)
     }
 
-    /// The bytes of one member of a zip archive (stored or deflated), found by walking the local
-    /// headers; a deflated member is inflated until its stream ends (so sizes deferred to a data
-    /// descriptor or ZIP64 field are not needed).
+    /// The bytes of one member of a zip archive (stored or deflated), located through the
+    /// central directory (ZIP64 included, as NumPy writes it).
     static func unzip(_ bytes: [UInt8], member: String?, path: String) throws -> [UInt8] {
-        var offset = 0
-        var names: [String] = []
         func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
         func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
-        while offset + 30 <= bytes.count, u32(offset) == 0x0403_4B50 {
-            let method = u16(offset + 8), flags = u16(offset + 6)
-            let compressed = u32(offset + 18)
-            let nameLength = u16(offset + 26), extraLength = u16(offset + 28)
-            guard offset + 30 + nameLength <= bytes.count else { break }
-            let name = String(decoding: bytes[(offset + 30)..<(offset + 30 + nameLength)], as: UTF8.self)
+        func u64(_ at: Int) -> Int { u32(at) | u32(at + 4) << 32 }
+        let damaged = SlideError(.corruptData, path, "the zip archive's directory is damaged")
+        // The end-of-central-directory record, then (if its fields overflowed) the ZIP64 one.
+        guard bytes.count >= 22, let end = stride(from: bytes.count - 22, through: max(0, bytes.count - 22 - 65_535), by: -1)
+            .first(where: { u32($0) == 0x0605_4B50 }) else { throw damaged }
+        var count = u16(end + 10), directory = u32(end + 16)
+        if directory == 0xFFFF_FFFF || count == 0xFFFF, end >= 20, u32(end - 20) == 0x0706_4B50 {
+            let record = u64(end - 20 + 8)
+            guard record + 56 <= bytes.count, u32(record) == 0x0606_4B50 else { throw damaged }
+            count = u64(record + 32)
+            directory = u64(record + 48)
+        }
+        var offset = directory
+        var names: [String] = []
+        for _ in 0..<count {
+            guard offset + 46 <= bytes.count, u32(offset) == 0x0201_4B50 else { throw damaged }
+            let method = u16(offset + 10)
+            var compressed = u32(offset + 20), local = u32(offset + 42)
+            let nameLength = u16(offset + 28), extraLength = u16(offset + 30), commentLength = u16(offset + 32)
+            guard offset + 46 + nameLength + extraLength <= bytes.count else { throw damaged }
+            let name = String(decoding: bytes[(offset + 46)..<(offset + 46 + nameLength)], as: UTF8.self)
+            // ZIP64 extra field: 64-bit values for the fields stored as 0xFFFFFFFF, in order.
+            var extra = offset + 46 + nameLength
+            let extraEnd = extra + extraLength
+            while extra + 4 <= extraEnd {
+                let id = u16(extra), size = u16(extra + 2)
+                if id == 0x0001 {
+                    var field = extra + 4
+                    if u32(offset + 24) == 0xFFFF_FFFF { field += 8 }
+                    if compressed == 0xFFFF_FFFF { compressed = u64(field); field += 8 }
+                    if local == 0xFFFF_FFFF { local = u64(field) }
+                }
+                extra += 4 + size
+            }
             names.append(name)
-            let dataStart = offset + 30 + nameLength + extraLength
             if member == nil || member == name || member.map({ $0 + ".npy" }) == name {
+                guard local + 30 <= bytes.count, u32(local) == 0x0403_4B50 else { throw damaged }
+                let start = local + 30 + u16(local + 26) + u16(local + 28)
                 switch method {
-                case 0: return Array(bytes[dataStart..<min(bytes.count, dataStart + compressed)])
-                case 8: return try inflate(bytes, from: dataStart, path: path)
+                case 0:
+                    guard start + compressed <= bytes.count else { throw damaged }
+                    return Array(bytes[start..<(start + compressed)])
+                case 8: return try inflate(bytes, from: start, path: path)
                 default: throw SlideError(.notSupported, path, "zip member \(name) uses compression method \(method); only stored and deflate are supported")
                 }
             }
-            guard flags & 0x08 == 0, compressed != 0xFFFF_FFFF else {
-                throw SlideError(.notSupported, path, "cannot skip zip member \(name) (its size is deferred); name the first member or repack the archive")
-            }
-            offset = dataStart + compressed
+            offset += 46 + nameLength + extraLength + commentLength
         }
         throw SlideError(.invalidRequest, path, "no member \(member ?? "") in the archive; it holds: \(names.joined(separator: ", "))")
     }

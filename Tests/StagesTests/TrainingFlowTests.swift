@@ -1,0 +1,155 @@
+import Flow
+import Foundation
+import Slides
+import Stages
+import XCTest
+
+/// The training stages on small data with known answers: nucleus patches from synthetic masks,
+/// pretraining + fine-tuning on separable classes, streaming evaluation of a slide.
+final class TrainingFlowTests: XCTestCase {
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("training-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    /// A little-endian int32 .npy file.
+    func writeNumpy(_ values: [Int32], width: Int, height: Int, to url: URL) throws {
+        var header = "{'descr': '<i4', 'fortran_order': False, 'shape': (\(height), \(width)), }"
+        while (10 + header.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)])
+        data += Data(header.utf8)
+        values.withUnsafeBufferPointer { data += Data(buffer: $0) }
+        try data.write(to: url)
+    }
+
+    func testNucleusPatchesAreCentredLabelledAndSplitByRegion() throws {
+        // 200×200 image, 2×2 regions of 100 px; nuclei as 6×6 squares with known centres and types.
+        let (w, h) = (200, 200)
+        var instance = [Int32](repeating: 0, count: w * h), type = [Int32](repeating: 0, count: w * h)
+        let nuclei: [(x: Int, y: Int, type: Int32)] = [(30, 30, 1), (70, 40, 2), (150, 50, 3), (50, 150, 1), (150, 150, 2), (98, 98, 1)]
+        for (id, n) in nuclei.enumerated() {
+            for y in (n.y - 3)..<(n.y + 3) { for x in (n.x - 3)..<(n.x + 3) {
+                instance[y * w + x] = Int32(id + 1)
+                type[y * w + x] = (x == n.x - 3) ? 3 : n.type  // a minority of another type
+            } }
+        }
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        for i in 0..<(w * h) { pixels[3 * i] = UInt8(i % w); pixels[3 * i + 1] = UInt8(i / w) }
+        let image = folder.appendingPathComponent("he.png")
+        try PNGWriter.write(RGBImage(width: w, height: h, pixels: pixels), to: image)
+        try writeNumpy(instance, width: w, height: h, to: folder.appendingPathComponent("inst.npy"))
+        try writeNumpy(type, width: w, height: h, to: folder.appendingPathComponent("type.npy"))
+        let result = try NucleusPatches.extract(image: image.path, instances: folder.appendingPathComponent("inst.npy").path,
+                                                types: folder.appendingPathComponent("type.npy").path, patch: 32, regions: 2,
+                                                classNames: ["a", "b", "c"], validationRegions: 1, testRegions: 1, seed: 4)
+        XCTAssertEqual(result.droppedOnBorders, 1, "the nucleus at (98, 98) reaches across regions")
+        XCTAssertEqual(result.tiles.count, 5)
+        for tile in result.tiles {
+            let n = nuclei[tile.column - 1]
+            XCTAssertEqual(tile.label, ["a", "b", "c"][Int(n.type) - 1], "majority type")
+            XCTAssertEqual(tile.image.width, 32)
+            // The patch is centred on the centroid (n − 0.5, floored to n − 1 for these 6-px squares);
+            // each image pixel encodes its own coordinates in red and green.
+            let centre = (16 * 32 + 16) * 3
+            XCTAssertEqual(Int(tile.image.pixels[centre]), n.x - 1)
+            XCTAssertEqual(Int(tile.image.pixels[centre + 1]), n.y - 1)
+            XCTAssertEqual(tile.level0X, n.x - 1 - 16)
+        }
+        // Whole regions per split: the tiles of one region share a split, and splits are all used.
+        let splits = Dictionary(grouping: result.tiles) { ($0.level0X + 16) / 100 + 2 * (($0.level0Y + 16) / 100) }.mapValues { Set($0.map { $0.split! }) }
+        XCTAssertTrue(splits.values.allSatisfy { $0.count == 1 })
+        XCTAssertEqual(splits.count, 4)
+        XCTAssertEqual(Set(result.tiles.map { $0.split! }), ["train", "validation", "test"])
+    }
+
+    /// Two classes that differ in colour and texture: fine-tuning from a pretrained encoder learns them.
+    func testPretrainFinetuneAndEvaluateSlides() throws {
+        let dataset = folder.appendingPathComponent("rois")
+        for (label, base) in [("pink", (230, 140, 190)), ("purple", (110, 60, 160))] {
+            let classFolder = dataset.appendingPathComponent(label)
+            try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
+            for i in 0..<24 {
+                var pixels = [UInt8](repeating: 0, count: 48 * 48 * 3)
+                for p in 0..<(48 * 48) {
+                    let noise = Int((p &* 2654435761 &+ i &* 97) % 21) - 10
+                    pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
+                }
+                try PNGWriter.write(RGBImage(width: 48, height: 48, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
+            }
+        }
+        // A slide: left half pink tissue, right half purple tissue.
+        let (w, h) = (1024, 512)
+        var slidePixels = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h { for x in 0..<w {
+            let c = x < w / 2 ? (230, 140, 190) : (110, 60, 160)
+            let o = (y * w + x) * 3
+            slidePixels[o] = UInt8(c.0); slidePixels[o + 1] = UInt8(c.1); slidePixels[o + 2] = UInt8(c.2)
+        } }
+        let slides = folder.appendingPathComponent("slides")
+        try FileManager.default.createDirectory(at: slides, withIntermediateDirectories: true)
+        try PyramidWriter.write(RGBImage(width: w, height: h, pixels: slidePixels), to: slides.appendingPathComponent("s.tif"),
+                                micronsPerPixel: 0.5, compression: .deflate)
+        let run = folder.appendingPathComponent("run")
+        let yaml = """
+            flow: train
+            output: \(run.path)
+            sources:
+              rois: {kind: roi_folder, path: \(dataset.path)}
+              slides: {kind: slides, path: \(slides.path), pattern: "*.tif"}
+            stages:
+              - stage: decode
+                from: rois
+              - stage: pretrain
+                from: decode
+                steps: 15
+                batch: 8
+                reconstructions: 2
+              - stage: finetune
+                from: decode
+                init: pretrain
+                epochs: 3
+                batch: 8
+                validation_fraction: 0.25
+                test_fraction: 0.25
+              - stage: tissue
+                from: slides
+              - stage: evaluate_slides
+                from: tissue
+                checkpoint: finetune
+                mpp: 1.0
+                min_tissue: 0
+                heatmap_class: purple
+            """
+        let path = folder.appendingPathComponent("flow.yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let report = try FlowRunner.run(FlowRunner.load(path), printer: nil).report
+        XCTAssertEqual(report.status, .completed, report.markdown)
+        XCTAssertEqual(report.failures, 0, report.markdown)
+        XCTAssertEqual(report.counters["pretrain.steps"], 15)
+        XCTAssertEqual(report.counters["finetune.initialised_from_pretrained"], 1)
+        XCTAssertEqual(report.counters["finetune.test_tiles"], 12)
+        XCTAssertGreaterThanOrEqual(report.metrics["finetune.test_accuracy"] ?? 0, 0.9, report.markdown)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("pretrain/reconstruction-1.png").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("finetune/best/model.safetensors").path))
+
+        // Streaming evaluation: one row per tile, a heatmap aligned by µm/px, a slide score.
+        let tiles = try String(contentsOf: run.appendingPathComponent("evaluate_slides/s.tiles.csv"), encoding: .utf8)
+        let rows = tiles.split(separator: "\n").dropFirst()
+        XCTAssertEqual(rows.count, (1024 / 128) * (512 / 128))  // 64-px tiles at 1 µm/px cover 128 level-0 px
+        func meanPurple(_ right: Bool) -> Double {
+            let values = rows.filter { (Int($0.split(separator: ",")[0])! >= 4) == right }.map { Double($0.split(separator: ",")[6])! }
+            return values.reduce(0, +) / Double(values.count)
+        }
+        XCTAssertGreaterThan(meanPurple(true), meanPurple(false) + 0.3, "the purple half is more purple than the pink half")
+        let heatmap = try TIFFSlide(path: run.appendingPathComponent("evaluate_slides/s.heatmap.tif").path)
+        XCTAssertEqual(heatmap.levels[0].width, 8)
+        XCTAssertEqual(heatmap.micronsPerPixel ?? 0, 64, accuracy: 1e-6)  // one pixel per 64-µm tile
+        let scores = try String(contentsOf: run.appendingPathComponent("evaluate_slides/slide_scores.csv"), encoding: .utf8)
+        XCTAssertTrue(scores.hasPrefix("slide,tiles,mean_p_pink,mean_p_purple,predicted\n"), scores)
+    }
+}
