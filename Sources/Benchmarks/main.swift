@@ -4,6 +4,7 @@
 //     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5]
 //     .build/release/Benchmarks regions [--quick]      (random region reads; tifffile and OpenSlide)
 //     .build/release/Benchmarks cache [--quick]        (tile cache writes and model-ready reads; Python lmdb + numpy)
+//     .build/release/Benchmarks stain [--quick]        (Macenko, Reinhard, Vahadane; torchstain, numpy, staintools)
 //     .build/release/Benchmarks model-suite [--quick] [--model ssmamba_tiny]   (ours and PyTorch, side by side)
 import Foundation
 
@@ -23,6 +24,11 @@ case "regions":
     }
 case "cache":
     do { try CacheBenchmarks.run(quick: arguments.contains("--quick")) } catch {
+        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
+        exit(1)
+    }
+case "stain":
+    do { try StainBenchmarks.run(quick: arguments.contains("--quick")) } catch {
         FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
         exit(1)
     }

@@ -26,6 +26,9 @@ public final class ProgressPrinter: @unchecked Sendable {
                 redraw(report)
             } else if report.seconds - lastJSON >= jsonInterval {
                 lastJSON = report.seconds
+                if !report.metrics.isEmpty {
+                    json(["event": "metrics", "seconds": round(report.seconds * 10) / 10, "metrics": report.metrics])
+                }
                 for stage in report.stages {
                     json(["event": "progress", "stage": stage.name, "seconds": round(report.seconds * 10) / 10,
                           "in": stage.itemsIn, "out": stage.itemsOut, "failed": stage.failed,
@@ -59,7 +62,13 @@ public final class ProgressPrinter: @unchecked Sendable {
                               queue as NSString, (s.finished ? "  done" : "") as NSString)
             text += "\u{1B}[2K" + line + "\n"
         }
-        drawnLines = report.stages.count
+        var count = report.stages.count
+        if !report.metrics.isEmpty {
+            let shown = report.metrics.sorted { $0.key < $1.key }.suffix(6).map { String(format: "%@ %.4g", $0.key, $0.value) }
+            text += "\u{1B}[2K  " + shown.joined(separator: "  ") + "\n"
+            count += 1
+        }
+        drawnLines = count
         write(text)
     }
 
