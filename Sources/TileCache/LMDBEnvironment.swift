@@ -55,10 +55,28 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     static func check(_ status: Int32, _ path: String, _ what: String) throws {
         guard status == 0 else {
-            let kind: CacheError.Kind = status == ENOSPC ? .diskFull : status == EACCES || status == EROFS ? .readOnly : .lmdb
-            let advice = kind == .diskFull ? "; free disk space and run again (what was written is kept)" : ""
+            // EFBIG: the file-size limit (ulimit -f, quotas) acts like a full disk. LMDB turns a short
+            // write into EIO, so an I/O error is also checked against free space and the size limit.
+            let full = status == ENOSPC || status == EFBIG || status == EDQUOT || (status == EIO && outOfRoom(path))
+            let kind: CacheError.Kind = full ? .diskFull : status == EACCES || status == EROFS ? .readOnly : .lmdb
+            let advice = kind == .diskFull ? "; free disk space (or raise the file-size limit) and run again (what was written is kept)" : ""
             throw CacheError(kind, path, "\(what) failed: \(message(status))\(advice)")
         }
+    }
+
+    /// Whether the cache at `path` is out of room: under 64 MB free on its file system, or its data
+    /// file within 1 MB of the process's file-size limit.
+    static func outOfRoom(_ path: String) -> Bool {
+        var info = statvfs()
+        if statvfs(path, &info) == 0, UInt64(info.f_bavail) * UInt64(info.f_frsize) < 64 << 20 { return true }
+        var limit = rlimit()
+        let data = (path as NSString).appendingPathComponent("data.mdb")
+        if getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,
+           let size = (try? FileManager.default.attributesOfItem(atPath: data)[.size] as? NSNumber)?.uint64Value,
+           size + (1 << 20) >= UInt64(limit.rlim_cur) {
+            return true
+        }
+        return false
     }
 
     /// Bytes of map currently reserved.

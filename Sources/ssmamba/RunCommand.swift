@@ -32,6 +32,8 @@ enum FlowCommands {
     }
 
     static func execute(_ file: FlowFile, out: String?) throws {
+        // Past a file-size limit a write fails (EFBIG, reported like a full disk) instead of killing us.
+        signal(SIGXFSZ, SIG_IGN)
         let cancellation = FlowCancellation()
         let interrupts = InterruptHandler(cancellation)
         defer { interrupts.stop() }

@@ -139,6 +139,29 @@ final class FlowCommandTests: XCTestCase {
         XCTAssertEqual(try run(["cache", "verify", folder.appendingPathComponent("cache").path]).status, 0)
     }
 
+    /// A cache that cannot grow (the file-size limit stands in for a full disk): every failed write
+    /// is reported with advice, the run ends with its report, and what was written is intact.
+    func testFullDiskIsReportedNotFatal() throws {
+        try makeSlide()
+        let flow = try writeFlow(method: "reinhard")
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "ulimit -f 1024; exec \"$0\" cache warm \"$1\"", executable.path, flow]
+        shell.currentDirectoryURL = folder
+        shell.standardOutput = FileHandle.nullDevice
+        shell.standardError = FileHandle.nullDevice
+        try shell.run()
+        shell.waitUntilExit()
+        XCTAssertEqual(shell.terminationReason, .exit, "the process must not die of SIGXFSZ")
+        let report = try report()
+        let stages = report["stages"] as! [[String: Any]]
+        let cache = try XCTUnwrap(stages.first { $0["name"] as? String == "cache" })
+        XCTAssertGreaterThan(cache["failed"] as? Int ?? 0, 0, "the full disk must show as failures")
+        let reasons = (cache["failures"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
+        XCTAssertTrue(reasons.first?.contains("free disk space") ?? false, "\(reasons.first ?? "no reason")")
+        XCTAssertEqual(try run(["cache", "verify", folder.appendingPathComponent("cache").path]).status, 0)
+    }
+
     func testFlowCheckReportsLineAndColumn() throws {
         let path = folder.appendingPathComponent("bad.yaml").path
         try "flow: x\nsource:\n  kind: slides\n  path: slides\nstages:\n  - stage: tiles\n    mpp: fine\n    sise: 224\n".write(toFile: path, atomically: true, encoding: .utf8)
