@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "ssmambaTests", dependencies: ["ssmamba"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], exclude: ["Fixtures"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Flow", "Tiling", "Slides", "TileCache"], swiftSettings: numericFlags),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "TilingTests", dependencies: ["Tiling", "Slides"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "TileCacheTests", dependencies: ["TileCache", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "SlidesTests", dependencies: ["Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),

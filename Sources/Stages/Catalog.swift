@@ -155,8 +155,24 @@ public enum Catalog {
             ParameterSpec("heatmap_class", .text, optional: true, "the class whose probability the heatmap shows (default: the first)"),
         ])
 
+    public static let slideMIL = StepKind(
+        name: "slide_mil", input: "slide", output: nil,
+        doc: "Whole-slide tasks: tile embeddings from a checkpoint's encoder (cached as safetensors), then an attention-MIL aggregator (ABMIL) for slide labels, or survival with the Cox loss; k-fold cross-validation over patients (`<run>/<name>/cross_validation.csv`, `abmil.safetensors`). Labels come from the slides source's labels CSV.",
+        parameters: [
+            ParameterSpec("checkpoint", .text, "a `pretrain` or `finetune` step of this flow, or a checkpoint folder"),
+            ParameterSpec("task", .choice(["classification", "survival"]), default: "classification", "slide labels (`label` column) or survival (`time`, `event` columns)"),
+            ParameterSpec("mpp", .number(0.05...64), default: "0.5", "µm/px of the tiles"),
+            ParameterSpec("min_tissue", .number(0...1), default: "0.5", "least tissue fraction of a tile"),
+            ParameterSpec("max_tiles", .integer(1...100_000), default: "2000", "tiles per slide at most (evenly spaced)"),
+            ParameterSpec("epochs", .integer(1...100_000), default: "100", "full passes over the training slides"),
+            ParameterSpec("hidden", .integer(4...1024), default: "64", "attention width"),
+            ParameterSpec("lr", .number(1e-7...1), default: "1e-3", "learning rate (AdamW)"),
+            ParameterSpec("folds", .integer(2...100), default: "5", "cross-validation folds (at most one per patient)"),
+            ParameterSpec("cache", .path(mustExist: false), default: "cache/embeddings", "folder of cached tile embeddings"),
+        ])
+
     public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV, nuclei],
-                                                stages: [tissue, tiles, decode, stain, cache, export, pretrain, finetune, evaluateSlides])
+                                                stages: [tissue, tiles, decode, stain, cache, export, pretrain, finetune, evaluateSlides, slideMIL])
 
     /// The catalog as Markdown.
     public static var markdown: String {

@@ -131,6 +131,14 @@ public enum FlowAssembler {
                     graph.sink(step.name, EvaluateSlidesStage(name: step.name, p, runFolder: runFolder, artifacts: artifacts),
                                from: input!.typed(SlideItem.self), workers: step.workers, onError: step.onError)
                     edge = nil
+                case "slide_mil":
+                    let reference = p.text("checkpoint")
+                    if !reference.contains("/") && !["pretrain", "finetune"].contains(kinds[reference] ?? "") {
+                        throw StageError("'\(reference)' is not a `pretrain` or `finetune` step of this flow (give a step name or a checkpoint folder path)")
+                    }
+                    graph.sink(step.name, SlideMILStage(name: step.name, p, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                               from: input!.typed(SlideItem.self), workers: step.workers, onError: step.onError)
+                    edge = nil
                 case "export":
                     let folder = p.text("folder")
                     let stage = try ExportStage(folder: folder.hasPrefix("/") ? URL(fileURLWithPath: folder) : runFolder.appendingPathComponent(folder))

@@ -11,6 +11,9 @@ public struct SlideItem: Sendable, CustomStringConvertible {
     public let fingerprint: UInt64
     public var label: String?
     public var patient: String?
+    /// Survival: follow-up time and whether the event was observed.
+    public var time: Double?
+    public var event: Bool?
     public var mask: TissueMask?
 
     public var description: String { (path as NSString).lastPathComponent }

@@ -9,6 +9,8 @@ public struct SlideListing: Sendable {
         public let path: String
         public var label: String?
         public var patient: String?
+        public var time: Double?
+        public var event: Bool?
     }
     public let entries: [Entry]
 
@@ -29,18 +31,30 @@ public struct SlideListing: Sendable {
             let (index, count) = try Self.parseShard(shard)
             paths = paths.enumerated().filter { $0.offset % count == index }.map(\.element)
         }
-        var labels: [String: (label: String?, patient: String?)] = [:]
+        var labels: [String: Entry] = [:]
         if let csv = parameters.optionalText("labels") {
             let table = try CSVTable(path: csv)
             try table.require(["slide"])
             for row in table.rows {
                 let slide = row.values["slide"] ?? ""
-                labels[(slide as NSString).lastPathComponent] = (row.values["label"], row.values["patient"])
+                var time: Double?, event: Bool?
+                if let text = row.values["time"], !text.isEmpty {
+                    guard let value = Double(text), value >= 0 else { throw StageError("\(csv):\(row.line): time '\(text)' is not a non-negative number") }
+                    time = value
+                }
+                if let text = row.values["event"], !text.isEmpty {
+                    guard ["0", "1", "true", "false"].contains(text.lowercased()) else {
+                        throw StageError("\(csv):\(row.line): event '\(text)' must be 0/1 or true/false")
+                    }
+                    event = text == "1" || text.lowercased() == "true"
+                }
+                labels[(slide as NSString).lastPathComponent] = Entry(path: slide, label: row.values["label"].flatMap { $0.isEmpty ? nil : $0 },
+                                                                      patient: row.values["patient"], time: time, event: event)
             }
         }
         entries = paths.map { p in
             let known = labels[(p as NSString).lastPathComponent]
-            return Entry(path: p, label: known?.label ?? nil, patient: known?.patient ?? nil)
+            return Entry(path: p, label: known?.label, patient: known?.patient, time: known?.time, event: known?.event)
         }
     }
 
@@ -67,7 +81,7 @@ enum Sources {
                         reader = try TIFFSlide(path: entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
                     }
                     let item = SlideItem(path: entry.path, reader: reader, fingerprint: try Fingerprint.source(path: entry.path),
-                                         label: entry.label, patient: entry.patient, mask: nil)
+                                         label: entry.label, patient: entry.patient, time: entry.time, event: entry.event, mask: nil)
                     try context.emit(item)
                 } catch let stopped as FlowStopped {
                     throw stopped
