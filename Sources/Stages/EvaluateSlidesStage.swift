@@ -72,7 +72,13 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         var heat = [Float](repeating: -1, count: columns * rows)  // −1: no tile
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let stem = ((slide.path as NSString).lastPathComponent as NSString).deletingPathExtension
-        var csv = "column,row,level0_x,level0_y,tissue_fraction," + classes.map { "p_\($0)" }.joined(separator: ",") + "\n"
+        // Rows go straight to the file (written under a temporary name, renamed when complete).
+        let csvURL = folder.appendingPathComponent("\(stem).tiles.csv")
+        let partial = folder.appendingPathComponent(".\(stem).tiles.csv.partial")
+        FileManager.default.createFile(atPath: partial.path, contents: nil)
+        guard let csv = FileHandle(forWritingAtPath: partial.path) else { throw StageError("cannot write \(partial.path)") }
+        defer { try? csv.close() }
+        csv.write(Data(("column,row,level0_x,level0_y,tissue_fraction," + classes.map { "p_\($0)" }.joined(separator: ",") + "\n").utf8))
         var sums = [Double](repeating: 0, count: classes.count)
         var rng = RandomGenerator(seed: 0)
         for start in stride(from: 0, to: positions.count, by: batchSize) {
@@ -80,15 +86,19 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             let chunk = Array(positions[start..<min(positions.count, start + batchSize)])
             let images = try chunk.map { try cropper.crops(reader, at: $0)[0].image }
             let logits = model.forward(Augmentation.evaluation.batch(images, size: size, using: &rng), training: false, using: &rng)
+            var rows = ""
             for (position, probabilities) in zip(chunk, FinetuneStage.softmax(logits)) {
                 heat[position.row * columns + position.column] = Float(probabilities[target])
                 for k in classes.indices { sums[k] += probabilities[k] }
-                csv += String(format: "%d,%d,%.0f,%.0f,%.4f,", position.column, position.row, position.level0X, position.level0Y, position.tissueFraction)
+                rows += String(format: "%d,%d,%.0f,%.0f,%.4f,", position.column, position.row, position.level0X, position.level0Y, position.tissueFraction)
                     + probabilities.map { String(format: "%.5f", $0) }.joined(separator: ",") + "\n"
             }
+            csv.write(Data(rows.utf8))
             context.count("\(name).tiles", chunk.count)
         }
-        try Data(csv.utf8).write(to: folder.appendingPathComponent("\(stem).tiles.csv"), options: .atomic)
+        try csv.close()
+        _ = try? FileManager.default.removeItem(at: csvURL)
+        try FileManager.default.moveItem(at: partial, to: csvURL)
         let heatmap = Self.colourMap(heat, columns: columns, rows: rows)
         try PyramidWriter.write(heatmap, to: folder.appendingPathComponent("\(stem).heatmap.tif"), micronsPerPixel: base * extent, compression: .deflate)
         try PNGWriter.write(Self.enlarge(heatmap, toAtLeast: 512), to: folder.appendingPathComponent("\(stem).heatmap.png"))
