@@ -3,6 +3,11 @@ import Foundation
 /// sRGB ↔ CIE L*a*b* (D65 white), as used by Reinhard normalization: L in 0…100, a and b centred
 /// on 0. Input and output are 8-bit; the conversion back truncates to 8 bits like an
 /// `astype(uint8)` after scaling by 255.
+///
+/// Speed: 8-bit sRGB linearises through a table; the cube root is a bit-level estimate refined by
+/// two Halley steps (relative error < 1e-7, below Float rounding); the way back finds the 8-bit
+/// level from linear light by a table of 4096 bins plus at most a few threshold comparisons, with
+/// no power function.
 enum LabColor {
     /// sRGB → linear RGB for every 8-bit value (exact, so no power function per pixel).
     static let linear: [Float] = (0..<256).map { v in
@@ -10,12 +15,18 @@ enum LabColor {
         return c > 0.04045 ? powf((c + 0.055) / 1.055, 2.4) : c / 12.92
     }
 
-    /// The linear-light value at which the 8-bit output steps from k−1 to k (k = 1…255): the
-    /// output of a linear value v is the number of thresholds ≤ v, which equals
-    /// floor(255 · gamma(v)) without a power function.
-    static let outputThresholds: [Double] = (1..<256).map { k in
+    /// The linear-light value at which the 8-bit output steps from k−1 to k (k = 1…255), and a
+    /// sentinel: the output of v is the number of thresholds ≤ v, i.e. floor(255 · gamma(v)).
+    static let outputThresholds: [Float] = (1..<256).map { k in
         let c = Double(k) / 255
-        return c > 0.04045 ? pow((c + 0.055) / 1.055, 2.4) : c / 12.92
+        return Float(c > 0.04045 ? pow((c + 0.055) / 1.055, 2.4) : c / 12.92)
+    } + [.infinity]
+
+    static let bins = 4096
+    /// For each bin [i/bins, (i+1)/bins): the 8-bit level at its start.
+    static let binStart: [UInt8] = (0..<bins).map { i in
+        let v = Float(i) / Float(bins)
+        return UInt8(outputThresholds.prefix(255).filter { $0 <= v }.count)
     }
 
     static let rgbToXYZ: [Float] = [0.412453, 0.357580, 0.180423,
@@ -23,54 +34,78 @@ enum LabColor {
                                     0.019334, 0.119193, 0.950227]
     static let white: (Float, Float, Float) = (0.95047, 1.0, 1.08883)
 
-    /// The inverse of `rgbToXYZ` (row-major), in double precision.
-    static let xyzToRGB: [Double] = {
+    /// The inverse of `rgbToXYZ` (row-major).
+    static let xyzToRGB: [Float] = {
         let m = rgbToXYZ.map(Double.init)
         let det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6])
         return [
             (m[4] * m[8] - m[5] * m[7]) / det, (m[2] * m[7] - m[1] * m[8]) / det, (m[1] * m[5] - m[2] * m[4]) / det,
             (m[5] * m[6] - m[3] * m[8]) / det, (m[0] * m[8] - m[2] * m[6]) / det, (m[2] * m[3] - m[0] * m[5]) / det,
             (m[3] * m[7] - m[4] * m[6]) / det, (m[1] * m[6] - m[0] * m[7]) / det, (m[0] * m[4] - m[1] * m[3]) / det,
-        ]
+        ].map(Float.init)
     }()
 
+    /// ∛t for t > 0: an exponent-bits estimate (within a few %), then two Halley steps
+    /// y ← y(y³ + 2t)/(2y³ + t), each cubing the relative error.
     @inline(__always)
-    static func f(_ t: Float) -> Float { t > 0.008856 ? cbrtf(t) : 7.787 * t + 16.0 / 116.0 }
-
-    /// L*, a*, b* of one 8-bit pixel.
-    @inline(__always)
-    static func lab(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> (Float, Float, Float) {
-        let lr = linear[Int(r)], lg = linear[Int(g)], lb = linear[Int(b)]
-        let m = rgbToXYZ
-        let x = (m[0] * lr + m[1] * lg + m[2] * lb) / white.0
-        let y = (m[3] * lr + m[4] * lg + m[5] * lb) / white.1
-        let z = (m[6] * lr + m[7] * lg + m[8] * lb) / white.2
-        let fx = f(x), fy = f(y), fz = f(z)
-        return (116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz))
-    }
-
-    @inline(__always)
-    static func finv(_ t: Double) -> Double { t > 0.2068966 ? t * t * t : (t - 16.0 / 116.0) / 7.787 }
-
-    /// The 8-bit sRGB pixel of L*, a*, b* (out-of-gamut values clip to 0…255).
-    @inline(__always)
-    static func rgb(_ l: Double, _ a: Double, _ b: Double) -> (UInt8, UInt8, UInt8) {
-        let fy = (l + 16) / 116
-        let x = finv(a / 500 + fy) * Double(white.0), y = finv(fy) * Double(white.1), z = finv(fy - b / 200) * Double(white.2)
-        let m = xyzToRGB
-        return (encode(m[0] * x + m[1] * y + m[2] * z), encode(m[3] * x + m[4] * y + m[5] * z), encode(m[6] * x + m[7] * y + m[8] * z))
-    }
-
-    /// floor(255 · gamma(v)) clipped to 0…255, by binary search over the thresholds.
-    @inline(__always)
-    static func encode(_ v: Double) -> UInt8 {
-        outputThresholds.withUnsafeBufferPointer { t in
-            var low = 0, high = 255  // answer = count of thresholds ≤ v
-            while low < high {
-                let mid = (low + high) >> 1
-                if t[mid] <= v { low = mid + 1 } else { high = mid }
-            }
-            return UInt8(low)
+    static func cubeRoot(_ t: Float) -> Float {
+        var y = Float(bitPattern: t.bitPattern / 3 &+ 709_921_077)
+        for _ in 0..<2 {
+            let y3 = y * y * y
+            y = y * (y3 + 2 * t) / (2 * y3 + t)
         }
+        return y
+    }
+
+    @inline(__always)
+    static func f(_ t: Float) -> Float { t > 0.008856 ? cubeRoot(t) : 7.787 * t + 16.0 / 116.0 }
+
+    @inline(__always)
+    static func finv(_ t: Float) -> Float { t > 0.2068966 ? t * t * t : (t - 16.0 / 116.0) / 7.787 }
+
+    /// L* of one 8-bit pixel.
+    @inline(__always)
+    static func lightness(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> Float {
+        let m = rgbToXYZ
+        return 116 * f(m[3] * linear[Int(r)] + m[4] * linear[Int(g)] + m[5] * linear[Int(b)]) - 16
+    }
+
+    /// L*, a*, b* of every pixel (three planes of n values).
+    static func convert(_ pixels: UnsafeBufferPointer<UInt8>, count n: Int,
+                        l: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>) {
+        linear.withUnsafeBufferPointer { lin in
+            let m = rgbToXYZ
+            let (m0, m1, m2, m3, m4, m5, m6, m7, m8) = (m[0] / white.0, m[1] / white.0, m[2] / white.0, m[3], m[4], m[5],
+                                                        m[6] / white.2, m[7] / white.2, m[8] / white.2)
+            for i in 0..<n {
+                let r = lin[Int(pixels[3 * i])], g = lin[Int(pixels[3 * i + 1])], bl = lin[Int(pixels[3 * i + 2])]
+                let fx = f(m0 * r + m1 * g + m2 * bl), fy = f(m3 * r + m4 * g + m5 * bl), fz = f(m6 * r + m7 * g + m8 * bl)
+                l[i] = 116 * fy - 16
+                a[i] = 500 * (fx - fy)
+                b[i] = 200 * (fy - fz)
+            }
+        }
+    }
+
+    /// 8-bit sRGB of every pixel from L*, a*, b* planes (out-of-gamut values clip to 0…255).
+    static func convertBack(l: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count n: Int,
+                            into pixels: UnsafeMutableBufferPointer<UInt8>) {
+        outputThresholds.withUnsafeBufferPointer { t in binStart.withUnsafeBufferPointer { start in
+            let m = xyzToRGB
+            @inline(__always) func encode(_ v: Float) -> UInt8 {
+                guard v > 0 else { return 0 }
+                guard v < 1 else { return 255 }
+                var k = Int(start[Int(v * Float(bins))])
+                while t[k] <= v { k += 1 }
+                return UInt8(k)
+            }
+            for i in 0..<n {
+                let fy = (l[i] + 16) / 116
+                let x = finv(a[i] / 500 + fy) * white.0, y = finv(fy) * white.1, z = finv(fy - b[i] / 200) * white.2
+                pixels[3 * i] = encode(m[0] * x + m[1] * y + m[2] * z)
+                pixels[3 * i + 1] = encode(m[3] * x + m[4] * y + m[5] * z)
+                pixels[3 * i + 2] = encode(m[6] * x + m[7] * y + m[8] * z)
+            }
+        } }
     }
 }

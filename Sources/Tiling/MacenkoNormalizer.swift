@@ -1,5 +1,6 @@
 import Foundation
 import Slides
+import Tensors
 
 /// Macenko normalization. Optical density OD = −ln((I + 1) / I₀) per channel; pixels with any
 /// OD < β are background. The plane of the two largest principal axes of the tissue OD holds the
@@ -40,17 +41,38 @@ public struct MacenkoNormalizer: StainNormalizer {
         }
         let scale = [maximum[0] / estimate.maximum[0], maximum[1] / estimate.maximum[1]]
         let n = tile.width * tile.height
-        var out = [UInt8](repeating: 0, count: n * 3)
-        let c0 = estimate.concentrations[0], c1 = estimate.concentrations[1]
-        let io = Self.lightIntensity
-        for i in 0..<n {
-            let h = c0[i] * scale[0], e = c1[i] * scale[1]
-            for channel in 0..<3 {
-                let value = io * exp(-(matrix[0][channel] * h + matrix[1][channel] * e))
-                out[3 * i + channel] = value >= 255 ? 255 : (value > 0 ? UInt8(value) : 0)
+        return .normalized(RGBImage(width: tile.width, height: tile.height,
+                                    pixels: Self.restain(estimate.concentrations, scale: scale, matrix: matrix, intensity: Self.lightIntensity, count: n)))
+    }
+
+    /// I = I₀ · exp(−M · (C ⊙ scale)) per pixel and channel, truncated to 8 bits; the exponentials
+    /// run 16 lanes at a time.
+    static func restain(_ concentrations: [[Double]], scale: [Double], matrix: [[Double]], intensity: Double, count n: Int) -> [UInt8] {
+        let padded = (3 * n + 15) / 16 * 16
+        var arguments = [Float](repeating: 0, count: padded)
+        let m = (0..<3).map { (Float(-matrix[0][$0] * scale[0]), Float(-matrix[1][$0] * scale[1])) }
+        concentrations[0].withUnsafeBufferPointer { c0 in concentrations[1].withUnsafeBufferPointer { c1 in
+            for i in 0..<n {
+                let h = Float(c0[i]), e = Float(c1[i])
+                arguments[3 * i] = m[0].0 * h + m[0].1 * e
+                arguments[3 * i + 1] = m[1].0 * h + m[1].1 * e
+                arguments[3 * i + 2] = m[2].0 * h + m[2].1 * e
             }
-        }
-        return .normalized(RGBImage(width: tile.width, height: tile.height, pixels: out))
+        } }
+        var out = [UInt8](repeating: 0, count: padded)
+        let io = Float(intensity)
+        arguments.withUnsafeBufferPointer { a in out.withUnsafeMutableBufferPointer { o in
+            let raw = UnsafeRawPointer(a.baseAddress!)
+            for start in stride(from: 0, to: padded, by: 16) {
+                let x = raw.loadUnaligned(fromByteOffset: start * 4, as: VectorMath.Vector.self)
+                var v = VectorMath.exp(x) * io
+                v.replace(with: 255, where: v .> 255)
+                let bytes = SIMD16<UInt8>(truncatingIfNeeded: SIMD16<Int32>(v, rounding: .towardZero))
+                UnsafeMutableRawPointer(o.baseAddress! + start).storeBytes(of: bytes, as: SIMD16<UInt8>.self)
+            }
+        } }
+        out.removeLast(padded - 3 * n)
+        return out
     }
 
     struct Estimate {
@@ -66,17 +88,20 @@ public struct MacenkoNormalizer: StainNormalizer {
         let odTable = (0..<256).map { -log((Double($0) + 1) / lightIntensity) }
         // Mean and covariance of the tissue pixels' OD (the tissue pixels themselves are not kept).
         var count = 0
-        var sum = [0.0, 0.0, 0.0], cross = [[Double]](repeating: [0, 0, 0], count: 3)
+        var (m0, m1, m2, c00, c01, c02, c11, c12, c22) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         image.pixels.withUnsafeBufferPointer { p in
-            for i in 0..<n {
-                let od = (odTable[Int(p[3 * i])], odTable[Int(p[3 * i + 1])], odTable[Int(p[3 * i + 2])])
-                guard od.0 >= backgroundDensity && od.1 >= backgroundDensity && od.2 >= backgroundDensity else { continue }
-                count += 1
-                sum[0] += od.0; sum[1] += od.1; sum[2] += od.2
-                cross[0][0] += od.0 * od.0; cross[0][1] += od.0 * od.1; cross[0][2] += od.0 * od.2
-                cross[1][1] += od.1 * od.1; cross[1][2] += od.1 * od.2; cross[2][2] += od.2 * od.2
+            odTable.withUnsafeBufferPointer { od in
+                for i in 0..<n {
+                    let o0 = od[Int(p[3 * i])], o1 = od[Int(p[3 * i + 1])], o2 = od[Int(p[3 * i + 2])]
+                    guard o0 >= backgroundDensity && o1 >= backgroundDensity && o2 >= backgroundDensity else { continue }
+                    count += 1
+                    m0 += o0; m1 += o1; m2 += o2
+                    c00 += o0 * o0; c01 += o0 * o1; c02 += o0 * o2
+                    c11 += o1 * o1; c12 += o1 * o2; c22 += o2 * o2
+                }
             }
         }
+        let sum = [m0, m1, m2], cross = [[c00, c01, c02], [c01, c11, c12], [c02, c12, c22]]
         guard count >= max(64, Int(minimumTissueFraction * Double(n))) else { return nil }
         let mean = sum.map { $0 / Double(count) }
         var covariance = [[Double]](repeating: [0, 0, 0], count: 3)
@@ -89,14 +114,16 @@ public struct MacenkoNormalizer: StainNormalizer {
         let (_, vectors) = StainMath.symmetricEigen(covariance)
         let e1 = [vectors[0][1], vectors[1][1], vectors[2][1]], e2 = [vectors[0][2], vectors[1][2], vectors[2][2]]
         var angles = [Double]()
-        angles.reserveCapacity(count)
+        angles.reserveCapacity(count)  // exact: no regrowth
         image.pixels.withUnsafeBufferPointer { p in
-            for i in 0..<n {
-                let od = [odTable[Int(p[3 * i])], odTable[Int(p[3 * i + 1])], odTable[Int(p[3 * i + 2])]]
-                guard od.allSatisfy({ $0 >= backgroundDensity }) else { continue }
-                let t0 = od[0] * e1[0] + od[1] * e1[1] + od[2] * e1[2]
-                let t1 = od[0] * e2[0] + od[1] * e2[1] + od[2] * e2[2]
-                angles.append(atan2(t1, t0))
+            odTable.withUnsafeBufferPointer { od in
+                for i in 0..<n {
+                    let o0 = od[Int(p[3 * i])], o1 = od[Int(p[3 * i + 1])], o2 = od[Int(p[3 * i + 2])]
+                    guard o0 >= backgroundDensity && o1 >= backgroundDensity && o2 >= backgroundDensity else { continue }
+                    let t0 = o0 * e1[0] + o1 * e1[1] + o2 * e1[2]
+                    let t1 = o0 * e2[0] + o1 * e2[1] + o2 * e2[2]
+                    angles.append(Double(atan2f(Float(t1), Float(t0))))
+                }
             }
         }
         let minimum = StainMath.percentile(&angles, angularPercentile)
@@ -113,13 +140,16 @@ public struct MacenkoNormalizer: StainNormalizer {
         let p0 = (0..<3).map { (g11 * matrix[0][$0] - g01 * matrix[1][$0]) / det }
         let p1 = (0..<3).map { (g00 * matrix[1][$0] - g01 * matrix[0][$0]) / det }
         var c0 = [Double](repeating: 0, count: n), c1 = [Double](repeating: 0, count: n)
-        image.pixels.withUnsafeBufferPointer { p in
-            for i in 0..<n {
-                let od0 = odTable[Int(p[3 * i])], od1 = odTable[Int(p[3 * i + 1])], od2 = odTable[Int(p[3 * i + 2])]
-                c0[i] = p0[0] * od0 + p0[1] * od1 + p0[2] * od2
-                c1[i] = p1[0] * od0 + p1[1] * od1 + p1[2] * od2
-            }
-        }
+        let (q00, q01, q02, q10, q11, q12) = (p0[0], p0[1], p0[2], p1[0], p1[1], p1[2])
+        image.pixels.withUnsafeBufferPointer { p in odTable.withUnsafeBufferPointer { od in
+            c0.withUnsafeMutableBufferPointer { h in c1.withUnsafeMutableBufferPointer { e in
+                for i in 0..<n {
+                    let o0 = od[Int(p[3 * i])], o1 = od[Int(p[3 * i + 1])], o2 = od[Int(p[3 * i + 2])]
+                    h[i] = q00 * o0 + q01 * o1 + q02 * o2
+                    e[i] = q10 * o0 + q11 * o1 + q12 * o2
+                }
+            } }
+        } }
         var s0 = c0, s1 = c1
         let maximum = [StainMath.percentile(&s0, 99), StainMath.percentile(&s1, 99)]
         guard maximum.allSatisfy({ $0.isFinite && $0 > 1e-6 }), matrix.joined().allSatisfy(\.isFinite) else { return nil }

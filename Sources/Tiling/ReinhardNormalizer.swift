@@ -8,10 +8,11 @@ public struct ReinhardNormalizer: StainNormalizer {
     private let means: [Double], deviations: [Double]
 
     public init(fittedTo image: RGBImage) throws {
-        guard let stats = Self.statistics(image), stats.deviations.allSatisfy({ $0 > 1e-6 }) else {
+        let lab = Lab(image)
+        guard lab.deviations.allSatisfy({ $0 > 1e-6 }) else {
             throw StainError("the Reinhard target image is uniform (no colour variation to learn from); choose an H&E image with tissue")
         }
-        try self.init(target: StainTarget(method: .reinhard, labMeans: stats.means, labStandardDeviations: stats.deviations))
+        try self.init(target: StainTarget(method: .reinhard, labMeans: lab.means, labStandardDeviations: lab.deviations))
     }
 
     public init(target: StainTarget) throws {
@@ -24,48 +25,62 @@ public struct ReinhardNormalizer: StainNormalizer {
 
     public func normalize(_ tile: RGBImage) -> StainResult {
         let n = tile.width * tile.height
-        guard n > 0, let stats = Self.statistics(tile), stats.deviations.allSatisfy({ $0 > 1e-6 }) else {
+        guard n > 0 else { return .passedThrough(tile, reason: "empty tile") }
+        var lab = Lab(tile)
+        guard lab.deviations.allSatisfy({ $0 > 1e-6 }) else {
             return .passedThrough(tile, reason: "uniform tile (no colour variation)")
         }
-        // Per channel: x' = x · scale + shift.
-        let scale = (0..<3).map { deviations[$0] / stats.deviations[$0] }
-        let shift = (0..<3).map { means[$0] - stats.means[$0] * scale[$0] }
+        // Per channel: x' = x · scale + shift, in place on the planes.
+        for c in 0..<3 {
+            let scale = Float(deviations[c] / lab.deviations[c]), shift = Float(means[c]) - Float(lab.means[c]) * scale
+            lab.planes.withUnsafeMutableBufferPointer { p in
+                for i in (c * n)..<((c + 1) * n) { p[i] = p[i] * scale + shift }
+            }
+        }
         var out = [UInt8](repeating: 0, count: n * 3)
-        tile.pixels.withUnsafeBufferPointer { src in
+        lab.planes.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<n {
-                    let (l, a, b) = LabColor.lab(src[3 * i], src[3 * i + 1], src[3 * i + 2])
-                    let rgb = LabColor.rgb(Double(l) * scale[0] + shift[0], Double(a) * scale[1] + shift[1], Double(b) * scale[2] + shift[2])
-                    dst[3 * i] = rgb.0; dst[3 * i + 1] = rgb.1; dst[3 * i + 2] = rgb.2
-                }
+                LabColor.convertBack(l: p.baseAddress!, a: p.baseAddress! + n, b: p.baseAddress! + 2 * n, count: n, into: dst)
             }
         }
         return .normalized(RGBImage(width: tile.width, height: tile.height, pixels: out))
     }
 
-    /// Means and (population) standard deviations of L*, a*, b* over the image.
-    static func statistics(_ image: RGBImage) -> (means: [Double], deviations: [Double])? {
-        let n = image.width * image.height
-        guard n > 0 else { return nil }
-        var sum = [Double](repeating: 0, count: 3), squares = [Double](repeating: 0, count: 3)
-        image.pixels.withUnsafeBufferPointer { p in
-            // Accumulate in Float blocks, then Double, for speed without losing precision.
-            var i = 0
-            while i < n {
-                let end = min(n, i + 1024)
-                var s0: Float = 0, s1: Float = 0, s2: Float = 0, q0: Float = 0, q1: Float = 0, q2: Float = 0
-                for j in i..<end {
-                    let (l, a, b) = LabColor.lab(p[3 * j], p[3 * j + 1], p[3 * j + 2])
-                    s0 += l; s1 += a; s2 += b
-                    q0 += l * l; q1 += a * a; q2 += b * b
+    /// An image in L*a*b* (three planes) with each channel's mean and (population) deviation.
+    struct Lab {
+        var planes: [Float]
+        let means: [Double]
+        let deviations: [Double]
+
+        init(_ image: RGBImage) {
+            let n = image.width * image.height
+            var planes = [Float](repeating: 0, count: 3 * n)
+            image.pixels.withUnsafeBufferPointer { src in
+                planes.withUnsafeMutableBufferPointer { p in
+                    if n > 0 { LabColor.convert(src, count: n, l: p.baseAddress!, a: p.baseAddress! + n, b: p.baseAddress! + 2 * n) }
                 }
-                sum[0] += Double(s0); sum[1] += Double(s1); sum[2] += Double(s2)
-                squares[0] += Double(q0); squares[1] += Double(q1); squares[2] += Double(q2)
-                i = end
             }
+            var means = [Double](), deviations = [Double]()
+            planes.withUnsafeBufferPointer { p in
+                for c in 0..<3 {
+                    // Blocks of Float sums, accumulated in Double.
+                    var sum = 0.0, squares = 0.0
+                    var i = c * n
+                    while i < (c + 1) * n {
+                        let end = min((c + 1) * n, i + 1024)
+                        var s: Float = 0, q: Float = 0
+                        for j in i..<end { s += p[j]; q += p[j] * p[j] }
+                        sum += Double(s); squares += Double(q)
+                        i = end
+                    }
+                    let mean = n > 0 ? sum / Double(n) : 0
+                    means.append(mean)
+                    deviations.append(n > 0 ? max(0, squares / Double(n) - mean * mean).squareRoot() : 0)
+                }
+            }
+            self.planes = planes
+            self.means = means
+            self.deviations = deviations
         }
-        let means = sum.map { $0 / Double(n) }
-        let deviations = (0..<3).map { (max(0, squares[$0] / Double(n) - means[$0] * means[$0])).squareRoot() }
-        return (means, deviations)
     }
 }

@@ -64,13 +64,12 @@ public struct VahadaneNormalizer: StainNormalizer {
         var samples: [Double] = []  // 3 per tissue pixel
         var tissue = 0
         image.pixels.withUnsafeBufferPointer { p in
-            for i in 0..<n where LabColor.lab(p[3 * i], p[3 * i + 1], p[3 * i + 2]).0 < luminosityThreshold {
-                tissue += 1
-            }
+            let isTissue = (0..<n).map { LabColor.lightness(p[3 * $0], p[3 * $0 + 1], p[3 * $0 + 2]) < luminosityThreshold }
+            tissue = isTissue.filter { $0 }.count
             let step = max(1, tissue / maximumSamples)
             var seen = 0
             samples.reserveCapacity(3 * min(tissue, maximumSamples + 1))
-            for i in 0..<n where LabColor.lab(p[3 * i], p[3 * i + 1], p[3 * i + 2]).0 < luminosityThreshold {
+            for i in 0..<n where isTissue[i] {
                 if seen % step == 0 {
                     samples += [odTable[Int(p[3 * i])], odTable[Int(p[3 * i + 1])], odTable[Int(p[3 * i + 2])]]
                 }
