@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CZlib"], swiftSettings: numericFlags),
-        .target(name: "Tiling", dependencies: ["Slides"], swiftSettings: numericFlags),
+        .target(name: "Tiling", dependencies: ["Slides", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Metrics"),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics"], swiftSettings: numericFlags),

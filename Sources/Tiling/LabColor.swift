@@ -70,41 +70,94 @@ enum LabColor {
         return 116 * f(m[3] * linear[Int(r)] + m[4] * linear[Int(g)] + m[5] * linear[Int(b)]) - 16
     }
 
-    /// L*, a*, b* of every pixel (three planes of n values).
+    typealias Lanes = SIMD8<Float>
+
+    /// ∛t on 8 lanes (t > 0), as `cubeRoot`.
+    @inline(__always)
+    static func cubeRoot(_ t: Lanes) -> Lanes {
+        var y = Lanes()
+        for lane in 0..<8 { y[lane] = Float(bitPattern: t[lane].bitPattern / 3 &+ 709_921_077) }
+        for _ in 0..<2 {
+            let y3 = y * y * y
+            y = y * (y3 + 2 * t) / (2 * y3 + t)
+        }
+        return y
+    }
+
+    @inline(__always)
+    static func f(_ t: Lanes) -> Lanes {
+        var result = cubeRoot(t.replacing(with: 1, where: t .<= 0.008856))
+        result.replace(with: t * 7.787 + 16.0 / 116.0, where: t .<= 0.008856)
+        return result
+    }
+
+    /// L*, a*, b* of every pixel (three planes of n values), 8 pixels at a time.
     static func convert(_ pixels: UnsafeBufferPointer<UInt8>, count n: Int,
                         l: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>) {
         linear.withUnsafeBufferPointer { lin in
             let m = rgbToXYZ
             let (m0, m1, m2, m3, m4, m5, m6, m7, m8) = (m[0] / white.0, m[1] / white.0, m[2] / white.0, m[3], m[4], m[5],
                                                         m[6] / white.2, m[7] / white.2, m[8] / white.2)
-            for i in 0..<n {
-                let r = lin[Int(pixels[3 * i])], g = lin[Int(pixels[3 * i + 1])], bl = lin[Int(pixels[3 * i + 2])]
+            var i = 0
+            while i + 8 <= n {
+                var r = Lanes(), g = Lanes(), bl = Lanes()
+                for lane in 0..<8 {
+                    r[lane] = lin[Int(pixels[3 * (i + lane)])]
+                    g[lane] = lin[Int(pixels[3 * (i + lane) + 1])]
+                    bl[lane] = lin[Int(pixels[3 * (i + lane) + 2])]
+                }
                 let fx = f(m0 * r + m1 * g + m2 * bl), fy = f(m3 * r + m4 * g + m5 * bl), fz = f(m6 * r + m7 * g + m8 * bl)
-                l[i] = 116 * fy - 16
-                a[i] = 500 * (fx - fy)
-                b[i] = 200 * (fy - fz)
+                UnsafeMutableRawPointer(l + i).storeBytes(of: 116 * fy - 16, as: Lanes.self)
+                UnsafeMutableRawPointer(a + i).storeBytes(of: 500 * (fx - fy), as: Lanes.self)
+                UnsafeMutableRawPointer(b + i).storeBytes(of: 200 * (fy - fz), as: Lanes.self)
+                i += 8
+            }
+            for j in i..<n {  // the last few pixels
+                let r = lin[Int(pixels[3 * j])], g = lin[Int(pixels[3 * j + 1])], bl = lin[Int(pixels[3 * j + 2])]
+                let fx = f(m0 * r + m1 * g + m2 * bl), fy = f(m3 * r + m4 * g + m5 * bl), fz = f(m6 * r + m7 * g + m8 * bl)
+                l[j] = 116 * fy - 16
+                a[j] = 500 * (fx - fy)
+                b[j] = 200 * (fy - fz)
             }
         }
     }
 
-    /// 8-bit sRGB of every pixel from L*, a*, b* planes (out-of-gamut values clip to 0…255).
+    @inline(__always)
+    static func finv(_ t: Lanes) -> Lanes {
+        (t * t * t).replacing(with: (t - 16.0 / 116.0) / 7.787, where: t .<= 0.2068966)
+    }
+
+    /// 8-bit sRGB of every pixel from L*, a*, b* planes (out-of-gamut values clip to 0…255):
+    /// 8 pixels at a time to linear RGB, then each value's 8-bit level by table.
     static func convertBack(l: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count n: Int,
                             into pixels: UnsafeMutableBufferPointer<UInt8>) {
         outputThresholds.withUnsafeBufferPointer { t in binStart.withUnsafeBufferPointer { start in
             let m = xyzToRGB
+            let scale = Float(bins)
             @inline(__always) func encode(_ v: Float) -> UInt8 {
                 guard v > 0 else { return 0 }
                 guard v < 1 else { return 255 }
-                var k = Int(start[Int(v * Float(bins))])
+                var k = Int(start[Int(v * scale)])
                 while t[k] <= v { k += 1 }
                 return UInt8(k)
             }
-            for i in 0..<n {
-                let fy = (l[i] + 16) / 116
-                let x = finv(a[i] / 500 + fy) * white.0, y = finv(fy) * white.1, z = finv(fy - b[i] / 200) * white.2
-                pixels[3 * i] = encode(m[0] * x + m[1] * y + m[2] * z)
-                pixels[3 * i + 1] = encode(m[3] * x + m[4] * y + m[5] * z)
-                pixels[3 * i + 2] = encode(m[6] * x + m[7] * y + m[8] * z)
+            @inline(__always) func rgb(_ l: Lanes, _ a: Lanes, _ b: Lanes) -> (Lanes, Lanes, Lanes) {
+                let fy = (l + 16) / 116
+                let x = finv(a / 500 + fy) * white.0, y = finv(fy) * white.1, z = finv(fy - b / 200) * white.2
+                return (m[0] * x + m[1] * y + m[2] * z, m[3] * x + m[4] * y + m[5] * z, m[6] * x + m[7] * y + m[8] * z)
+            }
+            var i = 0
+            while i < n {
+                let count = min(8, n - i)
+                var lv = Lanes(), av = Lanes(), bv = Lanes()
+                for lane in 0..<count { lv[lane] = l[i + lane]; av[lane] = a[i + lane]; bv[lane] = b[i + lane] }
+                let (r, g, bl) = rgb(lv, av, bv)
+                for lane in 0..<count {
+                    pixels[3 * (i + lane)] = encode(r[lane])
+                    pixels[3 * (i + lane) + 1] = encode(g[lane])
+                    pixels[3 * (i + lane) + 2] = encode(bl[lane])
+                }
+                i += 8
             }
         } }
     }

@@ -67,7 +67,9 @@ public struct MacenkoNormalizer: StainNormalizer {
                 let x = raw.loadUnaligned(fromByteOffset: start * 4, as: VectorMath.Vector.self)
                 var v = VectorMath.exp(x) * io
                 v.replace(with: 255, where: v .> 255)
-                let bytes = SIMD16<UInt8>(truncatingIfNeeded: SIMD16<Int32>(v, rounding: .towardZero))
+                // Truncate, then read the integer from the mantissa of v + 2²³ (exact for 0…255).
+                let whole = v.rounded(.towardZero) + 8_388_608
+                let bytes = SIMD16<UInt8>(truncatingIfNeeded: unsafeBitCast(whole, to: SIMD16<UInt32>.self))
                 UnsafeMutableRawPointer(o.baseAddress! + start).storeBytes(of: bytes, as: SIMD16<UInt8>.self)
             }
         } }
@@ -122,12 +124,14 @@ public struct MacenkoNormalizer: StainNormalizer {
                     guard o0 >= backgroundDensity && o1 >= backgroundDensity && o2 >= backgroundDensity else { continue }
                     let t0 = o0 * e1[0] + o1 * e1[1] + o2 * e1[2]
                     let t1 = o0 * e2[0] + o1 * e2[1] + o2 * e2[2]
-                    angles.append(Double(atan2f(Float(t1), Float(t0))))
+                    angles.append(pseudoAngle(t0, t1))
                 }
             }
         }
-        let minimum = StainMath.percentile(&angles, angularPercentile)
-        let maximumAngle = StainMath.percentile(&angles, 100 - angularPercentile)
+        // Percentiles of the pseudo-angles pick the same order statistics as those of the angles;
+        // interpolation then happens between the true angles, as numpy does it.
+        let minimum = angularPercentile(&angles, angularPercentile)
+        let maximumAngle = angularPercentile(&angles, 100 - angularPercentile)
         let vMin = (0..<3).map { e1[$0] * cos(minimum) + e2[$0] * sin(minimum) }
         let vMax = (0..<3).map { e1[$0] * cos(maximumAngle) + e2[$0] * sin(maximumAngle) }
         // Haematoxylin first: the vector with the larger red optical density.
@@ -154,6 +158,35 @@ public struct MacenkoNormalizer: StainNormalizer {
         let maximum = [StainMath.percentile(&s0, 99), StainMath.percentile(&s1, 99)]
         guard maximum.allSatisfy({ $0.isFinite && $0 > 1e-6 }), matrix.joined().allSatisfy(\.isFinite) else { return nil }
         return Estimate(matrix: matrix, concentrations: [c0, c1], maximum: maximum)
+    }
+
+    /// A monotone stand-in for atan2(y, x) on (−π, π], in (−2, 2]: the "diamond angle", cheap
+    /// (one division) and exactly invertible.
+    @inline(__always)
+    static func pseudoAngle(_ x: Double, _ y: Double) -> Double {
+        let d = abs(x) + abs(y)
+        guard d > 0 else { return 0 }
+        // Quadrants I, II: 0 … 2 as the angle goes 0 … π; III, IV: −2 … 0 for −π … 0.
+        if y >= 0 { return x >= 0 ? y / d : 1 - x / d }
+        return x >= 0 ? y / d : -1 + x / d
+    }
+
+    /// The angle of a pseudo-angle (the inverse of `pseudoAngle`).
+    static func angle(ofPseudoAngle p: Double) -> Double {
+        if p >= 0 && p <= 1 { return atan2(p, 1 - p) }
+        if p > 1 { return atan2(2 - p, 1 - p) }  // x = 1 − p < 0, y = 2 − p
+        if p >= -1 { return atan2(p, 1 + p) }  // y = p < 0, x = 1 + p ≥ 0
+        return atan2(-2 - p, 1 + p)  // x = 1 + p < 0, y = −(2 + p) < 0
+    }
+
+    /// numpy's percentile of the angles, computed on pseudo-angles.
+    static func angularPercentile(_ pseudo: inout [Double], _ p: Double) -> Double {
+        let position = p / 100 * Double(pseudo.count - 1)
+        let low = Int(position.rounded(.down)), fraction = position - Double(low)
+        let (first, next) = StainMath.orderStatistics(&pseudo, low)
+        let a = angle(ofPseudoAngle: first)
+        guard fraction > 0, let next else { return a }
+        return a + fraction * (angle(ofPseudoAngle: next) - a)
     }
 
     static func dot(_ a: [Double], _ b: [Double]) -> Double { a[0] * b[0] + a[1] * b[1] + a[2] * b[2] }

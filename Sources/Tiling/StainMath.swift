@@ -3,18 +3,53 @@ import Foundation
 /// Small numeric helpers shared by the stain normalizers.
 public enum StainMath {
     /// The p-th percentile (0…100) of `values` with linear interpolation between order statistics
-    /// (numpy's default), by selection in O(n); reorders `values`.
-    static func percentile(_ values: inout [Double], _ p: Double) -> Double {
+    /// (numpy's default), in O(n); may reorder `values`.
+    public static func percentile(_ values: inout [Double], _ p: Double) -> Double {
         precondition(!values.isEmpty)
         let position = p / 100 * Double(values.count - 1)
         let low = Int(position.rounded(.down))
         let fraction = position - Double(low)
-        let a = select(&values, low)
-        guard fraction > 0, low + 1 < values.count else { return a }
-        // The next order statistic is the minimum of what lies above `low` after selection.
-        var b = Double.infinity
-        for i in (low + 1)..<values.count where values[i] < b { b = values[i] }
+        let (a, b) = orderStatistics(&values, low)
+        guard fraction > 0, let b else { return a }
         return a + fraction * (b - a)
+    }
+
+    /// The k-th and (k+1)-th smallest values (the second nil when k is the last). Near either end
+    /// (the 1st and 99th percentiles the normalizers need) they are found among the few values
+    /// beyond a threshold estimated from a sample: one pass, then a selection on ~2 % of the data.
+    static func orderStatistics(_ values: inout [Double], _ k: Int) -> (Double, Double?) {
+        let n = values.count
+        if n > 4096, let found = tail(values, k) { return found }
+        let a = select(&values, k)
+        guard k + 1 < n else { return (a, nil) }
+        var b = Double.infinity
+        for i in (k + 1)..<n where values[i] < b { b = values[i] }  // after selection, the rest is above
+        return (a, b)
+    }
+
+    /// `orderStatistics` by the tail shortcut, or nil when it does not apply (exact either way).
+    static func tail(_ values: [Double], _ k: Int) -> (Double, Double?)? {
+        let n = values.count
+        let upper = k > n / 2
+        let needed = upper ? n - k : k + 2  // values beyond the threshold that must be kept
+        guard needed <= n / 20 else { return nil }
+        let sample = stride(from: 0, to: n, by: max(1, n / 1024)).map { values[$0] }.sorted()
+        let share = min(0.5, 2.5 * Double(needed) / Double(n) + 4 / Double(sample.count))
+        let threshold = upper ? sample[max(0, Int(Double(sample.count) * (1 - share)))]
+                              : sample[min(sample.count - 1, Int(Double(sample.count) * share))]
+        var kept: [Double] = []
+        kept.reserveCapacity(3 * needed)
+        if upper { for v in values where v >= threshold { kept.append(v) } } else { for v in values where v <= threshold { kept.append(v) } }
+        // Every value not kept lies strictly on the other side of the threshold, so ranks shift by
+        // the number dropped; the kept set must hold both order statistics.
+        let rank = upper ? k - (n - kept.count) : k
+        guard rank >= 0, rank + 1 < kept.count || (rank < kept.count && k + 1 == n) else { return nil }
+        if !upper && rank + 1 >= kept.count { return nil }
+        let a = select(&kept, rank)
+        guard rank + 1 < kept.count else { return (a, nil) }
+        var b = Double.infinity
+        for i in (rank + 1)..<kept.count where kept[i] < b { b = kept[i] }
+        return (a, b)
     }
 
     /// Places the k-th smallest element at index k (smaller before, larger after) and returns it.

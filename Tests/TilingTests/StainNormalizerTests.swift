@@ -128,3 +128,24 @@ final class StainNormalizerTests: XCTestCase {
         }
     }
 }
+
+final class PercentileTests: XCTestCase {
+    /// The selection (with its shortcut for the tails) against sorting, numpy's linear interpolation.
+    func testPercentilesMatchSorting() {
+        var generator = SystemRandomNumberGenerator()
+        for count in [1, 2, 7, 100, 5000, 20_000, 50_176] {
+            for ties in [false, true] {
+                let values = (0..<count).map { _ in ties ? Double(Int.random(in: 0..<50, using: &generator)) : Double.random(in: -3...3, using: &generator) }
+                let sorted = values.sorted()
+                for p in [0, 0.5, 1, 2.5, 50, 97.5, 99, 99.9, 100] {
+                    let position = p / 100 * Double(count - 1)
+                    let low = Int(position.rounded(.down)), fraction = position - Double(low)
+                    let expected = low + 1 < count ? sorted[low] + fraction * (sorted[low + 1] - sorted[low]) : sorted[low]
+                    var copy = values
+                    XCTAssertEqual(StainMath.percentile(&copy, p), expected, accuracy: 1e-12, "n \(count) p \(p) ties \(ties)")
+                }
+            }
+        }
+    }
+}
+
