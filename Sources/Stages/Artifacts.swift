@@ -13,6 +13,16 @@ final class Artifacts: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Runs `body` and publishes its checkpoint, or its failure (so waiting stages fail too).
+    func produce(_ name: String, _ body: () throws -> URL) throws {
+        do {
+            publish(name, .success(try body()))
+        } catch {
+            publish(name, .failure(StageError("'\(name)' failed: \(error)")))
+            throw error
+        }
+    }
+
     /// Waits for `name`'s checkpoint; `isStopping` is polled so a stopping run does not hang.
     func wait(for name: String, isStopping: () -> Bool) throws -> URL {
         condition.lock()

@@ -56,12 +56,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     }
 
     func finish(_ context: StageContext<Never>) throws {
-        do {
-            artifacts.publish(name, .success(try train(context)))
-        } catch {
-            artifacts.publish(name, .failure(StageError("'\(name)' failed: \(error)")))
-            throw error
-        }
+        try artifacts.produce(name) { try train(context) }
     }
 
     /// Splits: the dataset's own (train / validation / test) when every tile has one, otherwise

@@ -49,13 +49,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
     }
 
     func finish(_ context: StageContext<Never>) throws {
-        do {
-            let url = try train(context)
-            artifacts.publish(name, .success(url))
-        } catch {
-            artifacts.publish(name, .failure(StageError("'\(name)' failed: \(error)")))
-            throw error
-        }
+        try artifacts.produce(name) { try train(context) }
     }
 
     private func train(_ context: StageContext<Never>) throws -> URL {
