@@ -159,8 +159,11 @@ public final class FlowGraph: @unchecked Sendable {
             let elapsed = Self.seconds(since: start)
             let (counters, metrics) = run.snapshot
             let status: FlowReport.Status = run.stopReason == nil ? .completed : (run.failed ? .failed : .cancelled)
-            return FlowReport(flow: name, status: status, stopReason: run.stopReason, startedAt: startedAt, seconds: elapsed,
-                              stages: unique.map { $0.report(elapsed: elapsed) }, counters: counters, metrics: metrics)
+            var report = FlowReport(flow: name, status: status, stopReason: run.stopReason, startedAt: startedAt, seconds: elapsed,
+                                    stages: unique.map { $0.report(elapsed: elapsed) }, counters: counters, metrics: metrics)
+            var usage = rusage()
+            if getrusage(Int32(RUSAGE_SELF.rawValue), &usage) == 0 { report.peakResidentMegabytes = Double(usage.ru_maxrss) / 1024 }  // KB on Linux
+            return report
         }
         if let progress {
             while group.wait(timeout: .now() + progressInterval) == .timedOut { progress(snapshot()) }

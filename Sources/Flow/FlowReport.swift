@@ -45,6 +45,8 @@ public struct FlowReport: Codable, Sendable {
     public let counters: [String: Int]
     /// Metrics the flow produced (accuracy, loss, …).
     public let metrics: [String: Double]
+    /// The process's peak resident memory so far, in MB.
+    public var peakResidentMegabytes: Double = 0
 
     /// Total failures over all stages.
     public var failures: Int { stages.reduce(0) { $0 + $1.failed } }
@@ -71,6 +73,7 @@ public struct FlowReport: Codable, Sendable {
         lines.append("- started: \(ISO8601DateFormatter().string(from: startedAt))")
         lines.append("- duration: \(String(format: "%.2f", seconds)) s")
         lines.append("- failures: \(failures)")
+        lines.append(String(format: "- peak resident memory: %.0f MB", peakResidentMegabytes))
         if let bottleneck { lines.append("- busiest stage (work per worker): `\(bottleneck)`") }
         lines += ["", "## Stages", "",
                   "| stage | workers | in | out | failed | items/s | busy s | waiting for input s | waiting for output s | queue peak/capacity |",

@@ -24,18 +24,49 @@ public enum PyramidWriter {
             let (w, h) = (max(1, top.width / 2), max(1, top.height / 2))
             levels.append(AreaResampler.resample(top, x0: 0, y0: 0, sourceWidth: Double(w * 2), sourceHeight: Double(h * 2), width: w, height: h))
         }
+        try writeFile(url) { tif in
+            for (index, level) in levels.enumerated() {
+                let scale = Double(image.width) / Double(level.width)
+                try writeLevel(width: level.width, height: level.height, tif: tif, path: url.path, tileSize: tileSize, compression: compression,
+                               reduced: index > 0, micronsPerPixel: micronsPerPixel.map { $0 * scale },
+                               subIFDCount: layout == .subIFDs && index == 0 ? levels.count - 1 : 0) { x0, y0, w, h in
+                    var part = [UInt8](repeating: 0, count: w * h * 3)
+                    for y in 0..<h {
+                        part.replaceSubrange((y * w * 3)..<((y + 1) * w * 3), with: level.pixels[((y0 + y) * level.width + x0) * 3..<((y0 + y) * level.width + x0 + w) * 3])
+                    }
+                    return RGBImage(width: w, height: h, pixels: part)
+                }
+            }
+        }
+    }
+
+    /// Writes a pyramid of `width` × `height` whose tiles come from `tile(level, x, y, w, h)` (the
+    /// w × h pixels at (x, y) of level ℓ, which is ⌊width/2^ℓ⌋ × ⌊height/2^ℓ⌋): for images larger
+    /// than memory, such as synthetic test slides or heatmaps assembled piecewise.
+    public static func write(width: Int, height: Int, to url: URL, micronsPerPixel: Double?, compression: Compression = .deflate,
+                             tileSize: Int = 256, tile: (_ level: Int, _ x: Int, _ y: Int, _ width: Int, _ height: Int) -> RGBImage) throws {
+        guard width > 0 && height > 0 else { throw SlideError(.invalidRequest, url.path, "cannot write an empty image") }
+        guard tileSize >= 16 && tileSize % 16 == 0 else { throw SlideError(.invalidRequest, url.path, "tile size must be a multiple of 16") }
+        var sizes = [(width, height)]
+        while max(sizes.last!.0, sizes.last!.1) > tileSize { sizes.append((max(1, sizes.last!.0 / 2), max(1, sizes.last!.1 / 2))) }
+        try writeFile(url) { tif in
+            for (index, size) in sizes.enumerated() {
+                try writeLevel(width: size.0, height: size.1, tif: tif, path: url.path, tileSize: tileSize, compression: compression,
+                               reduced: index > 0, micronsPerPixel: micronsPerPixel.map { $0 * Double(width) / Double(size.0) },
+                               subIFDCount: 0) { x, y, w, h in tile(index, x, y, w, h) }
+            }
+        }
+    }
+
+    /// Writes through a temporary file renamed into place when complete.
+    private static func writeFile(_ url: URL, _ body: (OpaquePointer) throws -> Void) throws {
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         guard let tif = TIFFOpen(temporary.path, "w") else {
             throw SlideError(.invalidRequest, url.path, "cannot create the file; check the folder exists and is writable")
         }
         var closed = false
         defer { if !closed { TIFFClose(tif); try? FileManager.default.removeItem(at: temporary) } }
-        for (index, level) in levels.enumerated() {
-            let scale = Double(image.width) / Double(level.width)
-            try writeLevel(level, tif: tif, path: url.path, tileSize: tileSize, compression: compression, reduced: index > 0,
-                           micronsPerPixel: micronsPerPixel.map { $0 * scale },
-                           subIFDCount: layout == .subIFDs && index == 0 ? levels.count - 1 : 0)
-        }
+        try body(tif)
         TIFFClose(tif)
         closed = true
         guard rename(temporary.path, url.path) == 0 else {
@@ -48,11 +79,12 @@ public enum PyramidWriter {
         _ = withVaList(values) { TIFFVSetField(tif, UInt32(tag), $0) }
     }
 
-    private static func writeLevel(_ level: RGBImage, tif: OpaquePointer, path: String, tileSize: Int, compression: Compression,
-                                   reduced: Bool, micronsPerPixel: Double?, subIFDCount: Int) throws {
+    private static func writeLevel(width: Int, height: Int, tif: OpaquePointer, path: String, tileSize: Int, compression: Compression,
+                                   reduced: Bool, micronsPerPixel: Double?, subIFDCount: Int,
+                                   pixels: (_ x: Int, _ y: Int, _ width: Int, _ height: Int) -> RGBImage) throws {
         set(tif, TIFFTAG_SUBFILETYPE, [UInt32(reduced ? FILETYPE_REDUCEDIMAGE : 0)])
-        set(tif, TIFFTAG_IMAGEWIDTH, [UInt32(level.width)])
-        set(tif, TIFFTAG_IMAGELENGTH, [UInt32(level.height)])
+        set(tif, TIFFTAG_IMAGEWIDTH, [UInt32(width)])
+        set(tif, TIFFTAG_IMAGELENGTH, [UInt32(height)])
         set(tif, TIFFTAG_BITSPERSAMPLE, [Int32(8)])
         set(tif, TIFFTAG_SAMPLESPERPIXEL, [Int32(3)])
         set(tif, TIFFTAG_PLANARCONFIG, [Int32(PLANARCONFIG_CONTIG)])
@@ -81,17 +113,19 @@ public enum PyramidWriter {
                 withVaList([Int32(subIFDCount), p.baseAddress!]) { TIFFVSetField(tif, UInt32(TIFFTAG_SUBIFD), $0) }
             }
         }
-        let across = (level.width + tileSize - 1) / tileSize, down = (level.height + tileSize - 1) / tileSize
+        let across = (width + tileSize - 1) / tileSize, down = (height + tileSize - 1) / tileSize
         var tile = [UInt8](repeating: 0, count: tileSize * tileSize * 3)
         for row in 0..<down {
             for column in 0..<across {
                 tile.withUnsafeMutableBufferPointer { $0.update(repeating: 255) }  // edge tiles padded with white
                 let x0 = column * tileSize, y0 = row * tileSize
-                let w = min(tileSize, level.width - x0), h = min(tileSize, level.height - y0)
-                level.pixels.withUnsafeBufferPointer { src in
+                let w = min(tileSize, width - x0), h = min(tileSize, height - y0)
+                let part = pixels(x0, y0, w, h)
+                precondition(part.width == w && part.height == h, "a tile provider must return \(w)×\(h) pixels")
+                part.pixels.withUnsafeBufferPointer { src in
                     tile.withUnsafeMutableBufferPointer { dst in
                         for y in 0..<h {
-                            (dst.baseAddress! + y * tileSize * 3).update(from: src.baseAddress! + ((y0 + y) * level.width + x0) * 3, count: w * 3)
+                            (dst.baseAddress! + y * tileSize * 3).update(from: src.baseAddress! + y * w * 3, count: w * 3)
                         }
                     }
                 }
