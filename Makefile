@@ -35,6 +35,7 @@ bench: build
 	$(RELEASE)/Benchmarks regions $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks cache $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks stain $(if $(QUICK),--quick)
+	$(RELEASE)/Benchmarks pipeline $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks model-suite $(if $(QUICK),--quick)
 
 clean-cache:

@@ -9,7 +9,8 @@ import Tensors
 enum RegionBenchmarks {
     static let side = 8192
 
-    static func run(quick: Bool) throws {
+    /// The 8192² synthetic-tissue JPEG pyramid (0.25 µm/px), made once under data/bench.
+    static func pyramid() throws -> URL {
         let directory = URL(fileURLWithPath: "data/bench")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let file = directory.appendingPathComponent("pyramid-8192-jpeg.tif")
@@ -17,6 +18,12 @@ enum RegionBenchmarks {
             print("generating \(file.path) (8192² synthetic tissue, JPEG q80, 256² tiles)…")
             try PyramidWriter.write(texture(), to: file, micronsPerPixel: 0.25, compression: .jpeg(quality: 80), tileSize: 256)
         }
+        return file
+    }
+
+    static func run(quick: Bool) throws {
+        let directory = URL(fileURLWithPath: "data/bench")
+        let file = try pyramid()
         let count = quick ? 300 : 2_000
         let repeats = quick ? 1 : 3
         var rng = RandomGenerator(seed: 42)

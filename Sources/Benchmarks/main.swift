@@ -5,6 +5,7 @@
 //     .build/release/Benchmarks regions [--quick]      (random region reads; tifffile and OpenSlide)
 //     .build/release/Benchmarks cache [--quick]        (tile cache writes and model-ready reads; Python lmdb + numpy)
 //     .build/release/Benchmarks stain [--quick]        (Macenko, Reinhard, Vahadane; torchstain, numpy, staintools)
+//     .build/release/Benchmarks pipeline [--quick]     (slide → tissue → tiles → Macenko → cache; the Python pipeline)
 //     .build/release/Benchmarks model-suite [--quick] [--model ssmamba_tiny]   (ours and PyTorch, side by side)
 import Foundation
 
@@ -29,6 +30,11 @@ case "cache":
     }
 case "stain":
     do { try StainBenchmarks.run(quick: arguments.contains("--quick")) } catch {
+        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
+        exit(1)
+    }
+case "pipeline":
+    do { try PipelineBenchmarks.run(quick: arguments.contains("--quick")) } catch {
         FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
         exit(1)
     }
