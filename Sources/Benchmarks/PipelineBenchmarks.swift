@@ -59,6 +59,9 @@ enum PipelineBenchmarks {
         print(String(format: "ours (ssmamba cache warm, 2 workers per stage), %d tiles          %8.1f", oursTiles, median(ours)))
         print(String(format: "Python (tifffile + torchstain + lmdb, DataLoader of 2), %d tiles  %8.1f   ratio %.1f×", peerTiles, median(peers), median(ours) / median(peers)))
         print(String(format: "tissue mask per slide: ours %.3f s (tissue detection with clean-up), numpy Otsu on level 0 %.3f s", median(maskOurs), median(maskPeer)))
+        for (who, values) in [("ours", ours), ("Python", peers)] where StainBenchmarks.spread(values) > 0.25 {
+            print("  note: \(who): repeats spread \(Int(100 * StainBenchmarks.spread(values))) %: the machine was too noisy to trust this figure")
+        }
         print("results: \(try MachineInfo.save("pipeline", quick: quick, ["ours_tiles_per_second": ours, "ours_tiles": oursTiles, "python_tiles_per_second": peers, "python_tiles": peerTiles, "mask_seconds_ours": maskOurs, "mask_seconds_python": maskPeer]))")
     }
 }

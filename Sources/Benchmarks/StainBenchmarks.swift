@@ -45,6 +45,9 @@ enum StainBenchmarks {
             let peerText = method == .vahadane ? (staintools.map { String(format: "staintools %.1f", $0) } ?? "staintools not installed")
                 : String(format: "%10.1f   %11.1f   %6.1f×", torch ?? .nan, numpy ?? .nan, mine / (torch ?? .nan))
             print(method.rawValue.padding(toLength: 50, withPad: " ", startingAt: 0), String(format: "%8.1f", mine), "  ", peerText)
+            for (who, values) in [("ours", ours[method.rawValue] ?? []), ("torchstain", peers["torchstain_\(method.rawValue)"] ?? [])] where spread(values) > 0.25 {
+                print("  note: \(method.rawValue), \(who): repeats spread \(Int(100 * spread(values))) %: the machine was too noisy to trust this figure")
+            }
             rows[method.rawValue] = ["ours": mine, "torchstain": torch as Any, "numpy": numpy as Any, "staintools": staintools as Any,
                                      "ours_runs": ours[method.rawValue]!, "spread": spread(ours[method.rawValue]!)]
         }
