@@ -146,18 +146,25 @@ enum LabColor {
                 let x = finv(a / 500 + fy) * white.0, y = finv(fy) * white.1, z = finv(fy - b / 200) * white.2
                 return (m[0] * x + m[1] * y + m[2] * z, m[3] * x + m[4] * y + m[5] * z, m[6] * x + m[7] * y + m[8] * z)
             }
-            var i = 0
-            while i < n {
-                let count = min(8, n - i)
-                var lv = Lanes(), av = Lanes(), bv = Lanes()
-                for lane in 0..<count { lv[lane] = l[i + lane]; av[lane] = a[i + lane]; bv[lane] = b[i + lane] }
-                let (r, g, bl) = rgb(lv, av, bv)
-                for lane in 0..<count {
-                    pixels[3 * (i + lane)] = encode(r[lane])
-                    pixels[3 * (i + lane) + 1] = encode(g[lane])
-                    pixels[3 * (i + lane) + 2] = encode(bl[lane])
+            // Linear RGB of 8 pixels lands in a small interleaved buffer, then each value is encoded.
+            var linearRGB = [Float](repeating: 0, count: 24)
+            linearRGB.withUnsafeMutableBufferPointer { buffer in
+                var i = 0
+                while i < n {
+                    let count = min(8, n - i)
+                    var lv = Lanes(), av = Lanes(), bv = Lanes()
+                    if count == 8 {
+                        lv = UnsafeRawPointer(l + i).loadUnaligned(as: Lanes.self)
+                        av = UnsafeRawPointer(a + i).loadUnaligned(as: Lanes.self)
+                        bv = UnsafeRawPointer(b + i).loadUnaligned(as: Lanes.self)
+                    } else {
+                        for lane in 0..<count { lv[lane] = l[i + lane]; av[lane] = a[i + lane]; bv[lane] = b[i + lane] }
+                    }
+                    let (r, g, bl) = rgb(lv, av, bv)
+                    for lane in 0..<8 { buffer[3 * lane] = r[lane]; buffer[3 * lane + 1] = g[lane]; buffer[3 * lane + 2] = bl[lane] }
+                    for k in 0..<(3 * count) { pixels[3 * i + k] = encode(buffer[k]) }
+                    i += 8
                 }
-                i += 8
             }
         } }
     }

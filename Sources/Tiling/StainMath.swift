@@ -33,10 +33,9 @@ public enum StainMath {
         let upper = k > n / 2
         let needed = upper ? n - k : k + 2  // values beyond the threshold that must be kept
         guard needed <= n / 20 else { return nil }
-        let sample = stride(from: 0, to: n, by: max(1, n / 1024)).map { values[$0] }.sorted()
+        var sample = stride(from: 0, to: n, by: max(1, n / 1024)).map { values[$0] }
         let share = min(0.5, 2.5 * Double(needed) / Double(n) + 4 / Double(sample.count))
-        let threshold = upper ? sample[max(0, Int(Double(sample.count) * (1 - share)))]
-                              : sample[min(sample.count - 1, Int(Double(sample.count) * share))]
+        let threshold = select(&sample, upper ? max(0, Int(Double(sample.count) * (1 - share))) : min(sample.count - 1, Int(Double(sample.count) * share)))
         var kept: [Double] = []
         kept.reserveCapacity(3 * needed)
         if upper { for v in values where v >= threshold { kept.append(v) } } else { for v in values where v <= threshold { kept.append(v) } }
