@@ -1,16 +1,19 @@
+import Foundation
 import Tensors
 
 /// DMS, the Directional Multi-scale mixer (MODEL.md), on tokens (batch, count, dim):
 ///
 ///     x, z = split(in_proj(U))                         in_proj: dim → 2E, no bias
 ///     x = silu(Σ_k conv1d_k(x))                        local path, "same" padding, k ∈ kernels
-///     y = (1/S) Σ_s unpermute_s(scan_s(permute_s(x)))  one parameter set per direction s
+///     y = Σ_s w_s · unpermute_s(scan_s(permute_s(x)))  one parameter set per direction s
 ///     out = out_proj(y ⊙ silu(z))                      out_proj: E → dim, no bias
 ///
-/// Several kernels (e.g. 3, 5, 7) make the "multi-scale" local path; the directions are the
-/// "directional" part; merge `mean` (default) or `sum`.
+/// Several kernels (e.g. 3, 5, 7) make the "multi-scale" local path ("same" padding, or causal as
+/// in Vim); the directions are the "directional" part. Merge weights w: `mean` 1/S (default),
+/// `sum` 1, or `softmax`: w = softmax(merge_logits), learned (initialised equal, i.e. the mean);
+/// then ∂w_s = ⟨∂y, unpermute_s(y_s)⟩ and ∂logits = w ⊙ (∂w − ⟨w, ∂w⟩).
 public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
-    public enum Merge: String, Sendable, Codable { case mean, sum }
+    public enum Merge: String, Sendable, Codable { case mean, sum, softmax }
 
     let inProjection: Linear
     let convolutions: [DepthwiseConv1D]
@@ -19,12 +22,16 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
     let expanded: Int
     let merge: Merge
     let memoryMode: SelectiveScan.MemoryMode
+    /// The learned merge's logits (softmax merge only).
+    let mergeLogits: Parameter?
 
     private var convolved = Tensor(zeros: [0]), gate = Tensor(zeros: [0]), merged = Tensor(zeros: [0])
     private var orders: [[Int]] = []
+    private var directionOutputs: [Tensor] = []  // kept for the learned merge's gradient
 
     public init(_ name: String, dim: Int, expand: Int, state: Int, directions: [ScanDirection], kernels: [Int],
-                merge: Merge = .mean, memoryMode: SelectiveScan.MemoryMode = .recompute, using rng: inout RandomGenerator) {
+                merge: Merge = .mean, padding: DepthwiseConv1D.Padding = .same,
+                memoryMode: SelectiveScan.MemoryMode = .recompute, using rng: inout RandomGenerator) {
         precondition(!directions.isEmpty && !kernels.isEmpty, "DMS needs at least one direction and one kernel")
         expanded = expand * dim
         self.merge = merge
@@ -33,7 +40,7 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         inProjection = Linear(parameterName(name, "in_proj"), inFeatures: dim, outFeatures: 2 * expanded, bias: false, using: &rng)
         var convs: [DepthwiseConv1D] = []
         for (i, k) in kernels.enumerated() {
-            convs.append(DepthwiseConv1D(parameterName(name, "convs.\(i)"), channels: expand * dim, kernel: k, using: &rng))
+            convs.append(DepthwiseConv1D(parameterName(name, "convs.\(i)"), channels: expand * dim, kernel: k, padding: padding, using: &rng))
         }
         convolutions = convs
         var made: [DirectionalScan] = []
@@ -43,13 +50,27 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         }
         scans = made
         outProjection = Linear(parameterName(name, "out_proj"), inFeatures: expand * dim, outFeatures: dim, bias: false, using: &rng)
+        mergeLogits = merge == .softmax ? Parameter(parameterName(name, "merge_logits"), Tensor(zeros: [directions.count]), decays: false) : nil
     }
 
     public var parameters: [Parameter] {
         inProjection.parameters + convolutions.flatMap(\.parameters) + scans.flatMap(\.parameters) + outProjection.parameters
+            + (mergeLogits.map { [$0] } ?? [])
     }
 
-    var mergeScale: Float { merge == .mean ? 1 / Float(scans.count) : 1 }
+    /// w_s for every direction.
+    var mergeWeights: [Float] {
+        switch merge {
+        case .mean: return [Float](repeating: 1 / Float(scans.count), count: scans.count)
+        case .sum: return [Float](repeating: 1, count: scans.count)
+        case .softmax:
+            let logits = mergeLogits!.value.scalars
+            let top = logits.max() ?? 0
+            let e = logits.map { Foundation.exp($0 - top) }
+            let total = e.reduce(0, +)
+            return e.map { $0 / total }
+        }
+    }
 
     public func forward(_ u: Tensor, grid: TokenGrid) -> Tensor {
         let (batch, count) = (u.shape[0], u.shape[1])
@@ -62,9 +83,11 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         let activated = convolved.mapped(Activation.silu)  // recomputed in the backward, not kept
         orders = scans.map { $0.direction.order(for: grid) }
         merged = Tensor(zeros: [batch, count, expanded])
-        for (scan, order) in zip(scans, orders) {
+        directionOutputs = []
+        for (s, (scan, order)) in zip(scans, orders).enumerated() {
             let y = scan.forward(TokenPermutation.gather(activated, order: order), mode: memoryMode)
-            TokenPermutation.scatterAdd(y, order: order, scale: mergeScale, into: &merged)
+            TokenPermutation.scatterAdd(y, order: order, scale: mergeWeights[s], into: &merged)
+            if merge == .softmax { directionOutputs.append(y) }
         }
         let gated = merged * gate.mapped(Activation.silu)
         return outProjection.forward(gated)
@@ -74,6 +97,7 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         convolved = Tensor(zeros: [0])
         gate = Tensor(zeros: [0])
         merged = Tensor(zeros: [0])
+        directionOutputs = []
         inProjection.releaseActivations()
         outProjection.releaseActivations()
         convolutions.forEach { $0.releaseActivations() }
@@ -91,10 +115,19 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         } }
         var gActivated = Tensor(zeros: gate.shape)
         let activated = convolved.mapped(Activation.silu)
-        for (scan, order) in zip(scans, orders) {
-            let gy = TokenPermutation.gather(gMerged, order: order) * mergeScale
+        let weights = mergeWeights
+        var gWeights = [Float](repeating: 0, count: scans.count)
+        for (s, (scan, order)) in zip(scans, orders).enumerated() {
+            let gathered = TokenPermutation.gather(gMerged, order: order)
+            if merge == .softmax {
+                gWeights[s] = gathered.withUnsafeBufferPointer { a in directionOutputs[s].withUnsafeBufferPointer { b in Reduction.dot(a, b) } }
+            }
             let input = TokenPermutation.gather(activated, order: order)
-            TokenPermutation.scatterAdd(scan.backward(gy, input: input), order: order, scale: 1, into: &gActivated)
+            TokenPermutation.scatterAdd(scan.backward(gathered * weights[s], input: input), order: order, scale: 1, into: &gActivated)
+        }
+        if let mergeLogits {
+            let mean = zip(weights, gWeights).reduce(0) { $0 + $1.0 * $1.1 }
+            for s in weights.indices { mergeLogits.gradient.scalars[s] += weights[s] * (gWeights[s] - mean) }
         }
         var gConvolved = Tensor(zeros: gate.shape)
         convolved.withUnsafeBufferPointer { xs in gActivated.withUnsafeBufferPointer { gs in

@@ -13,6 +13,9 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var directions: [String] = ["h", "h_flip", "v", "v_flip", "w2", "w2_flip"]
     /// Kernel sizes of the DMS local path; several are summed (the multi-scale variant).
     public var localKernels: [Int] = [3]
+    /// The DMS local path's padding: "same" (non-causal, the SSMamba default) or causal (Vim).
+    public var localPadding: DepthwiseConv1D.Padding = .same
+    /// How direction outputs combine: mean (default), sum, or learned softmax weights.
     public var merge: DirectionalMultiScale.Merge = .mean
     /// How many of the last blocks use self-attention instead of DMS (MODEL.md: the last quarter).
     public var attentionBlocks: Int = 3
@@ -26,6 +29,22 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var scanMemory: SelectiveScan.MemoryMode = .recompute
 
     public init(name: String) { self.name = name }
+
+    /// Reads a configuration; fields it does not name keep their defaults, so configurations saved
+    /// before a field existed still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name))
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let found = try c.decodeIfPresent(T.self, forKey: key) { value = found }
+        }
+        try read(.imageSize, &imageSize); try read(.patchSize, &patchSize); try read(.channels, &channels)
+        try read(.dim, &dim); try read(.depth, &depth); try read(.stateSize, &stateSize); try read(.expand, &expand)
+        try read(.directions, &directions); try read(.localKernels, &localKernels); try read(.localPadding, &localPadding)
+        try read(.merge, &merge); try read(.attentionBlocks, &attentionBlocks); try read(.heads, &heads)
+        try read(.mlpRatio, &mlpRatio); try read(.useLPR, &useLPR); try read(.dropPathRate, &dropPathRate)
+        try read(.headDropout, &headDropout); try read(.classes, &classes); try read(.scanMemory, &scanMemory)
+    }
 
     public var gridSide: Int { imageSize / patchSize }
     public var tokens: Int { gridSide * gridSide }

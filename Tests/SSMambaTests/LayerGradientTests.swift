@@ -85,6 +85,41 @@ final class LayerGradientTests: XCTestCase {
                             forward: { layer.forward($0, grid: visible) }, backward: { layer.backward($0) })
     }
 
+    /// The learned softmax merge (and the causal local path) by finite differences, logits included.
+    func testDirectionalMultiScaleLearnedMergeAndCausalConvolution() throws {
+        let directions = try ["h", "v_flip", "w2"].map { try XCTUnwrap(ScanDirection(name: $0)) }
+        let layer = DirectionalMultiScale("mixer", dim: 4, expand: 2, state: 3, directions: directions, kernels: [3], merge: .softmax,
+                                          padding: .causal, using: &rng)
+        XCTAssertTrue(layer.parameters.contains { $0.name == "mixer.merge_logits" })
+        randomize(layer.parameters, std: 0.4)
+        let full = TokenGrid.full(batch: 2, height: 3, width: 3)
+        GradientCheck.check(input: Tensor.normal([2, 9, 4], using: &rng), parameters: layer.parameters,
+                            forward: { layer.forward($0, grid: full) }, backward: layer.backward)
+    }
+
+    /// Equal logits make the learned merge exactly the mean.
+    func testSoftmaxMergeStartsAsTheMean() throws {
+        let directions = try ["h", "v"].map { try XCTUnwrap(ScanDirection(name: $0)) }
+        var a = RandomGenerator(seed: 4), b = RandomGenerator(seed: 4)
+        let mean = DirectionalMultiScale("m", dim: 4, expand: 2, state: 3, directions: directions, kernels: [3], merge: .mean, using: &a)
+        let learned = DirectionalMultiScale("m", dim: 4, expand: 2, state: 3, directions: directions, kernels: [3], merge: .softmax, using: &b)
+        let x = Tensor.normal([1, 4, 4], using: &rng), grid = TokenGrid.full(batch: 1, height: 2, width: 2)
+        XCTAssertEqual(mean.forward(x, grid: grid).scalars, learned.forward(x, grid: grid).scalars)
+    }
+
+    func testConfigurationsWithoutNewerFieldsStillLoad() throws {
+        let old = #"{"name": "old", "dim": 32, "depth": 2, "classes": 4}"#
+        let config = try JSONDecoder().decode(ModelConfiguration.self, from: Data(old.utf8))
+        XCTAssertEqual(config.dim, 32)
+        XCTAssertEqual(config.localPadding, .same)
+        XCTAssertEqual(config.merge, .mean)
+        var changed = config
+        changed.merge = .softmax
+        changed.localPadding = .causal
+        let back = try JSONDecoder().decode(ModelConfiguration.self, from: JSONEncoder().encode(changed))
+        XCTAssertEqual(back, changed)
+    }
+
     func testDirectionalMultiScaleEveryDirectionKind() throws {
         let directions = try ["h", "h_flip", "v", "v_flip", "w2", "w2_flip"].map { try XCTUnwrap(ScanDirection(name: $0)) }
         // State 16 takes the fast scan kernel, state 3 the reference loops.
