@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
-        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CZlib"], swiftSettings: numericFlags),
+        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CZlib", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Slides", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Metrics"),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),

@@ -1,4 +1,5 @@
 import CTIFF
+import CTurboJPEG
 import Foundation
 
 /// A libtiff handle with its error messages captured (not printed), and typed access to the tags
@@ -34,7 +35,24 @@ final class TIFFFile {
         self.messages = messages
     }
 
-    deinit { TIFFClose(handle) }
+    /// A TurboJPEG decoder for this handle's JPEG tiles, made on first use.
+    lazy var jpegDecoder: tjhandle? = tjInitDecompress()
+
+    deinit {
+        if let decoder = jpegDecoder { tjDestroy(decoder) }
+        TIFFClose(handle)
+    }
+
+    /// The JPEGTables tag of the current directory (abbreviated tables shared by its tiles).
+    func jpegTables() -> UnsafeRawBufferPointer? {
+        var count: UInt32 = 0
+        var pointer: UnsafeMutableRawPointer? = nil
+        let ok = withUnsafeMutablePointer(to: &count) { c in withUnsafeMutablePointer(to: &pointer) { p in
+            withVaList([c, p]) { TIFFVGetField(handle, UInt32(TIFFTAG_JPEGTABLES), $0) }
+        } }
+        guard ok == 1, let pointer, count >= 4 else { return nil }
+        return UnsafeRawBufferPointer(start: pointer, count: Int(count))
+    }
 
     /// The last libtiff error, cleared.
     func lastError() -> String { messages.take() ?? "libtiff reported no detail" }

@@ -1,3 +1,5 @@
+import CMalloc
+import CTurboJPEG
 import CTIFF
 import Foundation
 
@@ -37,8 +39,16 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
 
     /// Opens a slide. `micronsPerPixelOverride` replaces the file's µm/px (or supplies a missing
     /// one); `cache` may be shared between readers.
+    /// Decoded tiles (192 KB for 256² RGB) are above glibc's default mmap threshold, so each would
+    /// be mapped afresh and page-faulted in; keeping freed blocks in the process lets them be reused.
+    private static let keepFreedTiles: Void = {
+        _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
+    }()
+
     public init(path: String, micronsPerPixelOverride: Double? = nil, cache: TileCache = TileCache(),
                 background: (UInt8, UInt8, UInt8) = (255, 255, 255)) throws {
+        _ = Self.keepFreedTiles
         self.path = path
         self.cache = cache
         self.background = background
@@ -312,9 +322,44 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
             let plain = info.bitsPerSample == 8 && info.planar == 1
                 && ((info.photometric == 2 && info.samplesPerPixel >= 3) || (info.photometric == 6 && info.compression == 7)
                     || (info.photometric == 1 && info.samplesPerPixel == 1))
+            if plain && info.compression == 7 && info.photometric == 6 && info.samplesPerPixel == 3,
+               let image = decodeJPEGTile(index: index, width: width, height: height, file: file) {
+                return image
+            }
             if plain { return try decodeEncodedTile(info, index: index, width: width, height: height, file: file) }
             return try decodeRGBATile(index: index, width: width, height: height, file: file)
         }
+    }
+
+    /// A YCbCr JPEG tile straight through TurboJPEG: the raw tile spliced after the level's shared
+    /// tables (the tables without their end marker, the tile without its start marker), decoded to
+    /// RGB with the same (accurate, smooth-upsampling) settings libtiff's codec uses, without
+    /// libtiff's per-tile codec set-up. nil sends the tile to libtiff's path instead.
+    private func decodeJPEGTile(index: Int, width: Int, height: Int, file: TIFFFile) -> RGBImage? {
+        guard let decoder = file.jpegDecoder else { return nil }
+        let size = Int(TIFFGetStrileByteCount(file.handle, UInt32(index)))
+        guard size > 4 && size < 64 << 20 else { return nil }
+        let tables = file.jpegTables()
+        let prefix = tables.map { $0.count - 2 } ?? 0
+        var stream = [UInt8](unsafeUninitializedCapacity: prefix + size) { storage, initialized in
+            if let tables { UnsafeMutableRawBufferPointer(storage).copyMemory(from: UnsafeRawBufferPointer(rebasing: tables[0..<prefix])) }
+            let read = TIFFReadRawTile(file.handle, UInt32(index), storage.baseAddress! + prefix, tmsize_t(size))
+            initialized = read > 0 ? prefix + Int(read) : 0
+        }
+        guard stream.count > prefix + 2 else { return nil }
+        if tables != nil {
+            guard stream[prefix] == 0xFF && stream[prefix + 1] == 0xD8 else { return nil }
+            stream.removeSubrange(prefix..<(prefix + 2))  // the tile's own start-of-image marker
+        }
+        var status: Int32 = -1
+        let pixels = [UInt8](unsafeUninitializedCapacity: width * height * 3) { storage, initialized in
+            status = stream.withUnsafeBufferPointer { src in
+                tjDecompress2(decoder, src.baseAddress, UInt(src.count), storage.baseAddress, Int32(width), Int32(width * 3), Int32(height),
+                              Int32(TJPF_RGB.rawValue), 0)
+            }
+            initialized = status == 0 ? width * height * 3 : 0
+        }
+        return status == 0 ? RGBImage(width: width, height: height, pixels: pixels) : nil
     }
 
     /// libtiff decodes the tile (none, LZW, deflate, JPEG, zstd …) to interleaved samples.
@@ -322,10 +367,17 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         let channels = info.photometric == 6 ? 3 : info.samplesPerPixel
         let bufferSize = Int(TIFFTileSize(file.handle))
         guard bufferSize >= width * height * channels else { throw DecodeFailure("tile buffer of \(bufferSize) bytes is too small") }
-        var buffer = [UInt8](repeating: 0, count: bufferSize)
-        let read = buffer.withUnsafeMutableBytes { TIFFReadEncodedTile(file.handle, UInt32(index), $0.baseAddress, tmsize_t(bufferSize)) }
+        // Not zero-filled first: the decoder writes every byte it reports, and only those are used.
+        var read = 0
+        var buffer = [UInt8](unsafeUninitializedCapacity: bufferSize) { storage, initialized in
+            read = Int(TIFFReadEncodedTile(file.handle, UInt32(index), storage.baseAddress, tmsize_t(bufferSize)))
+            initialized = max(0, read)
+        }
         guard read >= width * height * channels else { throw DecodeFailure("cannot decode the tile (\(file.lastError()))") }
-        if channels == 3 { return RGBImage(width: width, height: height, pixels: Array(buffer.prefix(width * height * 3))) }
+        if channels == 3 {
+            if buffer.count > width * height * 3 { buffer.removeLast(buffer.count - width * height * 3) }
+            return RGBImage(width: width, height: height, pixels: buffer)
+        }
         var rgb = [UInt8](repeating: 0, count: width * height * 3)
         for p in 0..<(width * height) {
             for c in 0..<3 { rgb[3 * p + c] = channels == 1 ? buffer[p] : buffer[p * channels + c] }
