@@ -154,8 +154,7 @@ public struct MacenkoNormalizer: StainNormalizer {
                 }
             } }
         } }
-        var s0 = c0, s1 = c1
-        let maximum = [StainMath.percentile(&s0, 99), StainMath.percentile(&s1, 99)]
+        let maximum = [StainMath.percentile(of: c0, 99), StainMath.percentile(of: c1, 99)]
         guard maximum.allSatisfy({ $0.isFinite && $0 > 1e-6 }), matrix.joined().allSatisfy(\.isFinite) else { return nil }
         return Estimate(matrix: matrix, concentrations: [c0, c1], maximum: maximum)
     }

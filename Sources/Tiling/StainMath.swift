@@ -14,6 +14,22 @@ public enum StainMath {
         return a + fraction * (b - a)
     }
 
+    /// The same without touching `values` (a copy is made only when the tail shortcut fails).
+    public static func percentile(of values: [Double], _ p: Double) -> Double {
+        precondition(!values.isEmpty)
+        let position = p / 100 * Double(values.count - 1)
+        let low = Int(position.rounded(.down)), fraction = position - Double(low)
+        let (a, b): (Double, Double?)
+        if values.count > 4096, let found = tail(values, low) {
+            (a, b) = found
+        } else {
+            var copy = values
+            (a, b) = orderStatistics(&copy, low)
+        }
+        guard fraction > 0, let b else { return a }
+        return a + fraction * (b - a)
+    }
+
     /// The k-th and (k+1)-th smallest values (the second nil when k is the last). Near either end
     /// (the 1st and 99th percentiles the normalizers need) they are found among the few values
     /// beyond a threshold estimated from a sample: one pass, then a selection on ~2 % of the data.
