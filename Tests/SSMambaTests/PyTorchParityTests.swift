@@ -28,10 +28,22 @@ final class PyTorchParityTests: XCTestCase {
     }
 
     func testClassifierForwardLossAndEveryGradient() throws {
-        let (file, config) = try load("parity_classifier.safetensors")
+        try checkClassifier("parity_classifier.safetensors")
+    }
+
+    /// The learned softmax merge and causal local convolutions against the reference.
+    func testVariantWithLearnedMergeAndCausalConvolution() throws {
+        let (_, config) = try load("parity_variant.safetensors")
+        XCTAssertEqual(config.merge, .softmax)
+        XCTAssertEqual(config.localPadding, .causal)
+        try checkClassifier("parity_variant.safetensors")
+    }
+
+    func checkClassifier(_ name: String) throws {
+        let (file, config) = try load(name)
         var rng = RandomGenerator(seed: 0)
         let model = try Classifier(config: config, using: &rng)
-        try model.loadStateDictionary(file, prefix: "param/", source: "parity_classifier.safetensors")
+        try model.loadStateDictionary(file, prefix: "param/", source: name)
         let images = try file.tensor("input.images")
         let labels = try file.int64s("input.labels").map { Int($0) }
         // Training mode keeps activations for the backward; the fixture's drop rates are 0.

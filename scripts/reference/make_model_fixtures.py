@@ -1,6 +1,7 @@
 """Parity fixtures for the Swift engine: a tiny SSMamba in float64 with PyTorch autograd.
 
-Writes Tests/SSMambaTests/Fixtures/parity_classifier.safetensors and parity_encoder_masked.safetensors:
+Writes Tests/SSMambaTests/Fixtures/parity_classifier.safetensors, parity_encoder_masked.safetensors and
+parity_variant.safetensors (learned softmax merge, causal local convolutions):
 weights (`param/NAME`), inputs, outputs, the loss and every parameter's gradient (`grad/NAME`),
 with the configuration as JSON in the metadata. Run once; the outputs are committed:
 
@@ -42,13 +43,28 @@ with torch.no_grad():
             p.copy_(0.3 * torch.randn_like(p))
 
 
+def randomize(model):
+    """Move every weight to O(1) values (the initial ones make many gradients tiny), keeping the scan
+    parameters in their working range: A = −exp(A_log) ≈ −(1…16), Δ = softplus(bias + …) ≈ 0.05…0.7."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("A_log"):
+                p.copy_(torch.log(torch.arange(1, p.shape[1] + 1)).repeat(p.shape[0], 1) + 0.1 * torch.randn_like(p))
+            elif name.endswith("dt_proj.bias"):
+                p.uniform_(-3.0, 0.0)
+            elif name.endswith(".D"):
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            else:
+                p.copy_(0.3 * torch.randn_like(p))
+
+
 def tensors_of(prefix, named):
     return {f"{prefix}/{name}": value.detach().clone().contiguous() for name, value in named.items()}
 
 
-def save(name, tensors):
+def save(name, tensors, configuration=None):
     path = out_dir / name
-    save_file(tensors, str(path), metadata={"config": json.dumps(config), "smoothing": str(smoothing)})
+    save_file(tensors, str(path), metadata={"config": json.dumps(configuration or config), "smoothing": str(smoothing)})
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
@@ -102,3 +118,20 @@ save_file({"initial.weight": initial["weight"], "initial.bias": initial["bias"],
            "final.weight": weight.detach().clone(), "final.bias": bias.detach().clone()}, str(path),
           metadata={"learning_rates": "0.01,0.02,0.005", "betas": "0.9,0.95", "weight_decay": "0.05"})
 print(f"wrote {path}")
+
+# 4. A variant: learned softmax merge of the directions and causal local convolutions (Vim's form).
+torch.manual_seed(7)
+variant = {**config, "name": "parity_variant", "merge": "softmax", "localPadding": "causal"}
+variant_model = Classifier(variant).double()
+randomize(variant_model)
+variant_logits = variant_model(images)
+variant_loss = F.cross_entropy(variant_logits, labels, label_smoothing=smoothing)
+variant_model.zero_grad()
+variant_loss.backward()
+variant_params = variant_model.swift_state_dict()
+save("parity_variant.safetensors", {
+    **tensors_of("param", variant_params),
+    **tensors_of("grad", {n: p.grad for n, p in variant_params.items()}),
+    "input.images": images, "input.labels": labels, "output.logits": variant_logits.detach(),
+    "output.loss": variant_loss.detach().reshape(1),
+}, variant)

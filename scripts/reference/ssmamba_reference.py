@@ -83,9 +83,14 @@ class DirectionalMultiScale(nn.Module):
         dim, channels = config["dim"], config["expand"] * config["dim"]
         self.directions = config["directions"]
         self.merge = config["merge"]
+        self.causal = config.get("localPadding", "same") == "causal"
         self.in_proj = nn.Linear(dim, 2 * channels, bias=False)
+        # "same": centred kernel; causal (Vim): pad k − 1 on both sides and keep the first L outputs.
         self.convs = nn.ModuleList(
-            nn.Conv1d(channels, channels, k, padding=(k - 1) // 2, groups=channels) for k in config["localKernels"])
+            nn.Conv1d(channels, channels, k, padding=(k - 1) if self.causal else (k - 1) // 2, groups=channels)
+            for k in config["localKernels"])
+        if self.merge == "softmax":
+            self.merge_logits = nn.Parameter(torch.zeros(len(self.directions)))
         rank = (dim + 15) // 16
         self.scans = nn.ModuleList(DirectionalScan(channels, config["stateSize"], rank) for _ in self.directions)
         self.out_proj = nn.Linear(channels, dim, bias=False)
@@ -93,14 +98,17 @@ class DirectionalMultiScale(nn.Module):
     def forward(self, u, positions, height, width):
         x, z = self.in_proj(u).chunk(2, dim=-1)
         xt = x.transpose(1, 2)
-        x = F.silu(sum(conv(xt) for conv in self.convs).transpose(1, 2))
+        length = xt.shape[-1]
+        x = F.silu(sum(conv(xt)[..., :length] for conv in self.convs).transpose(1, 2))
+        if self.merge == "softmax":
+            weights = self.merge_logits.softmax(0)
+        else:
+            weights = torch.full((len(self.directions),), 1.0 / len(self.directions) if self.merge == "mean" else 1.0)
         y = torch.zeros_like(x)
-        for direction, scan in zip(self.directions, self.scans):
+        for s, (direction, scan) in enumerate(zip(self.directions, self.scans)):
             order = scan_order(direction, positions, height, width)
-            ys = scan(gather_tokens(x, order))
+            ys = scan(gather_tokens(x, order)) * weights[s]
             y = y.scatter_add(1, order.unsqueeze(-1).expand(-1, -1, y.shape[-1]), ys)
-        if self.merge == "mean":
-            y = y / len(self.directions)
         return self.out_proj(y * F.silu(z))
 
 
