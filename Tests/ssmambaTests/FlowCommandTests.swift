@@ -5,7 +5,7 @@ import XCTest
 /// warm-up (then a rerun) and Ctrl-C during a run.
 final class FlowCommandTests: XCTestCase {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ssmamba") }
+    var executable: URL { BuiltTool.executable }
     var folder: URL!
 
     override func setUpWithError() throws {
@@ -15,26 +15,9 @@ final class FlowCommandTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
 
-    func process(_ arguments: [String]) -> Process {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = folder
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        return process
-    }
+    func process(_ arguments: [String]) -> Process { BuiltTool.process(arguments, in: folder) }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = process(arguments)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try BuiltTool.run(arguments, in: folder) }
 
     /// A real-tissue slide: the CMU sample's level 0 rewritten as a pyramidal TIFF (0.499 µm/px).
     func makeSlide() throws {

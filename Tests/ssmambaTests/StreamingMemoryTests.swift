@@ -8,7 +8,6 @@ import XCTest
 /// 16384² synthetic slide (16× the pixels: 48 MB and 768 MB decoded at level 0) differs in peak
 /// resident memory by far less than the larger slide's decoded size.
 final class StreamingMemoryTests: XCTestCase {
-    var executable: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ssmamba") }
 
     func testPeakMemoryIsFlatInSlideSize() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("memory-\(UUID())")
@@ -47,11 +46,7 @@ final class StreamingMemoryTests: XCTestCase {
                 """
             let path = folder.appendingPathComponent("flow-\(side).yaml").path
             try flow.write(toFile: path, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = ["run", path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            let process = BuiltTool.process(["run", path])
             try process.run()
             process.waitUntilExit()
             XCTAssertEqual(process.terminationStatus, 0)

@@ -28,20 +28,6 @@ config = {
 }
 smoothing = 0.1
 
-model = Classifier(config).double()
-# Move every weight to O(1) values (the initial ones make many gradients tiny), keeping the
-# scan parameters in their working range: A = −exp(A_log) ≈ −(1…16), Δ = softplus(bias + …) ≈ 0.05…0.7.
-with torch.no_grad():
-    for name, p in model.named_parameters():
-        if name.endswith("A_log"):
-            p.copy_(torch.log(torch.arange(1, p.shape[1] + 1)).repeat(p.shape[0], 1) + 0.1 * torch.randn_like(p))
-        elif name.endswith("dt_proj.bias"):
-            p.uniform_(-3.0, 0.0)
-        elif name.endswith(".D"):
-            p.copy_(1 + 0.2 * torch.randn_like(p))
-        else:
-            p.copy_(0.3 * torch.randn_like(p))
-
 
 def randomize(model):
     """Move every weight to O(1) values (the initial ones make many gradients tiny), keeping the scan
@@ -56,6 +42,10 @@ def randomize(model):
                 p.copy_(1 + 0.2 * torch.randn_like(p))
             else:
                 p.copy_(0.3 * torch.randn_like(p))
+
+
+model = Classifier(config).double()
+randomize(model)
 
 
 def tensors_of(prefix, named):
