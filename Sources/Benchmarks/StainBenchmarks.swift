@@ -25,6 +25,12 @@ enum StainBenchmarks {
                 let start = DispatchTime.now().uptimeNanoseconds
                 for tile in subset { _ = normalizer.normalize(tile) }
                 ours[method.rawValue, default: []].append(Double(subset.count) / CacheBenchmarks.seconds(since: start))
+                // Both cores, as a flow's stain stage with `workers: 2` runs it.
+                let begin = DispatchTime.now().uptimeNanoseconds
+                DispatchQueue.concurrentPerform(iterations: 2) { worker in
+                    for index in stride(from: worker, to: subset.count, by: 2) { _ = normalizer.normalize(subset[index]) }
+                }
+                ours[method.rawValue + "_2", default: []].append(Double(subset.count) / CacheBenchmarks.seconds(since: begin))
             }
             if let python = ModelSuite.peerPython() {
                 let result = ModelSuite.runJSON([python, "scripts/peers/stain_peer.py", root.appendingPathComponent("tiles.u8").path,
@@ -36,19 +42,21 @@ enum StainBenchmarks {
             guard let values, !values.isEmpty else { return nil }
             return values.sorted()[values.count / 2]
         }
-        print("stain normalization, 224² H&E tiles, one thread     tiles/s   torchstain   plain numpy   ours/torchstain")
+        print("stain normalization, 224² H&E tiles      ours 1 thread  ours 2 threads   torchstain   plain numpy   ours/torchstain (1 / 2 threads)")
+        print("(the Python peers run with numpy's default threading: its bundled OpenBLAS may use every core)")
         var rows: [String: Any] = [:]
         for method in StainMethod.allCases {
             let mine = median(ours[method.rawValue])!
             let torch = median(peers["torchstain_\(method.rawValue)"]), numpy = median(peers["numpy_\(method.rawValue)"])
             let staintools = median(peers["staintools_\(method.rawValue)"])
-            let peerText = method == .vahadane ? (staintools.map { String(format: "staintools %.1f", $0) } ?? "staintools not installed")
-                : String(format: "%10.1f   %11.1f   %6.1f×", torch ?? .nan, numpy ?? .nan, mine / (torch ?? .nan))
-            print(method.rawValue.padding(toLength: 50, withPad: " ", startingAt: 0), String(format: "%8.1f", mine), "  ", peerText)
+            let both = median(ours[method.rawValue + "_2"]) ?? .nan
+            let peerText = method == .vahadane ? (staintools.map { String(format: "staintools %.1f (%.0f× / %.0f×)", $0, mine / $0, both / $0) } ?? "staintools not installed")
+                : String(format: "%10.1f   %11.1f   %6.1f× / %.1f×", torch ?? .nan, numpy ?? .nan, mine / (torch ?? .nan), both / (torch ?? .nan))
+            print(method.rawValue.padding(toLength: 38, withPad: " ", startingAt: 0), String(format: "%13.1f %15.1f", mine, both), "  ", peerText)
             for (who, values) in [("ours", ours[method.rawValue] ?? []), ("torchstain", peers["torchstain_\(method.rawValue)"] ?? [])] where spread(values) > 0.25 {
                 print("  note: \(method.rawValue), \(who): repeats spread \(Int(100 * spread(values))) %: the machine was too noisy to trust this figure")
             }
-            rows[method.rawValue] = ["ours": mine, "torchstain": torch as Any, "numpy": numpy as Any, "staintools": staintools as Any,
+            rows[method.rawValue] = ["ours": mine, "ours_2_threads": both, "torchstain": torch as Any, "numpy": numpy as Any, "staintools": staintools as Any,
                                      "ours_runs": ours[method.rawValue]!, "spread": spread(ours[method.rawValue]!)]
         }
         print("results: \(try MachineInfo.save("stain", quick: quick, ["tiles": tiles.count, "methods": rows]))")
