@@ -13,7 +13,7 @@ final class CommandLineTests: XCTestCase {
     func testHelpListsEverySubcommandAndVersionPrints() throws {
         let help = try run(["--help"])
         XCTAssertEqual(help.status, 0)
-        for subcommand in ["inspect", "region", "cache", "model", "selfcheck"] {
+        for subcommand in ["inspect", "region", "tissue", "tiles", "stain", "run", "flow", "cache", "model", "selfcheck"] {
             XCTAssertTrue(help.output.contains("  \(subcommand)"), "help lacks \(subcommand):\n\(help.output)")
         }
         let version = try run(["--version"])

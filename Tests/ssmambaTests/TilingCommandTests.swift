@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+
+/// `ssmamba tissue | tiles | stain` on the real samples, as a user runs them.
+final class TilingCommandTests: XCTestCase {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func sample(_ name: String) throws -> String {
+        let path = Self.repository.appendingPathComponent("data/samples/\(name)").path
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("run `make samples` (make test does it)") }
+        return path
+    }
+
+    func testTissueTilesAndStainCommands() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tiling-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let slide = try sample("cmu_small_region.svs")
+
+        let tissue = try BuiltTool.run(["tissue", slide, "--json", "--out", folder.appendingPathComponent("mask.tif").path])
+        XCTAssertEqual(tissue.status, 0, tissue.output)
+        let report = try JSONSerialization.jsonObject(with: Data(tissue.output.utf8)) as! [String: Any]
+        let fraction = try XCTUnwrap(report["tissue_fraction"] as? Double)
+        XCTAssertGreaterThan(fraction, 0.2)
+        XCTAssertLessThan(fraction, 0.95)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("mask.tif").path))
+
+        let tiles = folder.appendingPathComponent("tiles")
+        let exported = try BuiltTool.run(["tiles", slide, "--mpp", "1", "--size", "128", "--scales", "1,2", "--min-tissue", "0.8", "--out", tiles.path])
+        XCTAssertEqual(exported.status, 0, exported.output)
+        let rows = try String(contentsOf: tiles.appendingPathComponent("tiles.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+        XCTAssertGreaterThan(rows.count, 0)
+        XCTAssertEqual(rows.count % 2, 0, "two scales per position")
+        let pngs = try FileManager.default.contentsOfDirectory(atPath: tiles.path).filter { $0.hasSuffix(".png") }
+        XCTAssertEqual(pngs.count, rows.count)
+        let finer = try BuiltTool.run(["tiles", slide, "--mpp", "0.25", "--size", "64", "--out", folder.appendingPathComponent("x").path])
+        XCTAssertEqual(finer.status, 1)
+        XCTAssertTrue(finer.output.contains("upsampled fake"), finer.output)
+
+        let target = Self.repository.appendingPathComponent("Tests/TilingTests/Fixtures/stain/target.png").path
+        let image = Self.repository.appendingPathComponent("Tests/TilingTests/Fixtures/stain/nest.png").path
+        let saved = folder.appendingPathComponent("target.json").path
+        let stained = try BuiltTool.run(["stain", "--method", "reinhard", "--target", target, image, "--out", folder.appendingPathComponent("out").path,
+                                         "--save-target", saved])
+        XCTAssertEqual(stained.status, 0, stained.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/nest.png").path))
+        let again = try BuiltTool.run(["stain", "--target", saved, image, "--out", folder.appendingPathComponent("again").path])
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertEqual(try Data(contentsOf: folder.appendingPathComponent("again/nest.png")), try Data(contentsOf: folder.appendingPathComponent("out/nest.png")),
+                       "a saved target normalizes exactly as the fitted one")
+        let wrong = try BuiltTool.run(["stain", "--method", "macenco", "--target", target, image, "--out", folder.path])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.output.contains("macenko, reinhard, vahadane"), wrong.output)
+    }
+}
