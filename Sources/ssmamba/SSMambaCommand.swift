@@ -6,5 +6,5 @@ struct SSMambaCommand: ParsableCommand {
         commandName: "ssmamba",
         abstract: "SSMamba: a streaming, cached pipeline for pathology images and the SSMamba model, on CPUs.",
         version: SSMambaVersion.string,
-        subcommands: [InspectCommand.self, RegionCommand.self, TissueCommand.self, TilesCommand.self, StainCommand.self, RunCommand.self, FlowCommand.self, CacheCommand.self, ModelCommand.self, SelfCheckCommand.self])
+        subcommands: [InspectCommand.self, RegionCommand.self, TissueCommand.self, TilesCommand.self, StainCommand.self, RunCommand.self, EvalCommand.self, FlowCommand.self, CacheCommand.self, ModelCommand.self, SelfCheckCommand.self])
 }

@@ -1,0 +1,40 @@
+import Foundation
+import SSMamba
+import Slides
+import Tensors
+import XCTest
+
+/// `ssmamba eval`: streaming evaluation without a flow file.
+final class EvalCommandTests: XCTestCase {
+    func testEvaluatesSlidesAndWritesScoresAndHeatmaps() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID())")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("slides"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var rng = RandomGenerator(seed: 1)
+        var config = try ModelConfiguration.named("ssmamba_micro")
+        config.classes = 2
+        let model = try Classifier(config: config, using: &rng)
+        try Checkpoint(manifest: Checkpoint.Manifest(model: config, notes: ["classes": "benign,tumour"]), weights: model.stateDictionary())
+            .write(to: folder.appendingPathComponent("model"))
+        for name in ["a", "b"] {
+            try PyramidWriter.write(width: 1024, height: 768, to: folder.appendingPathComponent("slides/\(name).tif"), micronsPerPixel: 0.5) { _, x, _, w, h in
+                x < 256 ? RGBImage(width: w, height: h, filling: (242, 241, 243)) : RGBImage(width: w, height: h, filling: (200, 120, 180))
+            }
+        }
+        let out = folder.appendingPathComponent("run").path
+        let result = try BuiltTool.run(["eval", "--checkpoint", folder.appendingPathComponent("model").path, "--slides", folder.appendingPathComponent("slides").path,
+                                        "--pattern", "*.tif", "--mpp", "2", "--heatmap-class", "tumour", "--out", out])
+        XCTAssertEqual(result.status, 0, result.output)
+        let scores = try String(contentsOfFile: out + "/evaluate_slides/slide_scores.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(scores.first, "slide,tiles,mean_p_benign,mean_p_tumour,predicted")
+        XCTAssertEqual(scores.count, 3)
+        for name in ["a", "b"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/evaluate_slides/\(name).heatmap.tif"))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/evaluate_slides/\(name).heatmap.png"))
+        }
+        let unknown = try BuiltTool.run(["eval", "--checkpoint", folder.appendingPathComponent("model").path, "--slides", folder.appendingPathComponent("slides").path,
+                                         "--pattern", "*.tif", "--heatmap-class", "lymph", "--out", out])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.output.contains("--heatmap-class 'lymph' is not one of the checkpoint's classes: benign, tumour"), unknown.output)
+    }
+}
