@@ -34,7 +34,10 @@ struct StainCommand: ParsableCommand {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 var passed = 0
                 let started = Date()
+                let progress = CommandProgress(total: images.count, label: "stain")
+                defer { progress.finish() }
                 for path in images {
+                    defer { progress.advance() }
                     let result = normalizer.normalize(try ImageFile.read(path))
                     if case .passedThrough(_, let reason) = result {
                         passed += 1
