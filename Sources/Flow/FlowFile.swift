@@ -70,8 +70,7 @@ public struct FlowFile: Sendable {
     }
 
     /// The keys every stage entry may carry besides its kind's parameters.
-    public static var commonStageKeys: [ParameterSpec] { stepKeys }
-    static let stepKeys: [ParameterSpec] = [
+    public static let commonStageKeys: [ParameterSpec] = [
         ParameterSpec("name", .text, optional: true, "the step's name (default: its kind); other steps refer to it in `from:`"),
         ParameterSpec("from", .text, optional: true, "the step(s) it reads (default: the previous one); a list merges several"),
         ParameterSpec("workers", .integer(1...64), default: "1", "threads running the stage"),
@@ -262,7 +261,7 @@ struct FlowFileParser {
             return nil
         }
         let location = FlowFileLocation(file: path, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
-        let allowed = [kindKey] + (defaultName == nil ? FlowFile.stepKeys.map(\.name) : []) + kind.parameters.map(\.name)
+        let allowed = [kindKey] + (defaultName == nil ? FlowFile.commonStageKeys.map(\.name) : []) + kind.parameters.map(\.name)
         checkKeys(map, allowed: allowed, in: "\(kindKey) '\(kindName)'")
 
         let name = map["name"].flatMap { scalarText($0, "name") } ?? defaultName ?? kindName

@@ -1,3 +1,5 @@
+import Tensors
+
 /// Percentile bootstrap confidence intervals.
 public enum Bootstrap {
     public struct Interval: Sendable, Codable, Equatable {
@@ -14,18 +16,11 @@ public enum Bootstrap {
     public static func interval(count n: Int, resamples: Int = 1000, level: Double = 0.95, seed: UInt64 = 0,
                                 metric: ([Int]) -> Double?) -> Interval? {
         guard let estimate = metric(Array(0..<n)), n > 0 else { return nil }
-        var state = seed &+ 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 {  // splitmix64
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = RandomGenerator(seed: seed)
         var values: [Double] = []
         values.reserveCapacity(resamples)
         for _ in 0..<resamples {
-            let sample = (0..<n).map { _ in Int(next() % UInt64(n)) }
+            let sample = (0..<n).map { _ in rng.integer(below: n) }
             if let value = metric(sample) { values.append(value) }
         }
         guard !values.isEmpty else { return Interval(estimate: estimate, lower: estimate, upper: estimate, resamples: 0) }

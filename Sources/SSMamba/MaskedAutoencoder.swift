@@ -165,14 +165,20 @@ public final class MaskedAutoencoder: ParameterOwner {
     /// Patches (B, cells, p·p·C) in (row, column, channel) order, each normalised to zero mean and
     /// unit variance: (t − mean) / √(var + 1e-6).
     public static func normalisedPatches(_ images: Tensor, patch p: Int) -> Tensor {
+        patchesWithStatistics(images, patch: p).normalised
+    }
+
+    /// The normalised patches, and each patch's mean and √(var + 1e-6) (to undo the normalisation).
+    static func patchesWithStatistics(_ images: Tensor, patch p: Int) -> (normalised: Tensor, means: [Float], deviations: [Float]) {
         let (batch, channels, height, width) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
         let side = height / p, across = width / p, values = p * p * channels
         var out = Tensor(zeros: [batch, side * across, values])
+        var means = [Float](repeating: 0, count: batch * side * across), deviations = means
         images.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
             for b in 0..<batch {
                 for row in 0..<side {
                     for column in 0..<across {
-                        let base = ((b * side + row) * across + column) * values
+                        let patch = (b * side + row) * across + column, base = patch * values
                         var index = 0
                         for y in 0..<p { for x in 0..<p { for c in 0..<channels {
                             dst[base + index] = src[((b * channels + c) * height + row * p + y) * width + column * p + x]
@@ -182,13 +188,47 @@ public final class MaskedAutoencoder: ParameterOwner {
                         for j in 0..<values { mean += dst[base + j] }
                         mean /= Float(values)
                         for j in 0..<values { let v = dst[base + j] - mean; squares += v * v }
-                        let inverse = 1 / (squares / Float(values) + 1e-6).squareRoot()
-                        for j in 0..<values { dst[base + j] = (dst[base + j] - mean) * inverse }
+                        let deviation = (squares / Float(values) + 1e-6).squareRoot()
+                        for j in 0..<values { dst[base + j] = (dst[base + j] - mean) / deviation }
+                        (means[patch], deviations[patch]) = (mean, deviation)
                     }
                 }
             }
         } }
+        return (out, means, deviations)
+    }
+
+    /// `images` (B, C, H, W) with every patch hidden by `visible` rewritten: `value(b, cell, index,
+    /// channel)` gives pixel `index` of the patch in its (row, column, channel) order.
+    public static func replacingHiddenPatches(_ images: Tensor, visible: TokenGrid, patch p: Int,
+                                              with value: (_ image: Int, _ cell: Int, _ index: Int, _ channel: Int) -> Float) -> Tensor {
+        let (channels, height, width) = (images.shape[1], images.shape[2], images.shape[3])
+        let across = width / p
+        var out = images
+        for b in 0..<visible.batch {
+            let shown = Set(visible.positions[(b * visible.count)..<((b + 1) * visible.count)])
+            for cell in 0..<visible.cells where !shown.contains(cell) {
+                let (row, column) = (cell / across, cell % across)
+                var index = 0
+                for y in 0..<p { for x in 0..<p { for c in 0..<channels {
+                    out.scalars[((b * channels + c) * height + row * p + y) * width + column * p + x] = value(b, cell, index, c)
+                    index += 1
+                } } }
+            }
+        }
         return out
+    }
+
+    /// For looking at: `images` with the hidden patches replaced by the model's prediction, brought
+    /// back from normalised pixels with each true patch's mean and deviation (how MAE shows them).
+    public func reconstruct(_ images: Tensor, visible: TokenGrid) -> Tensor {
+        var unused = RandomGenerator(seed: 0)
+        let (_, predicted) = loss(images, visible: visible, training: false, using: &unused)
+        let (_, means, deviations) = Self.patchesWithStatistics(images, patch: config.patchSize)
+        let (cells, values) = (config.tokens, predicted.shape[2])
+        return Self.replacingHiddenPatches(images, visible: visible, patch: config.patchSize) { b, cell, index, _ in
+            predicted.scalars[(b * cells + cell) * values + index] * deviations[b * cells + cell] + means[b * cells + cell]
+        }
     }
 
     /// Fixed 2-D sine-cosine position table (cells, dim): half the width encodes the row, half

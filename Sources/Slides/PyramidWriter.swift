@@ -29,12 +29,10 @@ public enum PyramidWriter {
                 let scale = Double(image.width) / Double(level.width)
                 try writeLevel(width: level.width, height: level.height, tif: tif, path: url.path, tileSize: tileSize, compression: compression,
                                reduced: index > 0, micronsPerPixel: micronsPerPixel.map { $0 * scale },
-                               subIFDCount: layout == .subIFDs && index == 0 ? levels.count - 1 : 0) { x0, y0, w, h in
-                    var part = [UInt8](repeating: 0, count: w * h * 3)
-                    for y in 0..<h {
-                        part.replaceSubrange((y * w * 3)..<((y + 1) * w * 3), with: level.pixels[((y0 + y) * level.width + x0) * 3..<((y0 + y) * level.width + x0 + w) * 3])
+                               subIFDCount: layout == .subIFDs && index == 0 ? levels.count - 1 : 0) { x0, y0, w, h, tile, stride in
+                    level.pixels.withUnsafeBufferPointer { src in
+                        for y in 0..<h { (tile + y * stride).update(from: src.baseAddress! + ((y0 + y) * level.width + x0) * 3, count: w * 3) }
                     }
-                    return RGBImage(width: w, height: h, pixels: part)
                 }
             }
         }
@@ -53,7 +51,15 @@ public enum PyramidWriter {
             for (index, size) in sizes.enumerated() {
                 try writeLevel(width: size.0, height: size.1, tif: tif, path: url.path, tileSize: tileSize, compression: compression,
                                reduced: index > 0, micronsPerPixel: micronsPerPixel.map { $0 * Double(width) / Double(size.0) },
-                               subIFDCount: 0) { x, y, w, h in tile(index, x, y, w, h) }
+                               subIFDCount: 0) { x, y, w, h, destination, stride in
+                    let part = tile(index, x, y, w, h)
+                    guard part.width == w && part.height == h else {
+                        throw SlideError(.invalidRequest, url.path, "the tile provider returned \(part.width)×\(part.height) pixels for a \(w)×\(h) tile at (\(x), \(y)) of level \(index)")
+                    }
+                    part.pixels.withUnsafeBufferPointer { src in
+                        for row in 0..<h { (destination + row * stride).update(from: src.baseAddress! + row * w * 3, count: w * 3) }
+                    }
+                }
             }
         }
     }
@@ -81,7 +87,7 @@ public enum PyramidWriter {
 
     private static func writeLevel(width: Int, height: Int, tif: OpaquePointer, path: String, tileSize: Int, compression: Compression,
                                    reduced: Bool, micronsPerPixel: Double?, subIFDCount: Int,
-                                   pixels: (_ x: Int, _ y: Int, _ width: Int, _ height: Int) -> RGBImage) throws {
+                                   copy: (_ x: Int, _ y: Int, _ width: Int, _ height: Int, _ into: UnsafeMutablePointer<UInt8>, _ rowStride: Int) throws -> Void) throws {
         set(tif, TIFFTAG_SUBFILETYPE, [UInt32(reduced ? FILETYPE_REDUCEDIMAGE : 0)])
         set(tif, TIFFTAG_IMAGEWIDTH, [UInt32(width)])
         set(tif, TIFFTAG_IMAGELENGTH, [UInt32(height)])
@@ -120,15 +126,7 @@ public enum PyramidWriter {
                 tile.withUnsafeMutableBufferPointer { $0.update(repeating: 255) }  // edge tiles padded with white
                 let x0 = column * tileSize, y0 = row * tileSize
                 let w = min(tileSize, width - x0), h = min(tileSize, height - y0)
-                let part = pixels(x0, y0, w, h)
-                precondition(part.width == w && part.height == h, "a tile provider must return \(w)×\(h) pixels")
-                part.pixels.withUnsafeBufferPointer { src in
-                    tile.withUnsafeMutableBufferPointer { dst in
-                        for y in 0..<h {
-                            (dst.baseAddress! + y * tileSize * 3).update(from: src.baseAddress! + y * w * 3, count: w * 3)
-                        }
-                    }
-                }
+                try tile.withUnsafeMutableBufferPointer { try copy(x0, y0, w, h, $0.baseAddress!, tileSize * 3) }
                 let written = tile.withUnsafeMutableBytes {
                     TIFFWriteEncodedTile(tif, UInt32(row * across + column), $0.baseAddress, tmsize_t($0.count))
                 }

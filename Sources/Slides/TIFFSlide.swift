@@ -37,15 +37,12 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     private let associated: [String: Directory]
     private let cache: TileCache
 
-    /// Opens a slide. `micronsPerPixelOverride` replaces the file's µm/px (or supplies a missing
-    /// one); `cache` may be shared between readers.
     /// Decoded tiles (192 KB for 256² RGB) are above glibc's default mmap threshold, so each would
     /// be mapped afresh and page-faulted in; keeping freed blocks in the process lets them be reused.
-    private static let keepFreedTiles: Void = {
-        _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
-    }()
+    private static let keepFreedTiles: Void = ssmamba_keep_freed_memory()
 
+    /// Opens a slide. `micronsPerPixelOverride` replaces the file's µm/px (or supplies a missing
+    /// one); `cache` may be shared between readers.
     public init(path: String, micronsPerPixelOverride: Double? = nil, cache: TileCache = TileCache(),
                 background: (UInt8, UInt8, UInt8) = (255, 255, 255)) throws {
         _ = Self.keepFreedTiles

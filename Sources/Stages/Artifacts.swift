@@ -34,3 +34,24 @@ final class Artifacts: @unchecked Sendable {
         return try published[name]!.get()
     }
 }
+
+/// Where a stage's model comes from: another step of this flow (its checkpoint is awaited), or a
+/// checkpoint folder on disk. Decided once, when the flow is assembled.
+enum CheckpointSource: Sendable, CustomStringConvertible {
+    case step(String)
+    case folder(URL)
+
+    func url(_ artifacts: Artifacts, isStopping: () -> Bool) throws -> URL {
+        switch self {
+        case .step(let name): return try artifacts.wait(for: name, isStopping: isStopping)
+        case .folder(let url): return url
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .step(let name): return name
+        case .folder(let url): return url.path
+        }
+    }
+}

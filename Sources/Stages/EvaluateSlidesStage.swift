@@ -14,20 +14,21 @@ import Tiling
 final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
-    let checkpoint: String
+    let checkpoint: CheckpointSource
     let micronsPerPixel: Double, minimumTissue: Double
     let batchSize: Int
     let heatmapClass: String?
     let folder: URL
     let artifacts: Artifacts
     private let lock = NSLock()
+    private let forwardLock = NSLock()
     private var scores: [String] = []
     private var classNames: [String] = []
     private var loaded: Classifier?
 
-    init(name: String, _ p: ParameterValues, runFolder: URL, artifacts: Artifacts) {
+    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, runFolder: URL, artifacts: Artifacts) {
         self.name = name
-        checkpoint = p.text("checkpoint")
+        self.checkpoint = checkpoint
         micronsPerPixel = p.number("mpp")
         minimumTissue = p.number("min_tissue")
         batchSize = p.integer("batch")
@@ -40,7 +41,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     private func model(_ context: StageContext<Never>) throws -> (Classifier, [String]) {
         try lock.withLock {
             if let loaded { return (loaded, classNames) }
-            let url = checkpoint.contains("/") ? URL(fileURLWithPath: checkpoint) : try artifacts.wait(for: checkpoint, isStopping: { context.isStopping })
+            let url = try checkpoint.url(artifacts, isStopping: { context.isStopping })
             let saved = try Checkpoint.read(from: url)
             var rng = RandomGenerator(seed: 0)
             let model = try Classifier(config: saved.manifest.model, using: &rng)
@@ -77,7 +78,13 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         let partial = folder.appendingPathComponent(".\(stem).tiles.csv.partial")
         FileManager.default.createFile(atPath: partial.path, contents: nil)
         guard let csv = FileHandle(forWritingAtPath: partial.path) else { throw StageError("cannot write \(partial.path)") }
-        defer { try? csv.close() }
+        var complete = false
+        defer {
+            if !complete {  // a failed or stopped slide leaves no half-written table behind
+                try? csv.close()
+                try? FileManager.default.removeItem(at: partial)
+            }
+        }
         csv.write(Data(("column,row,level0_x,level0_y,tissue_fraction," + classes.map { "p_\($0)" }.joined(separator: ",") + "\n").utf8))
         var sums = [Double](repeating: 0, count: classes.count)
         var rng = RandomGenerator(seed: 0)
@@ -85,9 +92,12 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             if context.isStopping { return }
             let chunk = Array(positions[start..<min(positions.count, start + batchSize)])
             let images = try chunk.map { try cropper.crops(reader, at: $0)[0].image }
-            let logits = model.forward(Augmentation.evaluation.batch(images, size: size, using: &rng), training: false, using: &rng)
+            let batch = Augmentation.evaluation.batch(images, size: size, using: &rng)
+            forwardLock.lock()  // layers keep per-call state: one forward at a time when workers > 1
+            let logits = model.forward(batch, training: false, using: &rng)
+            forwardLock.unlock()
             var rows = ""
-            for (position, probabilities) in zip(chunk, FinetuneStage.softmax(logits)) {
+            for (position, probabilities) in zip(chunk, Probabilities.rows(logits)) {
                 heat[position.row * columns + position.column] = Float(probabilities[target])
                 for k in classes.indices { sums[k] += probabilities[k] }
                 rows += String(format: "%d,%d,%.0f,%.0f,%.4f,", position.column, position.row, position.level0X, position.level0Y, position.tissueFraction)
@@ -99,11 +109,12 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         try csv.close()
         _ = try? FileManager.default.removeItem(at: csvURL)
         try FileManager.default.moveItem(at: partial, to: csvURL)
+        complete = true
         let heatmap = Self.colourMap(heat, columns: columns, rows: rows)
         try PyramidWriter.write(heatmap, to: folder.appendingPathComponent("\(stem).heatmap.tif"), micronsPerPixel: base * extent, compression: .deflate)
         try PNGWriter.write(Self.enlarge(heatmap, toAtLeast: 512), to: folder.appendingPathComponent("\(stem).heatmap.png"))
         let means = sums.map { positions.isEmpty ? 0 : $0 / Double(positions.count) }
-        let predicted = means.indices.max { means[$0] < means[$1] }.map { classes[$0] } ?? ""
+        let predicted = classes.isEmpty ? "" : classes[Probabilities.argmax(means)]
         let row = "\(slide.path),\(positions.count)," + means.map { String(format: "%.5f", $0) }.joined(separator: ",") + ",\(predicted)"
         lock.withLock { scores.append(row) }
         context.count("\(name).slides")

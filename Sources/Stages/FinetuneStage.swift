@@ -13,7 +13,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
     let modelName: String
-    let initFrom: String?
+    let initFrom: CheckpointSource?
     let epochs: Int, batchSize: Int
     let learningRate: Float, weightDecay: Float, labelSmoothing: Float
     let balanced: Bool
@@ -24,11 +24,11 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let collection: TileCollection
     let artifacts: Artifacts
 
-    init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
+    init(name: String, _ p: ParameterValues, initFrom: CheckpointSource?, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
         self.name = name
         modelName = p.text("model")
         _ = try ModelConfiguration.named(modelName)
-        initFrom = p.optionalText("init").flatMap { $0 == "scratch" ? nil : $0 }
+        self.initFrom = initFrom
         epochs = p.integer("epochs")
         batchSize = p.integer("batch")
         learningRate = Float(p.number("lr"))
@@ -51,7 +51,6 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         guard let label = input.label, !label.isEmpty else {
             throw StageError("\(input): no label (fine-tuning needs labelled tiles: class folders, a CSV label column, or nucleus types)")
         }
-        _ = label
         try collection.add(input, stage: name)
     }
 
@@ -91,12 +90,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         var rng = RandomGenerator(seed: seed)
         let model = try Classifier(config: config, using: &rng)
         if let initFrom {
-            let url: URL
-            if initFrom.contains("/") {
-                url = URL(fileURLWithPath: initFrom)
-            } else {
-                url = try artifacts.wait(for: initFrom, isStopping: { context.isStopping })
-            }
+            let url = try initFrom.url(artifacts, isStopping: { context.isStopping })
             let pretrained = try Checkpoint.read(from: url)
             guard pretrained.manifest.model.imageSize == config.imageSize, pretrained.manifest.model.dim == config.dim,
                   pretrained.manifest.model.depth == config.depth else {
@@ -141,7 +135,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
                 context.count("\(name).steps")
             }
             let scores = predict(model, validation)
-            let metrics = ClassificationMetrics(truth: validation.map { index[$0.label!]! }, predicted: scores.map(Self.argmax), classes: classes.count)
+            let metrics = ClassificationMetrics(truth: validation.map { index[$0.label!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
             context.record(metric: "\(name).train_loss", epochLoss / Double(stepsPerEpoch))
             context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
             if best == nil || metrics.balancedAccuracy > best!.score {
@@ -161,7 +155,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         try report.write(to: folder)
         var manifest = Checkpoint.Manifest(model: config)
         manifest.notes = ["kind": "classifier", "classes": classes.joined(separator: ","), "best_epoch": "\(best.epoch)",
-                          "validation_balanced_accuracy": "\(best.score)", "initialised_from": initFrom ?? "scratch"]
+                          "validation_balanced_accuracy": "\(best.score)", "initialised_from": initFrom?.description ?? "scratch"]
         let url = folder.appendingPathComponent("best")
         try Checkpoint(manifest: manifest, weights: best.weights).write(to: url)
         return url
@@ -174,23 +168,11 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         for start in stride(from: 0, to: tiles.count, by: 64) {
             let chunk = tiles[start..<min(tiles.count, start + 64)].map(\.image)
             let logits = model.forward(Augmentation.evaluation.batch(chunk, size: model.config.imageSize, using: &rng), training: false, using: &rng)
-            result += Self.softmax(logits)
+            result += Probabilities.rows(logits)
         }
         return result
     }
 
-    static func softmax(_ logits: Tensor) -> [[Double]] {
-        let (rows, k) = (logits.shape[0], logits.shape[1])
-        return (0..<rows).map { r in
-            let row = (0..<k).map { Double(logits.scalars[r * k + $0]) }
-            let top = row.max() ?? 0
-            let e = row.map { Foundation.exp($0 - top) }
-            let total = e.reduce(0, +)
-            return e.map { $0 / total }
-        }
-    }
-
-    static func argmax(_ row: [Double]) -> Int { row.indices.max { row[$0] < row[$1] } ?? 0 }
 }
 
 /// Test metrics of a classifier with bootstrap intervals, written as metrics.json and confusion.csv.
@@ -202,7 +184,7 @@ struct TestReport {
 
     init(classes: [String], truth: [Int], probabilities: [[Double]], seed: UInt64) {
         self.classes = classes
-        let predicted = probabilities.map(FinetuneStage.argmax)
+        let predicted = probabilities.map(Probabilities.argmax)
         metrics = ClassificationMetrics(truth: truth, predicted: predicted, classes: classes.count)
         func auc(_ sample: [Int]) -> Double? {
             let t = sample.map { truth[$0] }, p = sample.map { probabilities[$0] }

@@ -40,11 +40,18 @@ public enum FlowAssembler {
         var tilesStages: [String: TilesStage] = [:]
         let artifacts = Artifacts()
         let kinds = Dictionary(steps.map { ($0.name, $0.kind.name) }, uniquingKeysWith: { a, _ in a })
-        func requireStep(_ reference: String, kind: String, for step: FlowStep) throws {
-            guard !reference.contains("/"), reference != "scratch" else { return }
-            guard kinds[reference] == kind else {
-                throw StageError("'\(reference)' is not a `\(kind)` step of this flow (give a step name or a checkpoint folder path)")
+        /// A step of this flow of one of `allowed` kinds, or an existing checkpoint folder.
+        func checkpoint(_ reference: String, from allowed: [String]) throws -> CheckpointSource {
+            if let kind = kinds[reference] {
+                guard allowed.contains(kind) else {
+                    throw StageError("'\(reference)' is a `\(kind)` step; a checkpoint comes from a \(allowed.map { "`\($0)`" }.joined(separator: " or ")) step or a checkpoint folder")
+                }
+                return .step(reference)
             }
+            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: reference).appendingPathComponent("checkpoint.json").path) else {
+                throw StageError("'\(reference)' is neither a \(allowed.map { "`\($0)`" }.joined(separator: " or ")) step of this flow nor a checkpoint folder (one holding checkpoint.json)")
+            }
+            return .folder(URL(fileURLWithPath: reference))
         }
 
         func take(_ name: String) -> AnyEdge { outputs[name]!.removeFirst() }
@@ -59,10 +66,6 @@ public enum FlowAssembler {
                 outputs[step.name] = edge.fanOut(graph, "\(step.name).fan-out", count)
             }
         }
-        func fail(_ step: FlowStep, _ error: Error) -> Error {
-            StageError("\(step.location): \(step.kind.name == step.name ? "" : "'\(step.name)' ")(\(step.kind.name)): \(error)")
-        }
-
         for step in steps {
             do {
                 let p = step.parameters
@@ -122,21 +125,18 @@ public enum FlowAssembler {
                                from: input!.typed(Tile.self), onError: step.onError)
                     edge = nil
                 case "finetune":
-                    if let reference = p.optionalText("init") { try requireStep(reference, kind: "pretrain", for: step) }
-                    graph.sink(step.name, try FinetuneStage(name: step.name, p, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                    let start = try p.optionalText("init").flatMap { $0 == "scratch" ? nil : try checkpoint($0, from: ["pretrain"]) }
+                    graph.sink(step.name, try FinetuneStage(name: step.name, p, initFrom: start, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
                                from: input!.typed(Tile.self), onError: step.onError)
                     edge = nil
                 case "evaluate_slides":
-                    try requireStep(p.text("checkpoint"), kind: "finetune", for: step)
-                    graph.sink(step.name, EvaluateSlidesStage(name: step.name, p, runFolder: runFolder, artifacts: artifacts),
+                    let model = try checkpoint(p.text("checkpoint"), from: ["finetune"])
+                    graph.sink(step.name, EvaluateSlidesStage(name: step.name, p, checkpoint: model, runFolder: runFolder, artifacts: artifacts),
                                from: input!.typed(SlideItem.self), workers: step.workers, onError: step.onError)
                     edge = nil
                 case "slide_mil":
-                    let reference = p.text("checkpoint")
-                    if !reference.contains("/") && !["pretrain", "finetune"].contains(kinds[reference] ?? "") {
-                        throw StageError("'\(reference)' is not a `pretrain` or `finetune` step of this flow (give a step name or a checkpoint folder path)")
-                    }
-                    graph.sink(step.name, SlideMILStage(name: step.name, p, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                    let encoder = try checkpoint(p.text("checkpoint"), from: ["pretrain", "finetune"])
+                    graph.sink(step.name, SlideMILStage(name: step.name, p, checkpoint: encoder, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
                                from: input!.typed(SlideItem.self), workers: step.workers, onError: step.onError)
                     edge = nil
                 case "export":
@@ -148,10 +148,9 @@ public enum FlowAssembler {
                     throw StageError("the stage kind '\(step.kind.name)' is in the catalog but not built (a bug: please report it)")
                 }
                 publish(step, edge)
-            } catch let error as StageError where error.description.hasPrefix(step.location.description) {
-                throw error
             } catch {
-                throw fail(step, error)
+                // Name the step and its place in the flow file.
+                throw StageError("\(step.location): \(step.kind.name == step.name ? "" : "'\(step.name)' ")(\(step.kind.name)): \(error)")
             }
         }
         return graph

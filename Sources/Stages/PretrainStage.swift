@@ -101,31 +101,14 @@ final class PretrainStage: Stage, @unchecked Sendable {
     private func writeReconstructions(_ model: MaskedAutoencoder, tiles: [RGBImage]) throws {
         guard !tiles.isEmpty else { return }
         var rng = RandomGenerator(seed: seed &+ 1)
-        let size = config.imageSize, p = config.patchSize, side = config.gridSide
+        let size = config.imageSize
         let images = Augmentation.evaluation.batch(tiles, size: size, using: &rng)
         let visible = model.randomVisibleGrid(batch: tiles.count, using: &rng)
-        let (_, predicted) = model.loss(images, visible: visible, training: false, using: &rng)
-        var masked = images, reconstructed = images
-        let values = p * p * 3
+        let reconstructed = model.reconstruct(images, visible: visible)
+        let masked = MaskedAutoencoder.replacingHiddenPatches(images, visible: visible, patch: config.patchSize) { _, _, _, c in
+            (0.5 - Augmentation.mean[c]) / Augmentation.std[c]  // mid grey
+        }
         for b in 0..<tiles.count {
-            let shown = Set(visible.positions[(b * visible.count)..<((b + 1) * visible.count)])
-            for cell in 0..<(side * side) where !shown.contains(cell) {
-                let (row, column) = (cell / side, cell % side)
-                // The true patch's mean and spread, to undo the per-patch normalisation.
-                var patch: [Float] = []
-                for y in 0..<p { for x in 0..<p { for c in 0..<3 {
-                    patch.append(images.scalars[((b * 3 + c) * size + row * p + y) * size + column * p + x])
-                } } }
-                let mean = patch.reduce(0, +) / Float(values)
-                let spread = (patch.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(values) + 1e-6).squareRoot()
-                var index = 0
-                for y in 0..<p { for x in 0..<p { for c in 0..<3 {
-                    let at = ((b * 3 + c) * size + row * p + y) * size + column * p + x
-                    reconstructed.scalars[at] = predicted.scalars[(b * side * side + cell) * values + index] * spread + mean
-                    masked.scalars[at] = (0.5 - Augmentation.mean[c]) / Augmentation.std[c]
-                    index += 1
-                } } }
-            }
             let parts = [Augmentation.image(masked, index: b), Augmentation.image(reconstructed, index: b), Augmentation.image(images, index: b)]
             var strip = RGBImage(width: size * 3 + 8, height: size, filling: (255, 255, 255))
             for (k, part) in parts.enumerated() {

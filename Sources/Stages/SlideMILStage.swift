@@ -16,7 +16,7 @@ import Tiling
 final class SlideMILStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
-    let checkpoint: String
+    let checkpoint: CheckpointSource
     let micronsPerPixel: Double, minimumTissue: Double
     let maximumTiles: Int
     let survival: Bool
@@ -29,9 +29,9 @@ final class SlideMILStage: Stage, @unchecked Sendable {
     private var encoder: (model: Encoder, identity: String)?
     private var bags: [(slide: SlideItem, embeddings: Tensor)] = []
 
-    init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts) {
+    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, seed: Int, runFolder: URL, artifacts: Artifacts) {
         self.name = name
-        checkpoint = p.text("checkpoint")
+        self.checkpoint = checkpoint
         micronsPerPixel = p.number("mpp")
         minimumTissue = p.number("min_tissue")
         maximumTiles = p.integer("max_tiles")
@@ -50,7 +50,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
     private func loadEncoder(_ context: StageContext<Never>) throws -> (model: Encoder, identity: String) {
         try lock.withLock {
             if let encoder { return encoder }
-            let url = checkpoint.contains("/") ? URL(fileURLWithPath: checkpoint) : try artifacts.wait(for: checkpoint, isStopping: { context.isStopping })
+            let url = try checkpoint.url(artifacts, isStopping: { context.isStopping })
             let saved = try Checkpoint.read(from: url)
             var rng = RandomGenerator(seed: 0)
             let model = try Encoder(config: saved.manifest.model, using: &rng)
@@ -139,13 +139,9 @@ final class SlideMILStage: Stage, @unchecked Sendable {
                 csv += "\(bag.slide.path),\(bag.slide.patient ?? ""),\(foldOf[bag.slide.patient ?? bag.slide.path]!),\(bag.slide.time!),\(bag.slide.event! ? 1 : 0),\(risks[i])\n"
             }
         } else {
-            let probabilities = outputs.map { row -> [Double] in
-                let top = row.max() ?? 0
-                let e = row.map { Foundation.exp($0 - top) }
-                return e.map { $0 / e.reduce(0, +) }
-            }
+            let probabilities = Probabilities.rows(Tensor(shape: [outputs.count, classes.count], scalars: outputs.joined().map(Float.init)))
             let truth = usable.map { classes.firstIndex(of: $0.slide.label!)! }
-            let metrics = ClassificationMetrics(truth: truth, predicted: probabilities.map(FinetuneStage.argmax), classes: classes.count)
+            let metrics = ClassificationMetrics(truth: truth, predicted: probabilities.map(Probabilities.argmax), classes: classes.count)
             context.record(metric: "\(name).cv_accuracy", metrics.accuracy)
             context.record(metric: "\(name).cv_balanced_accuracy", metrics.balancedAccuracy)
             if let auc = classes.count == 2 ? RankingMetrics.rocAUC(positive: truth.map { $0 == 1 }, scores: probabilities.map { $0[1] })

@@ -10,9 +10,5 @@ public enum MemoryPolicy {
         _ = configured
     }
 
-    private static let configured: Void = {
-        // 32 MiB is the largest threshold glibc accepts on 64-bit (larger values are refused).
-        _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
-    }()
+    private static let configured: Void = ssmamba_keep_freed_memory()
 }

@@ -87,7 +87,6 @@ public struct MacenkoNormalizer: StainNormalizer {
     /// tile has too little tissue or the estimate degenerates.
     static func estimate(_ image: RGBImage) -> Estimate? {
         let n = image.width * image.height
-        let odTable = (0..<256).map { -log((Double($0) + 1) / lightIntensity) }
         // Mean and covariance of the tissue pixels' OD (the tissue pixels themselves are not kept).
         var count = 0
         var (m0, m1, m2, c00, c01, c02, c11, c12, c22) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -138,7 +137,7 @@ public struct MacenkoNormalizer: StainNormalizer {
         let matrix = vMin[0] > vMax[0] ? [vMin, vMax] : [vMax, vMin]
 
         // Least squares C = (MᵀM)⁻¹Mᵀ·OD for every pixel (M = matrixᵀ, 3×2).
-        let g00 = dot(matrix[0], matrix[0]), g01 = dot(matrix[0], matrix[1]), g11 = dot(matrix[1], matrix[1])
+        let (g00, g01, g11) = StainMath.gram(matrix)
         let det = g00 * g11 - g01 * g01
         guard det.isFinite && abs(det) > 1e-12 else { return nil }
         let p0 = (0..<3).map { (g11 * matrix[0][$0] - g01 * matrix[1][$0]) / det }
@@ -188,5 +187,6 @@ public struct MacenkoNormalizer: StainNormalizer {
         return a + fraction * (angle(ofPseudoAngle: next) - a)
     }
 
-    static func dot(_ a: [Double], _ b: [Double]) -> Double { a[0] * b[0] + a[1] * b[1] + a[2] * b[2] }
+    /// Optical density −ln((I + 1) / I₀) of every 8-bit value.
+    static let odTable: [Double] = (0..<256).map { -log((Double($0) + 1) / lightIntensity) }
 }

@@ -115,6 +115,12 @@ public enum StainMath {
         return (order.map { a[$0][$0] }, (0..<3).map { row in order.map { v[row][$0] } })
     }
 
+    /// G = M·Mᵀ of two stain vectors (rows of 3): (g₀₀, g₀₁, g₁₁).
+    static func gram(_ m: [[Double]]) -> (Double, Double, Double) {
+        func dot(_ a: [Double], _ b: [Double]) -> Double { a[0] * b[0] + a[1] * b[1] + a[2] * b[2] }
+        return (dot(m[0], m[0]), dot(m[0], m[1]), dot(m[1], m[1]))
+    }
+
     /// The non-negative lasso with two atoms, solved exactly:
     /// argmin_{α ≥ 0} ½‖x − Dα‖² + λ(α₁ + α₂), given G = DᵀD and b = Dᵀx.
     /// The problem is convex, so the best of the feasible active-set candidates is the optimum.

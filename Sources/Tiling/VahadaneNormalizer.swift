@@ -109,7 +109,7 @@ public struct VahadaneNormalizer: StainNormalizer {
         var codes = [Double](repeating: 0, count: 2 * m)
         for _ in 0..<iterations {
             // Concentrations for the current stains.
-            let g00 = MacenkoNormalizer.dot(w[0], w[0]), g01 = MacenkoNormalizer.dot(w[0], w[1]), g11 = MacenkoNormalizer.dot(w[1], w[1])
+            let (g00, g01, g11) = StainMath.gram(w)
             for i in 0..<m {
                 let b0 = w[0][0] * x[3 * i] + w[0][1] * x[3 * i + 1] + w[0][2] * x[3 * i + 2]
                 let b1 = w[1][0] * x[3 * i] + w[1][1] * x[3 * i + 1] + w[1][2] * x[3 * i + 2]
@@ -139,7 +139,7 @@ public struct VahadaneNormalizer: StainNormalizer {
     /// 99th percentiles; nil if a stain is absent.
     static func maximumConcentrations(_ image: RGBImage, _ w: [[Double]]) -> (concentrations: [Double], maximum: [Double])? {
         let n = image.width * image.height
-        let g00 = MacenkoNormalizer.dot(w[0], w[0]), g01 = MacenkoNormalizer.dot(w[0], w[1]), g11 = MacenkoNormalizer.dot(w[1], w[1])
+        let (g00, g01, g11) = StainMath.gram(w)
         var codes = [Double](repeating: 0, count: 2 * n)
         image.pixels.withUnsafeBufferPointer { p in
             for i in 0..<n {

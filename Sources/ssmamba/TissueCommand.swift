@@ -30,11 +30,14 @@ struct TissueCommand: ParsableCommand {
                 if out.lowercased().hasSuffix(".png") { try mask.writePNG(to: url) } else { try mask.writePyramid(to: url) }
             }
             if json {
-                let fields: [String: Any] = [
+                // Absent values (no µm/px, no mask file) are left out rather than written as null.
+                var fields: [String: Any] = [
                     "slide": slide, "tissue_fraction": mask.tissueFraction, "mask_width": mask.width, "mask_height": mask.height,
-                    "mask_downsample": mask.downsample, "mask_mpp": mask.micronsPerPixel as Any, "mask_file": out as Any, "seconds": seconds,
+                    "mask_downsample": mask.downsample, "seconds": seconds,
                 ]
-                let data = try JSONSerialization.data(withJSONObject: fields.compactMapValues { $0 is NSNull ? nil : $0 }, options: [.sortedKeys, .prettyPrinted])
+                if let mpp = mask.micronsPerPixel { fields["mask_mpp"] = mpp }
+                if let out { fields["mask_file"] = out }
+                let data = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .prettyPrinted])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(String(format: "%@: tissue %.1f %% (mask %d×%d, %@ per pixel)%@", slide, 100 * mask.tissueFraction, mask.width, mask.height,

@@ -113,11 +113,17 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(config.dim, 32)
         XCTAssertEqual(config.localPadding, .same)
         XCTAssertEqual(config.merge, .mean)
-        var changed = config
-        changed.merge = .softmax
-        changed.localPadding = .causal
+        // Every field away from its default survives a round trip (a field the decoder forgets fails here).
+        var changed = ModelConfiguration(name: "every-field")
+        changed.imageSize = 96; changed.patchSize = 8; changed.channels = 4; changed.dim = 24; changed.depth = 3
+        changed.stateSize = 8; changed.expand = 3; changed.directions = ["h", "w3_flip"]; changed.localKernels = [5, 7]
+        changed.localPadding = .causal; changed.merge = .softmax; changed.attentionBlocks = 1; changed.heads = 4
+        changed.mlpRatio = 2; changed.useLPR = false; changed.dropPathRate = 0.2; changed.headDropout = 0.3
+        changed.classes = 5; changed.scanMemory = .storeStates
         let back = try JSONDecoder().decode(ModelConfiguration.self, from: JSONEncoder().encode(changed))
         XCTAssertEqual(back, changed)
+        let fields = Mirror(reflecting: changed).children.count
+        XCTAssertEqual(fields, 20, "a new configuration field needs a line in init(from:) and in this test")
     }
 
     func testDirectionalMultiScaleEveryDirectionKind() throws {

@@ -61,6 +61,24 @@ final class MaskedAutoencoderTests: XCTestCase {
             for j in 0..<48 { let d = Double(predicted.scalars[cell * 48 + j] - target.scalars[cell * 48 + j]); total += d * d; count += 1 }
         }
         XCTAssertEqual(Double(loss), total / Double(count), accuracy: 1e-5)
+        // The reconstruction keeps visible patches and un-normalises the predicted hidden ones with
+        // the true patch's mean and deviation: (reconstructed − mean) / deviation is the prediction.
+        let reconstructed = model.reconstruct(images, visible: visible)
+        func raw(_ t: Tensor, _ cell: Int) -> [Float] {  // a patch's pixels in (row, column, channel) order
+            var values: [Float] = []
+            for y in 0..<4 { for x in 0..<4 { for c in 0..<3 { values.append(t.scalars[(c * 16 + (cell / 4) * 4 + y) * 16 + (cell % 4) * 4 + x]) } } }
+            return values
+        }
+        for cell in 0..<16 {
+            let original = raw(images, cell), rebuilt = raw(reconstructed, cell)
+            if visible.positions.contains(cell) {
+                XCTAssertEqual(rebuilt, original, "visible patch \(cell) changed")
+            } else {
+                let mean = original.reduce(0, +) / 48
+                let deviation = (original.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 48 + 1e-6).squareRoot()
+                for j in 0..<48 { XCTAssertEqual((rebuilt[j] - mean) / deviation, predicted.scalars[cell * 48 + j], accuracy: 1e-4) }
+            }
+        }
         // Each target patch has zero mean and unit variance.
         let patch = Array(target.scalars[0..<48])
         XCTAssertEqual(patch.reduce(0, +) / 48, 0, accuracy: 1e-5)

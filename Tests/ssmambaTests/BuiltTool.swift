@@ -1,4 +1,6 @@
 import Foundation
+import SSMamba
+import Tensors
 
 /// The `ssmamba` executable built beside the test bundle, run as a user would.
 enum BuiltTool {
@@ -28,4 +30,15 @@ enum BuiltTool {
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+}
+
+/// A random-weight `ssmamba_micro` classifier checkpoint, for tests about the machinery around a
+/// model (memory, files, commands), not its accuracy.
+func writeRandomClassifier(classes: [String], to url: URL, seed: UInt64 = 0) throws {
+    var rng = RandomGenerator(seed: seed)
+    var config = try ModelConfiguration.named("ssmamba_micro")
+    config.classes = classes.count
+    let model = try Classifier(config: config, using: &rng)
+    try Checkpoint(manifest: Checkpoint.Manifest(model: config, notes: ["classes": classes.joined(separator: ",")]), weights: model.stateDictionary())
+        .write(to: url)
 }

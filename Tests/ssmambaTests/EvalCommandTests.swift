@@ -10,12 +10,7 @@ final class EvalCommandTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID())")
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("slides"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        var rng = RandomGenerator(seed: 1)
-        var config = try ModelConfiguration.named("ssmamba_micro")
-        config.classes = 2
-        let model = try Classifier(config: config, using: &rng)
-        try Checkpoint(manifest: Checkpoint.Manifest(model: config, notes: ["classes": "benign,tumour"]), weights: model.stateDictionary())
-            .write(to: folder.appendingPathComponent("model"))
+        try writeRandomClassifier(classes: ["benign", "tumour"], to: folder.appendingPathComponent("model"), seed: 1)
         for name in ["a", "b"] {
             try PyramidWriter.write(width: 1024, height: 768, to: folder.appendingPathComponent("slides/\(name).tif"), micronsPerPixel: 0.5) { _, x, _, w, h in
                 x < 256 ? RGBImage(width: w, height: h, filling: (242, 241, 243)) : RGBImage(width: w, height: h, filling: (200, 120, 180))

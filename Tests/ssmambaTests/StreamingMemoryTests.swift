@@ -14,12 +14,7 @@ final class StreamingMemoryTests: XCTestCase {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         // A random-weight classifier: memory, not accuracy, is under test.
-        var rng = RandomGenerator(seed: 0)
-        var config = try ModelConfiguration.named("ssmamba_micro")
-        config.classes = 2
-        let model = try Classifier(config: config, using: &rng)
-        try Checkpoint(manifest: Checkpoint.Manifest(model: config, notes: ["classes": "a,b"]), weights: model.stateDictionary())
-            .write(to: folder.appendingPathComponent("model"))
+        try writeRandomClassifier(classes: ["a", "b"], to: folder.appendingPathComponent("model"), seed: 0)
 
         // Glass, with a disk of tissue (uniform tiles, so writing 16384² stays quick).
         let glass = RGBImage(width: 256, height: 256, filling: (242, 241, 243)), tissue = RGBImage(width: 256, height: 256, filling: (200, 120, 180))
