@@ -15,47 +15,30 @@ func option(_ name: String, default value: String) -> String {
     return arguments[i + 1]
 }
 
+let quick = arguments.contains("--quick")
+
+/// Runs a suite; a failure is printed and ends the process with status 1.
+func suite(_ body: () throws -> Void) {
+    do { try body() } catch {
+        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 switch arguments.first {
-case "tensor":
-    TensorBenchmarks.run(quick: arguments.contains("--quick"))
-case "regions":
-    do { try RegionBenchmarks.run(quick: arguments.contains("--quick")) } catch {
-        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
-        exit(1)
-    }
-case "cache":
-    do { try CacheBenchmarks.run(quick: arguments.contains("--quick")) } catch {
-        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
-        exit(1)
-    }
-case "stain":
-    do { try StainBenchmarks.run(quick: arguments.contains("--quick")) } catch {
-        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
-        exit(1)
-    }
-case "pipeline":
-    do { try PipelineBenchmarks.run(quick: arguments.contains("--quick")) } catch {
-        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
-        exit(1)
-    }
-case "scan":
-    ScanBenchmarks.run(quick: arguments.contains("--quick"))
-case "model-suite":
-    do {
-        try ModelSuite.run(quick: arguments.contains("--quick"), model: option("--model", default: "ssmamba_tiny"))
-    } catch {
-        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
-        exit(1)
-    }
+case "tensor": TensorBenchmarks.run(quick: quick)
+case "scan": ScanBenchmarks.run(quick: quick)
+case "regions": suite { try RegionBenchmarks.run(quick: quick) }
+case "cache": suite { try CacheBenchmarks.run(quick: quick) }
+case "stain": suite { try StainBenchmarks.run(quick: quick) }
+case "pipeline": suite { try PipelineBenchmarks.run(quick: quick) }
+case "model-suite": suite { try ModelSuite.run(quick: quick, model: option("--model", default: "ssmamba_tiny")) }
 case "model":
-    do {
+    suite {
         try ModelBenchmarks.runCase(model: option("--model", default: "ssmamba_tiny"), batch: Int(option("--batch", default: "8")) ?? 8,
                                     training: option("--mode", default: "infer") == "train", steps: Int(option("--steps", default: "5")) ?? 5)
-    } catch {
-        FileHandle.standardError.write(Data("Benchmarks: \(error)\n".utf8))
-        exit(1)
     }
 default:
-    FileHandle.standardError.write(Data("usage: Benchmarks tensor [--quick] | model --model NAME --batch N --mode infer|train [--steps N] | model-suite [--quick] [--model NAME]\n".utf8))
+    FileHandle.standardError.write(Data("usage: Benchmarks tensor|scan|regions|cache|stain|pipeline|model-suite [--quick] | model --model NAME --batch N --mode infer|train [--steps N]\n".utf8))
     exit(2)
 }

@@ -58,20 +58,26 @@ def save(name, tensors, configuration=None):
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
+def save_classifier(name, classifier, configuration):
+    """Logits, label-smoothed cross-entropy and every gradient of `classifier` on images/labels."""
+    logits = classifier(images)
+    loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+    classifier.zero_grad()
+    loss.backward()
+    params = classifier.swift_state_dict()
+    save(name, {
+        **tensors_of("param", params),
+        **tensors_of("grad", {n: p.grad for n, p in params.items()}),
+        "input.images": images, "input.labels": labels, "output.logits": logits.detach(),
+        "output.loss": loss.detach().reshape(1),
+    }, configuration)
+    return params
+
+
 # 1. The classifier on full images: logits, label-smoothed cross-entropy, every gradient.
 images = torch.randn(2, 3, 16, 16)
 labels = torch.tensor([2, 0])
-logits = model(images)
-loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-model.zero_grad()
-loss.backward()
-params = model.swift_state_dict()
-save("parity_classifier.safetensors", {
-    **tensors_of("param", params),
-    **tensors_of("grad", {n: p.grad for n, p in params.items()}),
-    "input.images": images, "input.labels": labels, "output.logits": logits.detach(),
-    "output.loss": loss.detach().reshape(1),
-})
+params = save_classifier("parity_classifier.safetensors", model, config)
 
 # 2. The encoder on a fixed visible-token set (as in masked pretraining): 6 of 16 tokens per image.
 positions = torch.tensor([[0, 3, 5, 6, 10, 15], [1, 2, 7, 8, 12, 13]])
@@ -114,14 +120,4 @@ torch.manual_seed(7)
 variant = {**config, "name": "parity_variant", "merge": "softmax", "localPadding": "causal"}
 variant_model = Classifier(variant).double()
 randomize(variant_model)
-variant_logits = variant_model(images)
-variant_loss = F.cross_entropy(variant_logits, labels, label_smoothing=smoothing)
-variant_model.zero_grad()
-variant_loss.backward()
-variant_params = variant_model.swift_state_dict()
-save("parity_variant.safetensors", {
-    **tensors_of("param", variant_params),
-    **tensors_of("grad", {n: p.grad for n, p in variant_params.items()}),
-    "input.images": images, "input.labels": labels, "output.logits": variant_logits.detach(),
-    "output.loss": variant_loss.detach().reshape(1),
-}, variant)
+save_classifier("parity_variant.safetensors", variant_model, variant)
