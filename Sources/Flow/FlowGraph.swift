@@ -202,10 +202,11 @@ public final class FlowGraph: @unchecked Sendable {
         output: Edge<S.Output>?
     ) {
         consume(input, by: name)
+        // One worker hands items over in order anyway: no turnstile for it. (`register` reports a
+        // worker count below 1 as a problem of the graph.)
         let statistics = register(name, workers: workers, ordered: ordered && workers > 1, policy: policy)
+        let workers = statistics.workers, ordered = statistics.ordered
         statistics.inputOccupancy = Self.occupancy(of: input.channel)
-        let workers = max(1, workers)
-        let ordered = ordered && workers > 1
         let turnstile = Turnstile()
         let receiveLock = NSLock()
         let sequence = Counter()

@@ -28,7 +28,6 @@ final class StageStatistics: @unchecked Sendable {
     }
 
     func received(waited: Double) { lock.withLock { itemsIn += 1; waitingForInputSeconds += waited } }
-    func waitedForInput(_ seconds: Double) { lock.withLock { waitingForInputSeconds += seconds } }
     func emitted(waited: Double) { lock.withLock { itemsOut += 1; waitingForOutputSeconds += waited } }
     func worked(_ seconds: Double) { lock.withLock { busySeconds += seconds } }
     func markFinished() { lock.withLock { finished = true } }

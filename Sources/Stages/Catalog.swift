@@ -67,7 +67,7 @@ public enum Catalog {
             ParameterSpec("size", .integer(16...4096), default: "224", "tile size in pixels"),
             ParameterSpec("stride", .integer(1...4096), optional: true, "pixels between tiles at `mpp` (default: `size`, no overlap)"),
             ParameterSpec("scales", .numbers(0.05...64), optional: true, "µm/px of the crops at each position (default: [mpp])"),
-            ParameterSpec("min_tissue", .number(0...1), default: "0.5", "least tissue fraction of a kept position (needs a tissue stage before; 0 keeps all)"),
+            ParameterSpec("min_tissue", .number(0...1), default: "0.5", "least tissue fraction of a kept position (from the tissue stage before; without one every position counts as tissue)"),
             ParameterSpec("allow_upsampling", .flag, default: "false", "allow scales finer than the slide's level 0"),
             ParameterSpec("max_per_slide", .integer(1...100_000_000), optional: true, "keep at most this many positions per slide (evenly spaced)"),
         ])
