@@ -40,8 +40,23 @@ public enum SelectiveScan {
     public struct Operands {
         public var u, delta, A, B, C, D: Tensor
         public var z: Tensor?
-        public init(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor? = nil) {
+        /// When true, `delta` holds the pre-activation and the scan uses Δ = softplus(delta)
+        /// (computed inside the kernels, no Δ tensor); `Gradients.delta` is then ∂L/∂(pre-activation)
+        /// = ∂L/∂Δ · σ(delta).
+        public var deltaSoftplus: Bool
+        public init(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor? = nil, deltaSoftplus: Bool = false) {
             (self.u, self.delta, self.A, self.B, self.C, self.D, self.z) = (u, delta, A, B, C, D, z)
+            self.deltaSoftplus = deltaSoftplus
+        }
+
+        /// The same operands with Δ = softplus(delta) materialised.
+        var withPlainDelta: Operands {
+            var plain = self
+            if deltaSoftplus {
+                plain.delta = delta.mapped(Activation.softplus)
+                plain.deltaSoftplus = false
+            }
+            return plain
         }
 
         public var shape: Shape {
@@ -68,6 +83,7 @@ public enum SelectiveScan {
     /// Plain-loop forward; returns out.
     public static func reference(_ x: Operands) -> Tensor {
         x.validate()
+        let x = x.withPlainDelta
         let s = x.shape
         var out = Tensor(zeros: x.u.shape)
         for b in 0..<s.batch {
@@ -92,6 +108,11 @@ public enum SelectiveScan {
     /// Plain-loop backward, storing every state; the definition the fast kernel is tested against.
     public static func referenceBackward(_ x: Operands, gradOutput g: Tensor) -> Gradients {
         x.validate()
+        if x.deltaSoftplus {
+            var grads = referenceBackward(x.withPlainDelta, gradOutput: g)
+            grads.delta = grads.delta * x.delta.mapped(Activation.sigmoid)
+            return grads
+        }
         let s = x.shape
         var grads = Gradients(u: Tensor(zeros: x.u.shape), delta: Tensor(zeros: x.u.shape), A: Tensor(zeros: x.A.shape),
                               B: Tensor(zeros: x.B.shape), C: Tensor(zeros: x.C.shape), D: Tensor(zeros: x.D.shape),

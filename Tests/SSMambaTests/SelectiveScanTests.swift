@@ -21,22 +21,22 @@ final class SelectiveScanTests: XCTestCase {
 
     func testFastForwardMatchesReference() {
         for gated in [false, true] {
-            for (batch, length, channels) in [(1, 1, 4), (3, 17, 8), (2, 50, 12)] {
-                let x = operands(batch: batch, length: length, channels: channels, state: 16, gated: gated, seed: 1)
-                XCTAssertTrue(SelectiveScan.hasFastKernel(x.shape))
+            // Whole lane groups, a zero-padded last group, one short group; the usual and an odd state size.
+            for (batch, length, channels, state) in [(1, 1, 4, 16), (3, 17, 32, 16), (2, 50, 20, 16), (2, 9, 3, 3)] {
+                let x = operands(batch: batch, length: length, channels: channels, state: state, gated: gated, seed: 1)
                 let expected = SelectiveScan.reference(x)
                 for mode in [SelectiveScan.MemoryMode.recompute, .storeStates] {
                     let (out, _) = SelectiveScan.forward(x, mode: mode)
                     let error = GradientCheck.relativeError(out, expected)
-                    XCTAssertLessThan(error, 1e-5, "gated \(gated) \(batch)×\(length)×\(channels) \(mode)")
+                    XCTAssertLessThan(error, 1e-5, "gated \(gated) \(batch)×\(length)×\(channels)×\(state) \(mode)")
                 }
             }
         }
     }
 
     func testFastBackwardMatchesReferenceInBothMemoryModes() {
-        for gated in [false, true] {
-            let x = operands(batch: 3, length: 23, channels: 8, state: 16, gated: gated, seed: 2)
+        for (gated, channels, state) in [(false, 40, 16), (true, 40, 16), (false, 5, 3), (true, 5, 3)] {
+            let x = operands(batch: 3, length: 23, channels: channels, state: state, gated: gated, seed: 2)
             var rng = RandomGenerator(seed: 3)
             let g = Tensor.normal(x.u.shape, using: &rng)
             let expected = SelectiveScan.referenceBackward(x, gradOutput: g)
@@ -47,7 +47,7 @@ final class SelectiveScanTests: XCTestCase {
                                                          ("A", got.A, expected.A), ("B", got.B, expected.B),
                                                          ("C", got.C, expected.C), ("D", got.D, expected.D)]
                 for (name, a, e) in pairs {
-                    XCTAssertLessThan(GradientCheck.relativeError(a, e), 1e-5, "\(name) gated \(gated) \(mode)")
+                    XCTAssertLessThan(GradientCheck.relativeError(a, e), 1e-5, "\(name) gated \(gated) \(channels)×\(state) \(mode)")
                 }
                 if gated { XCTAssertLessThan(GradientCheck.relativeError(got.z!, expected.z!), 1e-5, "z \(mode)") }
             }
@@ -55,10 +55,9 @@ final class SelectiveScanTests: XCTestCase {
     }
 
     func testReferenceBackwardMatchesFiniteDifferences() {
-        // State size 3: the reference path, any N.
+        // The plain loops, state size 3.
         for gated in [false, true] {
             let x = operands(batch: 2, length: 6, channels: 3, state: 3, gated: gated, seed: 4)
-            XCTAssertFalse(SelectiveScan.hasFastKernel(x.shape))
             var rng = RandomGenerator(seed: 5)
             let w = Tensor.normal(x.u.shape, using: &rng)
             let grads = SelectiveScan.backward(x, saved: SelectiveScan.forward(x).saved, gradOutput: w)
@@ -99,5 +98,35 @@ final class SelectiveScanTests: XCTestCase {
             return GradientCheck.loss(SelectiveScan.forward(y).out, w)
         }
         XCTAssertLessThan(GradientCheck.relativeError(grads.delta, numeric), 5e-3)
+    }
+
+    /// Δ = softplus(pre-activation) inside the kernels: the same outputs and gradients as the
+    /// reference given softplus(pre) and the chain rule; ∂pre against finite differences.
+    func testSoftplusDeltaInsideTheKernels() {
+        for (channels, state) in [(20, 16), (3, 3)] {
+            var x = operands(batch: 2, length: 11, channels: channels, state: state, gated: true, seed: 8)
+            var rng = RandomGenerator(seed: 9)
+            x.delta = Tensor.normal(x.u.shape, using: &rng) - Tensor(repeating: 2, shape: x.u.shape)  // Δ ≈ 0.05…0.7
+            x.deltaSoftplus = true
+            var plain = x
+            plain.delta = x.delta.mapped(Activation.softplus)
+            plain.deltaSoftplus = false
+            let w = Tensor.normal(x.u.shape, using: &rng)
+            for mode in [SelectiveScan.MemoryMode.recompute, .storeStates] {
+                let (out, saved) = SelectiveScan.forward(x, mode: mode)
+                XCTAssertLessThan(GradientCheck.relativeError(out, SelectiveScan.reference(plain)), 1e-5, "\(channels)×\(state) \(mode)")
+                let grads = SelectiveScan.backward(x, saved: saved, gradOutput: w)
+                let expected = SelectiveScan.referenceBackward(x, gradOutput: w)
+                XCTAssertLessThan(GradientCheck.relativeError(grads.delta, expected.delta), 1e-5)
+                XCTAssertLessThan(GradientCheck.relativeError(grads.u, expected.u), 1e-5)
+            }
+            let grads = SelectiveScan.referenceBackward(x, gradOutput: w)
+            let numeric = GradientCheck.numeric(x.delta, step: 1e-2) { probe in
+                var y = x
+                y.delta = probe
+                return GradientCheck.loss(SelectiveScan.reference(y), w)
+            }
+            XCTAssertLessThan(GradientCheck.relativeError(grads.delta, numeric), 5e-3, "\(channels)×\(state)")
+        }
     }
 }

@@ -54,6 +54,20 @@ final class ActivationTests: XCTestCase {
         XCTAssertTrue(e[3].isFinite && e[3] > 1e38)
     }
 
+    /// The scan's 2ˣ: within 3e-7 relative of libm over [−126, 127]; below, 2⁻¹²⁶.
+    func testExp2AgainstLibm() {
+        var worst = 0.0
+        var x: Float = -126
+        while x <= 127 {
+            let got = VectorMath.exp2(SIMD16(repeating: x))[0]
+            worst = max(worst, abs(Double(got) / Foundation.exp2(Double(x)) - 1))
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        XCTAssertEqual(VectorMath.exp2(SIMD16(repeating: -1000))[0], Float(sign: .plus, exponent: -126, significand: 1))
+        XCTAssertEqual(VectorMath.exp2(SIMD16(repeating: 0))[0], 1, accuracy: 1e-7)
+    }
+
     func testBackwardMatchesFiniteDifferences() {
         for c in Self.cases {
             let x = randomArray(37, std: 2, seed: 11)
