@@ -19,20 +19,22 @@ public final class Block: ParameterOwner {
     var mixerDropPath: DropPath
     var mlpDropPath: DropPath
 
-    init(_ name: String, config: ModelConfiguration, attention: Bool, dropPath: Float, using rng: inout RandomGenerator) throws {
-        lpr = config.useLPR ? LocalPerceptionResidual(parameterName(name, "lpr"), channels: config.dim) : nil
-        norm1 = LayerNormalization(parameterName(name, "norm1"), width: config.dim)
+    /// A block of width `dim` (config.dim in the plain layout; a level's width in R1).
+    init(_ name: String, config: ModelConfiguration, dim: Int, heads: Int, attention: Bool, dropPath: Float,
+         using rng: inout RandomGenerator) throws {
+        lpr = config.useLPR ? LocalPerceptionResidual(parameterName(name, "lpr"), channels: dim) : nil
+        norm1 = LayerNormalization(parameterName(name, "norm1"), width: dim)
         if attention {
-            mixer = .attention(SelfAttention(parameterName(name, "mixer"), dim: config.dim, heads: config.heads, using: &rng))
+            mixer = .attention(SelfAttention(parameterName(name, "mixer"), dim: dim, heads: heads, using: &rng))
         } else {
             mixer = .directional(DirectionalMultiScale(
-                parameterName(name, "mixer"), dim: config.dim, expand: config.expand, state: config.stateSize,
+                parameterName(name, "mixer"), dim: dim, expand: config.expand, state: config.stateSize,
                 directions: try config.scanDirections(), kernels: config.localKernels, merge: config.merge,
                 padding: config.localPadding, memoryMode: config.scanMemory, using: &rng))
         }
         if config.mlpRatio > 0 {
-            norm2 = LayerNormalization(parameterName(name, "norm2"), width: config.dim)
-            mlp = MLP(parameterName(name, "mlp"), dim: config.dim, hidden: config.mlpRatio * config.dim, using: &rng)
+            norm2 = LayerNormalization(parameterName(name, "norm2"), width: dim)
+            mlp = MLP(parameterName(name, "mlp"), dim: dim, hidden: config.mlpRatio * dim, using: &rng)
         } else {
             norm2 = nil
             mlp = nil

@@ -9,7 +9,7 @@ public final class Classifier: ParameterOwner {
 
     public init(config: ModelConfiguration, using rng: inout RandomGenerator) throws {
         encoder = try Encoder(config: config, using: &rng)
-        head = Linear("head", inFeatures: config.dim, outFeatures: config.classes, using: &rng)
+        head = Linear("head", inFeatures: config.outputWidth, outFeatures: config.classes, using: &rng)
         dropout = Dropout(probability: config.headDropout)
     }
 

@@ -1,40 +1,58 @@
 import Tensors
 
-/// The SSMamba encoder: patch embedding → blocks → final LayerNorm, on the tokens of a
-/// `TokenGrid` (all patches, or the visible ones during masked pretraining).
+/// The SSMamba encoder. Plain layout (R2): patch embedding → blocks → final LayerNorm, on the
+/// tokens of a `TokenGrid` (all patches, or the visible ones during masked pretraining).
+/// Hierarchical layout (R1): `HierarchicalBody` → final LayerNorm, on all cells only.
 ///
 /// Block i of `depth` has drop-path rate `dropPathRate·i/(depth − 1)`; the last
 /// `attentionBlocks` blocks use self-attention instead of DMS.
 public final class Encoder: ParameterOwner {
     public let config: ModelConfiguration
-    let patchEmbedding: PatchEmbedding
+    let patchEmbedding: PatchEmbedding?
     let blocks: [Block]
+    let hierarchy: HierarchicalBody?
     let norm: LayerNormalization
 
     public init(config: ModelConfiguration, using rng: inout RandomGenerator) throws {
         try config.validate()
         MemoryPolicy.keepFreedMemory()
         self.config = config
-        patchEmbedding = PatchEmbedding("patch_embed", channels: config.channels, dim: config.dim, patch: config.patchSize, using: &rng)
-        var made: [Block] = []
-        for i in 0..<config.depth {
-            let rate = config.depth > 1 ? config.dropPathRate * Float(i) / Float(config.depth - 1) : 0
-            made.append(try Block("blocks.\(i)", config: config, attention: i >= config.depth - config.attentionBlocks,
-                                  dropPath: rate, using: &rng))
+        if config.layout == .hierarchical {
+            patchEmbedding = nil
+            blocks = []
+            hierarchy = try HierarchicalBody(config: config, using: &rng)
+        } else {
+            patchEmbedding = PatchEmbedding("patch_embed", channels: config.channels, dim: config.dim, patch: config.patchSize, using: &rng)
+            var made: [Block] = []
+            for i in 0..<config.depth {
+                let rate = config.depth > 1 ? config.dropPathRate * Float(i) / Float(config.depth - 1) : 0
+                made.append(try Block("blocks.\(i)", config: config, dim: config.dim, heads: config.heads,
+                                      attention: i >= config.depth - config.attentionBlocks, dropPath: rate, using: &rng))
+            }
+            blocks = made
+            hierarchy = nil
         }
-        blocks = made
-        norm = LayerNormalization("norm", width: config.dim)
+        norm = LayerNormalization("norm", width: config.outputWidth)
     }
 
     public var parameters: [Parameter] {
-        patchEmbedding.parameters + blocks.flatMap(\.parameters) + norm.parameters
+        (patchEmbedding?.parameters ?? []) + blocks.flatMap(\.parameters) + (hierarchy?.parameters ?? []) + norm.parameters
     }
 
     /// images (B, C, H, W) → tokens (B, grid.count, dim). With `training` false nothing is kept
     /// for a backward (and `backward` must not be called).
+    /// The hierarchical layout takes only the full grid of its last level (`fullGrid`).
     public func forward(_ images: Tensor, grid: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> Tensor {
-        var x = patchEmbedding.forward(images, grid: grid)
-        if !training { patchEmbedding.releaseActivations() }
+        var x: Tensor
+        if let hierarchy {
+            precondition(grid == fullGrid(batch: images.shape[0]), "the hierarchical layout encodes whole images only")
+            x = hierarchy.forward(images, training: training, using: &rng)
+        } else if let patchEmbedding {
+            x = patchEmbedding.forward(images, grid: grid)
+            if !training { patchEmbedding.releaseActivations() }
+        } else {
+            preconditionFailure("encoder without a body")
+        }
         for block in blocks { x = block.forward(x, grid: grid, training: training, using: &rng) }
         let tokens = norm.forward(x)
         if !training { norm.releaseActivations() }
@@ -46,10 +64,12 @@ public final class Encoder: ParameterOwner {
     public func backward(_ g: Tensor) -> Tensor {
         var gx = norm.backward(g)
         for block in blocks.reversed() { gx = block.backward(gx) }
-        return patchEmbedding.backward(gx)
+        if let hierarchy { return hierarchy.backward(gx) }
+        return patchEmbedding!.backward(gx)
     }
 
+    /// Every cell of the output grid (the patch grid, or R1's last level).
     public func fullGrid(batch: Int) -> TokenGrid {
-        TokenGrid.full(batch: batch, height: config.gridSide, width: config.gridSide)
+        TokenGrid.full(batch: batch, height: config.outputSide, width: config.outputSide)
     }
 }

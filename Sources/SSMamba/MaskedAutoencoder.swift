@@ -42,6 +42,9 @@ public final class MaskedAutoencoder: ParameterOwner {
         guard settings.decoderDim % settings.decoderHeads == 0 else {
             throw ConfigurationError("decoder width \(settings.decoderDim) must be divisible by its heads \(settings.decoderHeads)")
         }
+        guard config.layout == .plain else {
+            throw ConfigurationError("MAMIM pretraining needs the plain layout; '\(config.name)' is hierarchical (R1), whose SparK-style masked pretraining is not built: fine-tune it from scratch")
+        }
         encoder = try Encoder(config: config, using: &rng)
         self.settings = settings
         var decoder = config
@@ -51,7 +54,7 @@ public final class MaskedAutoencoder: ParameterOwner {
         embed = Linear("decoder.embed", inFeatures: config.dim, outFeatures: settings.decoderDim, using: &rng)
         maskToken = Parameter("decoder.mask_token", Tensor.normal([settings.decoderDim], using: &rng) * 0.02, decays: false)
         blocks = try (0..<settings.decoderDepth).map { i in
-            try Block("decoder.blocks.\(i)", config: decoder, attention: true, dropPath: 0, using: &rng)
+            try Block("decoder.blocks.\(i)", config: decoder, dim: decoder.dim, heads: decoder.heads, attention: true, dropPath: 0, using: &rng)
         }
         norm = LayerNormalization("decoder.norm", width: settings.decoderDim)
         let patchValues = config.patchSize * config.patchSize * config.channels

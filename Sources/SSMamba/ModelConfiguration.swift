@@ -28,6 +28,18 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var classes: Int = 9
     public var scanMemory: SelectiveScan.MemoryMode = .recompute
 
+    /// Plain (R2: patch embedding, `depth` blocks on one grid) or hierarchical (R1, MambaVision-T-
+    /// like: a convolutional stem to 1/4 of the side, then levels of widths dim·2ⁱ, each after the
+    /// first opening with a stride-2 convolution; the first `convolutionLevels` levels of
+    /// convolutional blocks, the others of SSMamba blocks). The `level…` fields apply to R1 only.
+    public enum Layout: String, Codable, Sendable { case plain, hierarchical }
+    public var layout: Layout = .plain
+    public var levelDepths: [Int] = [1, 3, 8, 4]
+    public var levelHeads: [Int] = [2, 4, 8, 16]
+    /// Self-attention blocks at the end of each level (MambaVision: the second half of levels 3–4).
+    public var levelAttentionBlocks: [Int] = [0, 0, 4, 2]
+    public var convolutionLevels: Int = 2
+
     public init(name: String) { self.name = name }
 
     /// Reads a configuration; fields it does not name keep their defaults, so configurations saved
@@ -44,6 +56,19 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         try read(.merge, &merge); try read(.attentionBlocks, &attentionBlocks); try read(.heads, &heads)
         try read(.mlpRatio, &mlpRatio); try read(.useLPR, &useLPR); try read(.dropPathRate, &dropPathRate)
         try read(.headDropout, &headDropout); try read(.classes, &classes); try read(.scanMemory, &scanMemory)
+        try read(.layout, &layout); try read(.levelDepths, &levelDepths); try read(.levelHeads, &levelHeads)
+        try read(.levelAttentionBlocks, &levelAttentionBlocks); try read(.convolutionLevels, &convolutionLevels)
+    }
+
+    /// Width of the encoder's output tokens: dim, or the last level's dim·2^(levels−1).
+    public var outputWidth: Int { layout == .plain ? dim : dim << (levelDepths.count - 1) }
+
+    /// Side of the encoder's output grid: the patch grid, or R1's last level.
+    public var outputSide: Int {
+        guard layout == .hierarchical else { return gridSide }
+        var side = imageSize
+        for _ in 0..<(2 + levelDepths.count - 1) { side = (side - 1) / 2 + 1 }
+        return side
     }
 
     public var gridSide: Int { imageSize / patchSize }
@@ -64,10 +89,25 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         func require(_ ok: Bool, _ message: String) throws { if !ok { throw ConfigurationError(message) } }
         try require(patchSize > 0 && imageSize > 0 && imageSize % patchSize == 0, "imageSize \(imageSize) must be a positive multiple of patchSize \(patchSize)")
         try require(dim > 0 && depth > 0 && stateSize > 0 && expand > 0, "dim, depth, stateSize and expand must be positive")
-        try require(attentionBlocks >= 0 && attentionBlocks <= depth, "attentionBlocks \(attentionBlocks) must be within 0…depth (\(depth))")
-        try require(attentionBlocks == 0 || (heads > 0 && dim % heads == 0), "dim \(dim) must be divisible by heads \(heads)")
+        if layout == .plain {
+            try require(attentionBlocks >= 0 && attentionBlocks <= depth, "attentionBlocks \(attentionBlocks) must be within 0…depth (\(depth))")
+            try require(attentionBlocks == 0 || (heads > 0 && dim % heads == 0), "dim \(dim) must be divisible by heads \(heads)")
+        }
         try require(!localKernels.isEmpty && localKernels.allSatisfy { $0 > 0 && $0 % 2 == 1 }, "localKernels must be odd sizes, got \(localKernels)")
         try require(!directions.isEmpty, "directions must name at least one scan order")
+        if layout == .hierarchical {
+            let levels = levelDepths.count
+            try require(levels > 0 && levelHeads.count == levels && levelAttentionBlocks.count == levels,
+                        "levelDepths, levelHeads and levelAttentionBlocks must have one entry per level")
+            try require(convolutionLevels >= 0 && convolutionLevels <= levels, "convolutionLevels must be within 0…\(levels)")
+            try require(imageSize % (4 << (levels - 1)) == 0, "imageSize \(imageSize) must be a multiple of \(4 << (levels - 1)) for \(levels) levels")
+            for i in 0..<levels {
+                try require(levelDepths[i] > 0, "levelDepths must be positive, got \(levelDepths)")
+                try require(levelAttentionBlocks[i] >= 0 && levelAttentionBlocks[i] <= levelDepths[i],
+                            "levelAttentionBlocks[\(i)] must be within 0…\(levelDepths[i])")
+                try require(levelHeads[i] > 0 && (dim << i) % levelHeads[i] == 0, "level \(i) width \(dim << i) must be divisible by its heads \(levelHeads[i])")
+            }
+        }
         try require(classes > 0, "classes must be positive")
         try require(dropPathRate >= 0 && dropPathRate < 1 && headDropout >= 0 && headDropout < 1, "drop rates must be in [0, 1)")
         _ = try scanDirections()
@@ -90,7 +130,13 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         micro.attentionBlocks = 1
         micro.heads = 2
         micro.dropPathRate = 0
-        return [tiny.name: tiny, small.name: small, micro.name: micro]
+        // R1, MambaVision-T-like: widths 80-160-320-640, depths 1-3-8-4, MLP ratio 4.
+        var hierarchical = ModelConfiguration(name: "ssmamba_r1_tiny")
+        hierarchical.layout = .hierarchical
+        hierarchical.dim = 80
+        hierarchical.mlpRatio = 4
+        hierarchical.dropPathRate = 0.2
+        return [tiny.name: tiny, small.name: small, micro.name: micro, hierarchical.name: hierarchical]
     }()
 
     public static func named(_ name: String) throws -> ModelConfiguration {

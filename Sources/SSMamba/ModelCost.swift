@@ -14,24 +14,52 @@ public struct ModelCost: Sendable {
     public var forwardFLOPs: Double { gemmFLOPs + scanFLOPs + otherFLOPs }
     public var trainingFLOPs: Double { 3 * forwardFLOPs }
 
-    /// Cost for one image with `tokens` visible tokens (all of them unless masked).
+    /// Cost for one image with `tokens` visible tokens (all of them unless masked; the
+    /// hierarchical layout always encodes all cells).
     public init(config c: ModelConfiguration, tokens: Int? = nil) {
-        let l = Double(tokens ?? c.tokens), dim = Double(c.dim), e = Double(c.expand * c.dim)
-        let n = Double(c.stateSize), r = Double((c.dim + 15) / 16), directions = Double(c.directions.count)
-        gemmFLOPs += 2 * l * Double(c.channels * c.patchSize * c.patchSize) * dim
-        for block in 0..<c.depth {
-            if c.useLPR { otherFLOPs += 2 * 9 * l * dim }
-            if block >= c.depth - c.attentionBlocks {
-                gemmFLOPs += 2 * l * dim * 3 * dim + 2 * 2 * l * l * dim + 2 * l * dim * dim
-            } else {
-                gemmFLOPs += 2 * l * dim * 2 * e + 2 * l * e * dim
-                gemmFLOPs += directions * (2 * l * e * (r + 2 * n) + 2 * l * r * e)
-                otherFLOPs += 2 * l * e * Double(c.localKernels.reduce(0, +))
-                scanUpdates += directions * l * e * n
+        if c.layout == .hierarchical {
+            var side = Double(c.imageSize)
+            func convolution(_ input: Int, _ output: Int, stride: Int) {
+                if stride == 2 { side = (side / 2).rounded(.up) }
+                gemmFLOPs += 2 * side * side * Double(input * 9 * output)
             }
-            if c.mlpRatio > 0 { gemmFLOPs += 2 * 2 * l * dim * Double(c.mlpRatio) * dim }
+            convolution(c.channels, max(1, c.dim / 2), stride: 2)
+            convolution(max(1, c.dim / 2), c.dim, stride: 2)
+            for (i, depth) in c.levelDepths.enumerated() {
+                let width = c.dim << i
+                if i > 0 { convolution(width / 2, width, stride: 2) }
+                for j in 0..<depth {
+                    if i < c.convolutionLevels {
+                        gemmFLOPs += 2 * 2 * side * side * Double(width * 9 * width)
+                    } else {
+                        addBlock(c, tokens: side * side, dim: width, attention: j >= depth - c.levelAttentionBlocks[i])
+                    }
+                }
+            }
+        } else {
+            let l = Double(tokens ?? c.tokens)
+            gemmFLOPs += 2 * l * Double(c.channels * c.patchSize * c.patchSize) * Double(c.dim)
+            for block in 0..<c.depth {
+                addBlock(c, tokens: l, dim: c.dim, attention: block >= c.depth - c.attentionBlocks)
+            }
         }
         scanFLOPs = 7 * scanUpdates
-        gemmFLOPs += 2 * dim * Double(c.classes)
+        gemmFLOPs += 2 * Double(c.outputWidth * c.classes)
+    }
+
+    /// One SSMamba block of width `dim` over `tokens` tokens.
+    private mutating func addBlock(_ c: ModelConfiguration, tokens l: Double, dim width: Int, attention: Bool) {
+        let dim = Double(width), e = Double(c.expand * width)
+        let n = Double(c.stateSize), r = Double((width + 15) / 16), directions = Double(c.directions.count)
+        if c.useLPR { otherFLOPs += 2 * 9 * l * dim }
+        if attention {
+            gemmFLOPs += 2 * l * dim * 3 * dim + 2 * 2 * l * l * dim + 2 * l * dim * dim
+        } else {
+            gemmFLOPs += 2 * l * dim * 2 * e + 2 * l * e * dim
+            gemmFLOPs += directions * (2 * l * e * (r + 2 * n) + 2 * l * r * e)
+            otherFLOPs += 2 * l * e * Double(c.localKernels.reduce(0, +))
+            scanUpdates += directions * l * e * n
+        }
+        if c.mlpRatio > 0 { gemmFLOPs += 2 * 2 * l * dim * Double(c.mlpRatio) * dim }
     }
 }

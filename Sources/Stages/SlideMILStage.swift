@@ -83,7 +83,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         guard !positions.isEmpty else { throw StageError("\(slide): no tissue tiles at min_tissue \(minimumTissue)") }
         let cropper = MultiScaleCropper(scales: [micronsPerPixel], size: size)
         try cropper.validate(reader)
-        let dim = model.config.dim
+        let dim = model.config.outputWidth
         var embeddings = Tensor(zeros: [positions.count, dim])
         var rng = RandomGenerator(seed: 0)
         for start in stride(from: 0, to: positions.count, by: 32) {

@@ -49,9 +49,17 @@ struct ModelCommand: ParsableCommand {
             print("\(name): \(model.parameterCount.formatted()) parameters")
             print(String(format: "forward  %.2f GFLOP per image (GEMM %.0f %%, scans %.0f %%, other %.0f %%)", cost.forwardFLOPs / 1e9,
                          100 * cost.gemmFLOPs / cost.forwardFLOPs, 100 * cost.scanFLOPs / cost.forwardFLOPs, 100 * cost.otherFLOPs / cost.forwardFLOPs))
-            print(String(format: "training %.2f GFLOP per image (3× forward); masked pretraining (25 %% visible) forward %.2f GFLOP",
-                         cost.trainingFLOPs / 1e9, masked.forwardFLOPs / 1e9))
-            print("tokens \(config.gridSide)×\(config.gridSide), scan directions \(config.directions.joined(separator: " ")), local kernels \(config.localKernels)")
+            if config.layout == .hierarchical {
+                print(String(format: "training %.2f GFLOP per image (3× forward); no masked pretraining for this layout", cost.trainingFLOPs / 1e9))
+                let widths = config.levelDepths.indices.map { String(config.dim << $0) }.joined(separator: "-")
+                print("hierarchical (R1): widths \(widths), depths \(config.levelDepths.map(String.init).joined(separator: "-")), "
+                      + "\(config.convolutionLevels) convolutional levels, attention blocks per level \(config.levelAttentionBlocks), "
+                      + "output \(config.outputSide)×\(config.outputSide)×\(config.outputWidth)")
+            } else {
+                print(String(format: "training %.2f GFLOP per image (3× forward); masked pretraining (25 %% visible) forward %.2f GFLOP",
+                             cost.trainingFLOPs / 1e9, masked.forwardFLOPs / 1e9))
+                print("tokens \(config.gridSide)×\(config.gridSide), scan directions \(config.directions.joined(separator: " ")), local kernels \(config.localKernels)")
+            }
         }
     }
 }

@@ -120,15 +120,16 @@ final class LayerGradientTests: XCTestCase {
         changed.localPadding = .causal; changed.merge = .softmax; changed.attentionBlocks = 1; changed.heads = 4
         changed.mlpRatio = 2; changed.useLPR = false; changed.dropPathRate = 0.2; changed.headDropout = 0.3
         changed.classes = 5; changed.scanMemory = .storeStates
+        changed.layout = .hierarchical; changed.levelDepths = [2, 2]; changed.levelHeads = [1, 2]
+        changed.levelAttentionBlocks = [0, 1]; changed.convolutionLevels = 1
         let back = try JSONDecoder().decode(ModelConfiguration.self, from: JSONEncoder().encode(changed))
         XCTAssertEqual(back, changed)
         let fields = Mirror(reflecting: changed).children.count
-        XCTAssertEqual(fields, 20, "a new configuration field needs a line in init(from:) and in this test")
+        XCTAssertEqual(fields, 25, "a new configuration field needs a line in init(from:) and in this test")
     }
 
     func testDirectionalMultiScaleEveryDirectionKind() throws {
         let directions = try ["h", "h_flip", "v", "v_flip", "w2", "w2_flip"].map { try XCTUnwrap(ScanDirection(name: $0)) }
-        // State 16 takes the fast scan kernel, state 3 the reference loops.
         for (state, kernels) in [(16, [3]), (3, [3, 5])] {
             let layer = DirectionalMultiScale("mixer", dim: 4, expand: 2, state: state, directions: directions, kernels: kernels, using: &rng)
             // At initialisation (projections of std 0.02, Δ ≈ 0.001…0.1) the loss is too flat in most

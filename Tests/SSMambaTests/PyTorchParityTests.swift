@@ -39,6 +39,13 @@ final class PyTorchParityTests: XCTestCase {
         try checkClassifier("parity_variant.safetensors")
     }
 
+    /// R1: convolutional stem and levels, then SSMamba levels with attention, against the reference.
+    func testHierarchicalLayout() throws {
+        let (_, config) = try load("parity_hierarchical.safetensors")
+        XCTAssertEqual(config.layout, .hierarchical)
+        try checkClassifier("parity_hierarchical.safetensors")
+    }
+
     func checkClassifier(_ name: String) throws {
         let (file, config) = try load(name)
         var rng = RandomGenerator(seed: 0)

@@ -56,19 +56,19 @@ final class TrainingTests: XCTestCase {
 
     /// Synthetic images with a known answer: class 0 horizontal stripes, 1 vertical stripes,
     /// 2 a bright centre; random phase, contrast and noise.
-    static func syntheticBatch(_ size: Int, using rng: inout RandomGenerator) -> (Tensor, [Int]) {
-        var images = Tensor(zeros: [size, 3, 16, 16])
+    static func syntheticBatch(_ size: Int, side: Int = 16, using rng: inout RandomGenerator) -> (Tensor, [Int]) {
+        var images = Tensor(zeros: [size, 3, side, side])
         var labels: [Int] = []
         for b in 0..<size {
             let label = rng.integer(below: 3)
             labels.append(label)
             let phase = rng.integer(below: 4), contrast = rng.uniform(0.5, 1.5)
-            for c in 0..<3 { for y in 0..<16 { for x in 0..<16 {
+            for c in 0..<3 { for y in 0..<side { for x in 0..<side {
                 var v: Float
                 switch label {
                 case 0: v = (y + phase) % 4 < 2 ? 1 : -1
                 case 1: v = (x + phase) % 4 < 2 ? 1 : -1
-                default: v = abs(y - 8) < 4 && abs(x - 8) < 4 ? 1 : -1
+                default: v = abs(y - side / 2) < side / 4 && abs(x - side / 2) < side / 4 ? 1 : -1
                 }
                 images[b, c, y, x] = v * contrast + rng.normal(std: 0.5)
             } } }

@@ -35,7 +35,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(missing.output.contains("/nonexistent/slide.svs"), missing.output)
         let model = try run(["model", "info", "ssmamba_huge"])
         XCTAssertNotEqual(model.status, 0)
-        XCTAssertTrue(model.output.contains("known: ssmamba_micro, ssmamba_small, ssmamba_tiny"), model.output)
+        XCTAssertTrue(model.output.contains("known: ssmamba_micro, ssmamba_r1_tiny, ssmamba_small, ssmamba_tiny"), model.output)
         let region = try run(["region", Self.fixtures.appendingPathComponent("pyramid_chain.tif").path, "--x", "0", "--y", "0",
                               "--width", "8", "--height", "8", "--out", "/tmp/x.png"])
         XCTAssertNotEqual(region.status, 0)

@@ -1,7 +1,8 @@
 """Parity fixtures for the Swift engine: a tiny SSMamba in float64 with PyTorch autograd.
 
-Writes Tests/SSMambaTests/Fixtures/parity_classifier.safetensors, parity_encoder_masked.safetensors and
-parity_variant.safetensors (learned softmax merge, causal local convolutions):
+Writes Tests/SSMambaTests/Fixtures/parity_classifier.safetensors, parity_encoder_masked.safetensors,
+parity_variant.safetensors (learned softmax merge, causal local convolutions) and
+parity_hierarchical.safetensors (R1: convolutional stem and levels, then SSMamba levels):
 weights (`param/NAME`), inputs, outputs, the loss and every parameter's gradient (`grad/NAME`),
 with the configuration as JSON in the metadata. Run once; the outputs are committed:
 
@@ -121,3 +122,13 @@ variant = {**config, "name": "parity_variant", "merge": "softmax", "localPadding
 variant_model = Classifier(variant).double()
 randomize(variant_model)
 save_classifier("parity_variant.safetensors", variant_model, variant)
+
+# 5. R1, the hierarchical layout, on 32-px images: widths 4-8-16-32, depths 1-1-2-1.
+torch.manual_seed(11)
+hierarchical = {**config, "name": "parity_hierarchical", "layout": "hierarchical", "imageSize": 32, "dim": 4,
+                "levelDepths": [1, 1, 2, 1], "levelHeads": [1, 1, 2, 2], "levelAttentionBlocks": [0, 0, 1, 1],
+                "convolutionLevels": 2, "directions": ["h", "v_flip", "w2"], "localKernels": [3]}
+hierarchical_model = Classifier(hierarchical).double()
+randomize(hierarchical_model)
+images = torch.randn(2, 3, 32, 32)
+save_classifier("parity_hierarchical.safetensors", hierarchical_model, hierarchical)

@@ -78,9 +78,10 @@ class DirectionalScan(nn.Module):
 
 
 class DirectionalMultiScale(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, dim=None):
         super().__init__()
-        dim, channels = config["dim"], config["expand"] * config["dim"]
+        dim = dim or config["dim"]
+        channels = config["expand"] * dim
         self.directions = config["directions"]
         self.merge = config["merge"]
         self.causal = config.get("localPadding", "same") == "causal"
@@ -145,12 +146,12 @@ class LocalPerceptionResidual(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config, attention):
+    def __init__(self, config, attention, dim=None, heads=None):
         super().__init__()
-        dim = config["dim"]
+        dim = dim or config["dim"]
         self.lpr = LocalPerceptionResidual(dim) if config["useLPR"] else None
         self.norm1 = nn.LayerNorm(dim)
-        self.mixer = SelfAttention(dim, config["heads"]) if attention else DirectionalMultiScale(config)
+        self.mixer = SelfAttention(dim, heads or config["heads"]) if attention else DirectionalMultiScale(config, dim)
         self.attention = attention
         if config["mlpRatio"] > 0:
             self.norm2 = nn.LayerNorm(dim)
@@ -192,11 +193,91 @@ class Encoder(nn.Module):
         return self.norm(x)
 
 
+def channel_norm(norm, x):
+    """LayerNorm over the channels of an NCHW tensor."""
+    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvolutionStem(nn.Module):
+    """Two 3×3 stride-2 convolutions (no bias), each followed by LayerNorm over channels and GELU."""
+
+    def __init__(self, channels, dim):
+        super().__init__()
+        middle = max(1, dim // 2)
+        self.conv1 = nn.Conv2d(channels, middle, 3, stride=2, padding=1, bias=False)
+        self.norm1 = nn.LayerNorm(middle)
+        self.conv2 = nn.Conv2d(middle, dim, 3, stride=2, padding=1, bias=False)
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(self, images):
+        x = F.gelu(channel_norm(self.norm1, self.conv1(images)))
+        return F.gelu(channel_norm(self.norm2, self.conv2(x)))
+
+
+class ConvolutionBlock(nn.Module):
+    """x + LN(conv2(GELU(LN(conv1(x))))), convolutions 3×3 with bias."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.norm1 = nn.LayerNorm(dim)
+        self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        y = F.gelu(channel_norm(self.norm1, self.conv1(x)))
+        return x + channel_norm(self.norm2, self.conv2(y))
+
+
+class HierarchicalEncoder(nn.Module):
+    """R1: stem to 1/4, then levels of width dim·2^i; levels after the first open with a 3×3 stride-2
+    convolution; the first `convolutionLevels` levels convolutional, the others SSMamba blocks whose
+    last `levelAttentionBlocks[i]` use attention. Tokens in raster order, as in the Swift engine."""
+
+    def __init__(self, config):
+        super().__init__()
+        dim = config["dim"]
+        self.patch_embed = ConvolutionStem(config["channels"], dim)
+        self.levels = nn.ModuleList()
+        for i, depth in enumerate(config["levelDepths"]):
+            level = nn.Module()
+            width = dim << i
+            if i > 0:
+                level.downsample = nn.Conv2d(width // 2, width, 3, stride=2, padding=1, bias=False)
+            level.convolutional = i < config["convolutionLevels"]
+            attention = config["levelAttentionBlocks"][i]
+            level.blocks = nn.ModuleList(
+                ConvolutionBlock(width) if level.convolutional
+                else Block(config, j >= depth - attention, dim=width, heads=config["levelHeads"][i])
+                for j in range(depth))
+            self.levels.append(level)
+        self.norm = nn.LayerNorm(dim << (len(config["levelDepths"]) - 1))
+
+    def forward(self, images):
+        x = self.patch_embed(images)
+        for level in self.levels:
+            if hasattr(level, "downsample"):
+                x = level.downsample(x)
+            if level.convolutional:
+                for block in level.blocks:
+                    x = block(x)
+            else:
+                b, c, h, w = x.shape
+                tokens = x.flatten(2).transpose(1, 2)
+                positions = torch.arange(h * w).repeat(b, 1)
+                for block in level.blocks:
+                    tokens = block(tokens, positions, h, w)
+                x = tokens.transpose(1, 2).reshape(b, c, h, w)
+        return self.norm(x.flatten(2).transpose(1, 2))
+
+
 class Classifier(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.encoder = Encoder(config)
-        self.head = nn.Linear(config["dim"], config["classes"])
+        hierarchical = config.get("layout", "plain") == "hierarchical"
+        self.encoder = HierarchicalEncoder(config) if hierarchical else Encoder(config)
+        width = config["dim"] << (len(config["levelDepths"]) - 1) if hierarchical else config["dim"]
+        self.head = nn.Linear(width, config["classes"])
 
     def forward(self, images):
         return self.head(self.encoder(images).mean(dim=1))
