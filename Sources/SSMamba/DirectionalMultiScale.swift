@@ -26,7 +26,6 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
     let mergeLogits: Parameter?
 
     private var convolved = Tensor(zeros: [0]), gate = Tensor(zeros: [0]), merged = Tensor(zeros: [0])
-    private var orders: [[Int]] = []
     private var directionOutputs: [Tensor] = []  // kept for the learned merge's gradient
 
     public init(_ name: String, dim: Int, expand: Int, state: Int, directions: [ScanDirection], kernels: [Int],
@@ -81,12 +80,13 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         convolved = convolutions[0].forward(x)
         for conv in convolutions.dropFirst() { convolved = convolved + conv.forward(x) }
         let activated = convolved.mapped(Activation.silu)  // recomputed in the backward, not kept
-        orders = scans.map { $0.direction.order(for: grid) }
+        let orders = scans.map { $0.direction.order(for: grid) }
         merged = Tensor(zeros: [batch, count, expanded])
         directionOutputs = []
+        let weights = mergeWeights
         for (s, (scan, order)) in zip(scans, orders).enumerated() {
-            let y = scan.forward(TokenPermutation.gather(activated, order: order), mode: memoryMode)
-            TokenPermutation.scatterAdd(y, order: order, scale: mergeWeights[s], into: &merged)
+            let y = scan.forward(activated, order: order, mode: memoryMode)
+            merged.withUnsafeMutableBufferPointer { m in y.withUnsafeBufferPointer { Elementwise.accumulate($0, scaledBy: weights[s], into: m) } }
             if merge == .softmax { directionOutputs.append(y) }
         }
         let gated = merged * gate.mapped(Activation.silu)
@@ -117,13 +117,12 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         let activated = convolved.mapped(Activation.silu)
         let weights = mergeWeights
         var gWeights = [Float](repeating: 0, count: scans.count)
-        for (s, (scan, order)) in zip(scans, orders).enumerated() {
-            let gathered = TokenPermutation.gather(gMerged, order: order)
+        for (s, scan) in scans.enumerated() {
             if merge == .softmax {
-                gWeights[s] = gathered.withUnsafeBufferPointer { a in directionOutputs[s].withUnsafeBufferPointer { b in Reduction.dot(a, b) } }
+                gWeights[s] = gMerged.withUnsafeBufferPointer { a in directionOutputs[s].withUnsafeBufferPointer { b in Reduction.dot(a, b) } }
             }
-            let input = TokenPermutation.gather(activated, order: order)
-            TokenPermutation.scatterAdd(scan.backward(gathered * weights[s], input: input), order: order, scale: 1, into: &gActivated)
+            let gInput = scan.backward(gMerged * weights[s], input: activated)
+            gActivated.withUnsafeMutableBufferPointer { ga in gInput.withUnsafeBufferPointer { Elementwise.accumulate($0, into: ga) } }
         }
         if let mergeLogits {
             let mean = zip(weights, gWeights).reduce(0) { $0 + $1.0 * $1.1 }

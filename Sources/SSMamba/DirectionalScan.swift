@@ -23,6 +23,7 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
     private var lowRank = Tensor(zeros: [0])
     private var bMatrix = Tensor(zeros: [0]), cMatrix = Tensor(zeros: [0])
     private var saved: SelectiveScan.Saved?
+    private var order: [Int] = []
 
     init(_ name: String, direction: ScanDirection, channels: Int, state: Int, rank: Int, using rng: inout RandomGenerator) {
         (self.direction, self.channels, self.state, self.rank) = (direction, channels, state, rank)
@@ -49,17 +50,20 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
         bMatrix = Tensor(zeros: [0])
         cMatrix = Tensor(zeros: [0])
         saved = nil
+        order = []
         dtProjection.releaseActivations()
     }
 
-    /// The scan's operands for input x (in visiting order) and the kept δ, B, C.
+    /// The scan's operands for input x and the kept δ, B, C, visited in `order`.
     private func operands(_ x: Tensor, dtPreActivation: Tensor) -> SelectiveScan.Operands {
         SelectiveScan.Operands(u: x, delta: dtPreActivation, A: aLog.value.mapped(Activation.exp) * -1,
-                               B: bMatrix, C: cMatrix, D: skip.value, deltaSoftplus: true)
+                               B: bMatrix, C: cMatrix, D: skip.value, deltaSoftplus: true, order: order)
     }
 
-    /// x: (batch, count, E) already in this direction's visiting order → y in the same order.
-    func forward(_ x: Tensor, mode: SelectiveScan.MemoryMode) -> Tensor {
+    /// x: (batch, count, E) in grid (storage) order → y in the same order, the scan visiting the
+    /// tokens of each image in `order` (the direction's order for the grid).
+    func forward(_ x: Tensor, order: [Int], mode: SelectiveScan.MemoryMode) -> Tensor {
+        self.order = order
         let (batch, count) = (x.shape[0], x.shape[1])
         let projected = Linear.apply(x, weight: xProjection.weight.value, bias: nil)  // (B, L, R + 2N); x is kept by the caller
         lowRank = Tensor(zeros: [batch, count, rank])
@@ -83,8 +87,8 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
         return out
     }
 
-    /// g: ∂L/∂y in visiting order, x: the forward's input → ∂L/∂x in visiting order; accumulates
-    /// every parameter gradient.
+    /// g: ∂L/∂y, x: the forward's input (both in storage order) → ∂L/∂x; accumulates every
+    /// parameter gradient.
     func backward(_ g: Tensor, input x: Tensor) -> Tensor {
         guard let saved else { preconditionFailure("scan direction backward without a forward") }
         let dtPreActivation = Linear.apply(lowRank, weight: dtProjection.weight.value, bias: dtProjection.bias?.value)

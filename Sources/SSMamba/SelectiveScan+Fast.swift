@@ -32,9 +32,10 @@ extension SelectiveScan {
         x.B.withUnsafeBufferPointer { B in x.C.withUnsafeBufferPointer { C in x.D.withUnsafeBufferPointer { D in
         out.withUnsafeMutableBufferPointer { o in
         table.withPointers { scaledA, _ in
+            withVisitingOrder(x.order) { order in
             let p = ForwardPointers(u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), B: .init(B.baseAddress!),
                                     C: .init(C.baseAddress!), D: .init(D.baseAddress!), scaledA: scaledA, out: .init(o.baseAddress!),
-                                    deltaSoftplus: x.deltaSoftplus)
+                                    deltaSoftplus: x.deltaSoftplus, rows: RowMap(order: order, length: s.length))
             withOptionalPointer(x.z) { z in withOptionalMutablePointer(&ungated) { ug in withOptionalMutablePointer(&states) { st in
                 Parallel.forEach(s.batch * groups) { item in
                     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: s.state) { h in
@@ -43,6 +44,7 @@ extension SelectiveScan {
                     }
                 }
             } } }
+            }
         } } } } } } }
         return (out, Saved(ungated: ungated, states: states))
     }
@@ -53,6 +55,7 @@ extension SelectiveScan {
         let scaledA: SharedPointer<Float>
         let out: SharedPointer<Float>
         let deltaSoftplus: Bool
+        let rows: RowMap
     }
 
     /// Channels d0 ..< d0 + 16 of batch item b through all t.
@@ -65,7 +68,7 @@ extension SelectiveScan {
         let skip = loadLanes(p.D.base + d0, width)
         for i in 0..<n { h[i] = Lanes() }
         for t in 0..<s.length {
-            let row = b * s.length + t, at = row * s.channels + d0
+            let row = p.rows.row(b, t), at = row * s.channels + d0
             let raw = loadLanes(p.delta.base + at, width), u = loadLanes(p.u.base + at, width)
             let dt = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
             let du = dt * u
@@ -76,7 +79,7 @@ extension SelectiveScan {
                 let hi = (a * h[i]).addingProduct(du, bt[i])
                 h[i] = hi
                 y = y.addingProduct(hi, ct[i])
-                if let states { storeLanes(hi, states.base + (row * n + i) * s.channels + d0, width) }
+                if let states { storeLanes(hi, states.base + ((b * s.length + t) * n + i) * s.channels + d0, width) }
             }
             if let z {
                 if let ungated { storeLanes(y, ungated.base + at, width) }
@@ -107,12 +110,13 @@ extension SelectiveScan {
         grads.u.withUnsafeMutableBufferPointer { gu in grads.delta.withUnsafeMutableBufferPointer { gdelta in
         grads.B.withUnsafeMutableBufferPointer { gB in grads.C.withUnsafeMutableBufferPointer { gC in
         partialA.withUnsafeMutableBufferPointer { pA in partialD.withUnsafeMutableBufferPointer { pD in
-        table.withPointers { scaledA, plainA in
+        table.withPointers { scaledA, plainA in withVisitingOrder(x.order) { order in
             let p = BackwardPointers(
                 u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), B: .init(B.baseAddress!), C: .init(C.baseAddress!),
                 D: .init(D.baseAddress!), scaledA: scaledA, plainA: plainA, gradOutput: .init(gs.baseAddress!),
                 gu: .init(gu.baseAddress!), gdelta: .init(gdelta.baseAddress!), gB: .init(gB.baseAddress!), gC: .init(gC.baseAddress!),
-                partialA: .init(pA.baseAddress!), partialD: .init(pD.baseAddress!), deltaSoftplus: x.deltaSoftplus)
+                partialA: .init(pA.baseAddress!), partialD: .init(pD.baseAddress!), deltaSoftplus: x.deltaSoftplus,
+                rows: RowMap(order: order, length: s.length))
             withOptionalPointer(x.z) { z in withOptionalPointer(saved.ungated) { ungated in
             withOptionalPointer(saved.states) { states in withOptionalMutablePointer(&grads.z) { gz in
                 _ = Parallel.chunks(s.batch) { worker, batches in
@@ -126,15 +130,16 @@ extension SelectiveScan {
                         }
                         // ∂C_t[n], ∂B_t[n]: the lanes summed once per batch item.
                         for i in 0..<steps {
-                            p.gC.base[b * steps + i] = work.sumC[i].sum()
-                            p.gB.base[b * steps + i] = work.sumB[i].sum()
+                            let at = p.rows.row(b, i / s.state) * s.state + i % s.state
+                            p.gC.base[at] = work.sumC[i].sum()
+                            p.gB.base[at] = work.sumB[i].sum()
                             work.sumC[i] = .zero
                             work.sumB[i] = .zero
                         }
                     }
                 }
             } } } }
-        } } } } } } } } } } } } }
+        } } } } } } } } } } } } } }
         // Reduce the per-worker partials; ∂A back to (channels, state).
         grads.A.withUnsafeMutableBufferPointer { gA in
             for w in 0..<workers {
@@ -158,6 +163,7 @@ extension SelectiveScan {
         let gradOutput: SharedPointer<Float>
         let gu, gdelta, gB, gC, partialA, partialD: SharedPointer<Float>
         let deltaSoftplus: Bool
+        let rows: RowMap
     }
 
     /// One worker's buffers. `history`, `sumC`, `sumB`: entry [t·N + n]; the row buffers hold one
@@ -199,10 +205,9 @@ extension SelectiveScan {
                               gz: SharedPointer<Float>?, work: BackwardScratch) {
         let width = min(laneCount, s.channels - d0), n = s.state, length = s.length
         let padded = paddedChannels(s.channels)
-        let rowBase = b * length * s.channels + d0
         // Gather: independent strided loads, many in flight.
         for t in 0..<length {
-            let at = rowBase + t * s.channels
+            let at = p.rows.row(b, t) * s.channels + d0
             let raw = loadLanes(p.delta.base + at, width)
             work.preActivation[t] = raw
             work.delta[t] = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
@@ -211,7 +216,7 @@ extension SelectiveScan {
         }
         if let z, let ungated {
             for t in 0..<length {
-                let at = rowBase + t * s.channels
+                let at = p.rows.row(b, t) * s.channels + d0
                 work.gz[t] = loadLanes(z.base + at, width)  // z for now; replaced by ∂z below
                 work.ungated[t] = loadLanes(ungated.base + at, width)
             }
@@ -226,7 +231,7 @@ extension SelectiveScan {
         } else {
             for t in 0..<length {
                 let dt = work.delta[t], du = dt * work.u[t]
-                let bt = p.B.base + (b * length + t) * n
+                let bt = p.B.base + p.rows.row(b, t) * n
                 for i in 0..<n {
                     let a = VectorMath.exp2(dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount))
                     let previous = t == 0 ? Lanes() : work.history[(t - 1) * n + i]
@@ -239,7 +244,7 @@ extension SelectiveScan {
         var gD = Lanes()
         var t = length - 1
         while t >= 0 {
-            let row = b * length + t
+            let row = p.rows.row(b, t)
             let dt = work.delta[t], u = work.u[t]
             var gy = work.gy[t]
             if gated {
@@ -275,13 +280,13 @@ extension SelectiveScan {
         }
         // Scatter.
         for t in 0..<length {
-            let at = rowBase + t * s.channels
+            let at = p.rows.row(b, t) * s.channels + d0
             storeLanes(work.gu[t], p.gu.base + at, width)
             let gdelta = p.deltaSoftplus ? work.gdelta[t] * VectorMath.sigmoid(work.preActivation[t]) : work.gdelta[t]
             storeLanes(gdelta, p.gdelta.base + at, width)
         }
         if let gz {
-            for t in 0..<length { storeLanes(work.gz[t], gz.base + rowBase + t * s.channels, width) }
+            for t in 0..<length { storeLanes(work.gz[t], gz.base + p.rows.row(b, t) * s.channels + d0, width) }
         }
         for i in 0..<n {
             let partial = p.partialA.base + (worker * n + i) * padded + d0
@@ -292,6 +297,22 @@ extension SelectiveScan {
     }
 
     // MARK: helpers
+
+    /// Step t of image b reads and writes row b·L + order[b·L + t] of the (batch·length)-row
+    /// tensors (row b·L + t without an order).
+    struct RowMap: Sendable {
+        let order: SharedPointer<Int>?
+        let length: Int
+
+        @inline(__always) func row(_ b: Int, _ t: Int) -> Int {
+            b * length + (order.map { $0.base[b * length + t] } ?? t)
+        }
+    }
+
+    static func withVisitingOrder<R>(_ order: [Int]?, _ body: (SharedPointer<Int>?) -> R) -> R {
+        guard let order else { return body(nil) }
+        return order.withUnsafeBufferPointer { body(SharedPointer($0.baseAddress!)) }
+    }
 
     /// Channels rounded up to whole lane groups.
     static func paddedChannels(_ channels: Int) -> Int { (channels + laneCount - 1) / laneCount * laneCount }

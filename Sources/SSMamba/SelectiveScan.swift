@@ -44,9 +44,25 @@ public enum SelectiveScan {
         /// (computed inside the kernels, no Δ tensor); `Gradients.delta` is then ∂L/∂(pre-activation)
         /// = ∂L/∂Δ · σ(delta).
         public var deltaSoftplus: Bool
-        public init(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor? = nil, deltaSoftplus: Bool = false) {
+        /// The visiting order: step t of image b is row `order[b·L + t]` of that image (a
+        /// permutation of 0..<L per image), so a scan direction runs on tensors kept in grid order
+        /// without gathering them; nil visits rows in storage order. Outputs and gradients are in
+        /// storage order too.
+        public var order: [Int]?
+        public init(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor? = nil,
+                    deltaSoftplus: Bool = false, order: [Int]? = nil) {
             (self.u, self.delta, self.A, self.B, self.C, self.D, self.z) = (u, delta, A, B, C, D, z)
-            self.deltaSoftplus = deltaSoftplus
+            (self.deltaSoftplus, self.order) = (deltaSoftplus, order)
+        }
+
+        /// The same operands with their rows in visiting order and no order.
+        var inVisitingOrder: Operands {
+            guard let order else { return self }
+            var plain = self
+            (plain.u, plain.delta) = (permuted(u, order: order), permuted(delta, order: order))
+            (plain.B, plain.C, plain.z) = (permuted(B, order: order), permuted(C, order: order), z.map { permuted($0, order: order) })
+            plain.order = nil
+            return plain
         }
 
         /// The same operands with Δ = softplus(delta) materialised.
@@ -67,7 +83,8 @@ public enum SelectiveScan {
             let s = shape
             precondition(u.shape == [s.batch, s.length, s.channels] && delta.shape == u.shape
                          && A.shape == [s.channels, s.state] && B.shape == [s.batch, s.length, s.state]
-                         && C.shape == B.shape && D.shape == [s.channels] && (z == nil || z!.shape == u.shape),
+                         && C.shape == B.shape && D.shape == [s.channels] && (z == nil || z!.shape == u.shape)
+                         && (order == nil || order!.count == s.batch * s.length),
                          "selective scan operand shapes disagree: u \(u.shape) Δ \(delta.shape) A \(A.shape) B \(B.shape) C \(C.shape) D \(D.shape)")
         }
     }
@@ -83,6 +100,9 @@ public enum SelectiveScan {
     /// Plain-loop forward; returns out.
     public static func reference(_ x: Operands) -> Tensor {
         x.validate()
+        if let order = x.order {
+            return unpermuted(reference(x.inVisitingOrder), order: order)
+        }
         let x = x.withPlainDelta
         let s = x.shape
         var out = Tensor(zeros: x.u.shape)
@@ -108,6 +128,15 @@ public enum SelectiveScan {
     /// Plain-loop backward, storing every state; the definition the fast kernel is tested against.
     public static func referenceBackward(_ x: Operands, gradOutput g: Tensor) -> Gradients {
         x.validate()
+        if let order = x.order {
+            var grads = referenceBackward(x.inVisitingOrder, gradOutput: permuted(g, order: order))
+            grads.u = unpermuted(grads.u, order: order)
+            grads.delta = unpermuted(grads.delta, order: order)
+            grads.B = unpermuted(grads.B, order: order)
+            grads.C = unpermuted(grads.C, order: order)
+            grads.z = grads.z.map { unpermuted($0, order: order) }
+            return grads
+        }
         if x.deltaSoftplus {
             var grads = referenceBackward(x.withPlainDelta, gradOutput: g)
             grads.delta = grads.delta * x.delta.mapped(Activation.sigmoid)
@@ -159,6 +188,28 @@ public enum SelectiveScan {
             }
         }
         return grads
+    }
+
+    /// Rows of (batch, length, …) in visiting order: out[b, t] = x[b, order[b·L + t]].
+    static func permuted(_ x: Tensor, order: [Int]) -> Tensor {
+        var out = x
+        let (length, width) = (x.shape[1], x.count / (x.shape[0] * x.shape[1]))
+        for (step, row) in order.enumerated() {
+            let b = step / length
+            for k in 0..<width { out.scalars[step * width + k] = x.scalars[(b * length + row) * width + k] }
+        }
+        return out
+    }
+
+    /// The inverse of `permuted`.
+    static func unpermuted(_ x: Tensor, order: [Int]) -> Tensor {
+        var out = x
+        let (length, width) = (x.shape[1], x.count / (x.shape[0] * x.shape[1]))
+        for (step, row) in order.enumerated() {
+            let b = step / length
+            for k in 0..<width { out.scalars[(b * length + row) * width + k] = x.scalars[step * width + k] }
+        }
+        return out
     }
 
     @inline(__always) static func sigmoid(_ v: Float) -> Float { 1 / (1 + Foundation.exp(-v)) }
