@@ -31,16 +31,26 @@ extension SelectiveScan {
         x.u.withUnsafeBufferPointer { u in x.delta.withUnsafeBufferPointer { delta in
         x.B.withUnsafeBufferPointer { B in x.C.withUnsafeBufferPointer { C in x.D.withUnsafeBufferPointer { D in
         out.withUnsafeMutableBufferPointer { o in
-        table.withPointers { scaledA, _ in
+        table.withPointers { scaledA, _, largestRate in
             withVisitingOrder(x.order) { order in
             let p = ForwardPointers(u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), B: .init(B.baseAddress!),
-                                    C: .init(C.baseAddress!), D: .init(D.baseAddress!), scaledA: scaledA, out: .init(o.baseAddress!),
-                                    deltaSoftplus: x.deltaSoftplus, rows: RowMap(order: order, length: s.length))
+                                    C: .init(C.baseAddress!), D: .init(D.baseAddress!), scaledA: scaledA, largestRate: largestRate,
+                                    out: .init(o.baseAddress!), deltaSoftplus: x.deltaSoftplus, rows: RowMap(order: order, length: s.length))
             withOptionalPointer(x.z) { z in withOptionalMutablePointer(&ungated) { ug in withOptionalMutablePointer(&states) { st in
                 Parallel.forEach(s.batch * groups) { item in
-                    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: s.state) { h in
-                        forwardGroup(p, shape: s, batch: item / groups, firstChannel: (item % groups) * laneCount,
-                                     h: h, z: z, ungated: ug, states: st)
+                    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: s.state + 2 * s.length) { buffer in
+                        let (b, d0) = (item / groups, (item % groups) * laneCount)
+                        let h = UnsafeMutableBufferPointer(rebasing: buffer[0..<s.state])
+                        let delta = UnsafeMutableBufferPointer(rebasing: buffer[s.state..<(s.state + s.length)])
+                        let u = UnsafeMutableBufferPointer(rebasing: buffer[(s.state + s.length)...])
+                        // Far below 2⁻¹²⁶ decays never occur in practice: the clamp is then skipped.
+                        if gatherRows(p, shape: s, batch: b, firstChannel: d0, delta: delta, u: u) {
+                            forwardGroup(p, shape: s, batch: b, firstChannel: d0, h: h, delta: delta, u: u,
+                                         z: z, ungated: ug, states: st, clamp: false)
+                        } else {
+                            forwardGroup(p, shape: s, batch: b, firstChannel: d0, h: h, delta: delta, u: u,
+                                         z: z, ungated: ug, states: st, clamp: true)
+                        }
                     }
                 }
             } } }
@@ -51,31 +61,52 @@ extension SelectiveScan {
 
     struct ForwardPointers: Sendable {
         let u, delta, B, C, D: SharedPointer<Float>
-        /// A·log₂e, laid out (state, paddedChannels).
-        let scaledA: SharedPointer<Float>
+        /// A·log₂e, laid out (state, paddedChannels); max over the state of |A·log₂e| per channel.
+        let scaledA, largestRate: SharedPointer<Float>
         let out: SharedPointer<Float>
         let deltaSoftplus: Bool
         let rows: RowMap
     }
 
-    /// Channels d0 ..< d0 + 16 of batch item b through all t.
+    /// Copies Δ (softplus applied) and u of channels d0 ..< d0 + 16 of image b, in visiting
+    /// order, into contiguous rows: independent loads, many in flight, instead of strided loads
+    /// inside the recurrence. Returns whether every decay exponent Δ·A·log₂e stays above −126
+    /// (then 2ˣ needs no clamp).
+    @inline(__always)
+    static func gatherRows(_ p: ForwardPointers, shape s: Shape, batch b: Int, firstChannel d0: Int,
+                           delta: UnsafeMutableBufferPointer<Lanes>, u: UnsafeMutableBufferPointer<Lanes>) -> Bool {
+        let width = min(laneCount, s.channels - d0)
+        var largest = Lanes()
+        for t in 0..<s.length {
+            let at = p.rows.row(b, t) * s.channels + d0
+            let raw = loadLanes(p.delta.base + at, width)
+            let dt = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
+            delta[t] = dt
+            u[t] = loadLanes(p.u.base + at, width)
+            largest.replace(with: dt, where: dt .> largest)
+        }
+        return (largest * loadLanes(p.largestRate.base + d0, laneCount)).max() < 126
+    }
+
+    /// Channels d0 ..< d0 + 16 of image b through all t, from the gathered rows.
     @inline(__always)
     static func forwardGroup(_ p: ForwardPointers, shape s: Shape, batch b: Int, firstChannel d0: Int,
-                             h: UnsafeMutableBufferPointer<Lanes>, z: SharedPointer<Float>?,
-                             ungated: SharedPointer<Float>?, states: SharedPointer<Float>?) {
+                             h: UnsafeMutableBufferPointer<Lanes>, delta: UnsafeMutableBufferPointer<Lanes>,
+                             u rows: UnsafeMutableBufferPointer<Lanes>, z: SharedPointer<Float>?,
+                             ungated: SharedPointer<Float>?, states: SharedPointer<Float>?, clamp: Bool) {
         let width = min(laneCount, s.channels - d0), n = s.state
         let padded = paddedChannels(s.channels)
         let skip = loadLanes(p.D.base + d0, width)
         for i in 0..<n { h[i] = Lanes() }
         for t in 0..<s.length {
             let row = p.rows.row(b, t), at = row * s.channels + d0
-            let raw = loadLanes(p.delta.base + at, width), u = loadLanes(p.u.base + at, width)
-            let dt = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
+            let dt = delta[t], u = rows[t]
             let du = dt * u
             var y = skip * u
             let bt = p.B.base + row * n, ct = p.C.base + row * n
             for i in 0..<n {
-                let a = VectorMath.exp2(dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount))
+                let exponent = dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount)
+                let a = clamp ? VectorMath.exp2(exponent) : VectorMath.exp2InRange(exponent)
                 let hi = (a * h[i]).addingProduct(du, bt[i])
                 h[i] = hi
                 y = y.addingProduct(hi, ct[i])
@@ -110,10 +141,10 @@ extension SelectiveScan {
         grads.u.withUnsafeMutableBufferPointer { gu in grads.delta.withUnsafeMutableBufferPointer { gdelta in
         grads.B.withUnsafeMutableBufferPointer { gB in grads.C.withUnsafeMutableBufferPointer { gC in
         partialA.withUnsafeMutableBufferPointer { pA in partialD.withUnsafeMutableBufferPointer { pD in
-        table.withPointers { scaledA, plainA in withVisitingOrder(x.order) { order in
+        table.withPointers { scaledA, plainA, largestRate in withVisitingOrder(x.order) { order in
             let p = BackwardPointers(
                 u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), B: .init(B.baseAddress!), C: .init(C.baseAddress!),
-                D: .init(D.baseAddress!), scaledA: scaledA, plainA: plainA, gradOutput: .init(gs.baseAddress!),
+                D: .init(D.baseAddress!), scaledA: scaledA, plainA: plainA, largestRate: largestRate, gradOutput: .init(gs.baseAddress!),
                 gu: .init(gu.baseAddress!), gdelta: .init(gdelta.baseAddress!), gB: .init(gB.baseAddress!), gC: .init(gC.baseAddress!),
                 partialA: .init(pA.baseAddress!), partialD: .init(pD.baseAddress!), deltaSoftplus: x.deltaSoftplus,
                 rows: RowMap(order: order, length: s.length))
@@ -158,8 +189,8 @@ extension SelectiveScan {
 
     struct BackwardPointers: Sendable {
         let u, delta, B, C, D: SharedPointer<Float>
-        /// A·log₂e and A, both laid out (state, paddedChannels).
-        let scaledA, plainA: SharedPointer<Float>
+        /// A·log₂e and A, both laid out (state, paddedChannels); max over the state of |A·log₂e|.
+        let scaledA, plainA, largestRate: SharedPointer<Float>
         let gradOutput: SharedPointer<Float>
         let gu, gdelta, gB, gC, partialA, partialD: SharedPointer<Float>
         let deltaSoftplus: Bool
@@ -170,14 +201,14 @@ extension SelectiveScan {
     /// group's 16 channels of every step contiguously (entry [t]), so the recurrences read and
     /// write L1-resident memory instead of rows strided by the channel count.
     struct BackwardScratch {
-        let history, sumC, sumB: UnsafeMutableBufferPointer<Lanes>
+        let history, decays, sumC, sumB: UnsafeMutableBufferPointer<Lanes>
         let lambda, nextDecay, gA: UnsafeMutableBufferPointer<Lanes>
         let preActivation, delta, u, gy, gz, ungated, gu, gdelta: UnsafeMutableBufferPointer<Lanes>
         private let storage: UnsafeMutableBufferPointer<Lanes>
 
         init(length: Int, state: Int) {
             let steps = length * state
-            let all = UnsafeMutableBufferPointer<Lanes>.allocate(capacity: 3 * steps + 3 * state + 8 * length)
+            let all = UnsafeMutableBufferPointer<Lanes>.allocate(capacity: 4 * steps + 3 * state + 8 * length)
             all.initialize(repeating: .zero)
             var next = 0
             func take(_ count: Int) -> UnsafeMutableBufferPointer<Lanes> {
@@ -185,7 +216,7 @@ extension SelectiveScan {
                 return UnsafeMutableBufferPointer(rebasing: all[next..<(next + count)])
             }
             storage = all
-            (history, sumC, sumB) = (take(steps), take(steps), take(steps))
+            (history, decays, sumC, sumB) = (take(steps), take(steps), take(steps), take(steps))
             (lambda, nextDecay, gA) = (take(state), take(state), take(state))
             (preActivation, delta, u, gy) = (take(length), take(length), take(length), take(length))
             (gz, ungated, gu, gdelta) = (take(length), take(length), take(length), take(length))
@@ -206,11 +237,14 @@ extension SelectiveScan {
         let width = min(laneCount, s.channels - d0), n = s.state, length = s.length
         let padded = paddedChannels(s.channels)
         // Gather: independent strided loads, many in flight.
+        var largest = Lanes()
         for t in 0..<length {
             let at = p.rows.row(b, t) * s.channels + d0
             let raw = loadLanes(p.delta.base + at, width)
             work.preActivation[t] = raw
-            work.delta[t] = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
+            let dt = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
+            work.delta[t] = dt
+            largest.replace(with: dt, where: dt .> largest)
             work.u[t] = loadLanes(p.u.base + at, width)
             work.gy[t] = loadLanes(p.gradOutput.base + at, width)
         }
@@ -221,19 +255,23 @@ extension SelectiveScan {
                 work.ungated[t] = loadLanes(ungated.base + at, width)
             }
         }
+        // As in the forward: the clamp of 2ˣ only when a decay could fall below 2⁻¹²⁶.
+        let clamp = (largest * loadLanes(p.largestRate.base + d0, laneCount)).max() >= 126
+        @inline(__always) func decay(_ exponent: Lanes) -> Lanes {
+            clamp ? VectorMath.exp2(exponent) : VectorMath.exp2InRange(exponent)
+        }
         for i in 0..<n { work.lambda[i] = .zero; work.nextDecay[i] = .zero; work.gA[i] = .zero }
-        if let states {
-            for t in 0..<length {
-                for i in 0..<n {
+        // a_t always (kept: recomputing 2ˣ in the reverse pass cost more than reading it back);
+        // h_t from the forward's states, or recomputed.
+        for t in 0..<length {
+            let dt = work.delta[t], du = dt * work.u[t]
+            let bt = p.B.base + p.rows.row(b, t) * n
+            for i in 0..<n {
+                let a = decay(dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount))
+                work.decays[t * n + i] = a
+                if let states {
                     work.history[t * n + i] = loadLanes(states.base + ((b * length + t) * n + i) * s.channels + d0, width)
-                }
-            }
-        } else {
-            for t in 0..<length {
-                let dt = work.delta[t], du = dt * work.u[t]
-                let bt = p.B.base + p.rows.row(b, t) * n
-                for i in 0..<n {
-                    let a = VectorMath.exp2(dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount))
+                } else {
                     let previous = t == 0 ? Lanes() : work.history[(t - 1) * n + i]
                     work.history[t * n + i] = (a * previous).addingProduct(du, bt[i])
                 }
@@ -258,7 +296,7 @@ extension SelectiveScan {
             var lambdaDotB = Lanes(), decayDotA = Lanes()
             for i in 0..<n {
                 let step = t * n + i
-                let a = VectorMath.exp2(dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount))
+                let a = work.decays[step]
                 let lambda = (work.nextDecay[i] * work.lambda[i]).addingProduct(gy, ct[i])
                 work.lambda[i] = lambda
                 work.nextDecay[i] = a
@@ -320,7 +358,7 @@ extension SelectiveScan {
     /// A transposed to (state, paddedChannels), once as A·log₂e (for the decays) and once as A;
     /// padding lanes are 0, so their decays are 1 and their states stay 0.
     struct StateTable {
-        var scaled, plain: [Float]
+        var scaled, plain, largestRate: [Float]
         let groups: Int
 
         init(A: Tensor, shape s: Shape) {
@@ -328,18 +366,22 @@ extension SelectiveScan {
             groups = padded / SelectiveScan.laneCount
             scaled = [Float](repeating: 0, count: s.state * padded)
             plain = scaled
+            largestRate = [Float](repeating: 0, count: padded)
             A.withUnsafeBufferPointer { a in
                 for d in 0..<s.channels {
                     for i in 0..<s.state {
                         plain[i * padded + d] = a[d * s.state + i]
                         scaled[i * padded + d] = a[d * s.state + i] * 1.442_695_04
+                        largestRate[d] = max(largestRate[d], abs(scaled[i * padded + d]))
                     }
                 }
             }
         }
 
-        func withPointers<R>(_ body: (SharedPointer<Float>, SharedPointer<Float>) -> R) -> R {
-            scaled.withUnsafeBufferPointer { s in plain.withUnsafeBufferPointer { p in body(.init(s.baseAddress!), .init(p.baseAddress!)) } }
+        func withPointers<R>(_ body: (SharedPointer<Float>, SharedPointer<Float>, SharedPointer<Float>) -> R) -> R {
+            scaled.withUnsafeBufferPointer { s in plain.withUnsafeBufferPointer { p in largestRate.withUnsafeBufferPointer { l in
+                body(.init(s.baseAddress!), .init(p.baseAddress!), .init(l.baseAddress!))
+            } } }
         }
     }
 

@@ -41,15 +41,20 @@ public enum VectorMath {
     /// 2ˣ for x ≤ 127, for the scan's decays exp(Δ·A) = 2^(Δ·A·log₂e) (Δ ≥ 0, A < 0, so x ≤ 0)
     /// with A·log₂e computed once per call. Inputs below −126 give 2⁻¹²⁶ (not a subnormal or
     /// 0, which the scan cannot tell apart from 0); inputs above 127 are not supported (no upper
-    /// clamp: it would cost a tenth of the scan's arithmetic). Cheaper than `exp`: no ln 2 split,
-    /// since x = n + f with f = x − n exact.
-    ///
-    /// 2ᶠ on |f| ≤ ½ by a degree-6 polynomial fitted for relative error (1.9e-9 in exact
-    /// arithmetic, about 1e-7 ≈ 2 ulp evaluated in Float).
+    /// clamp: it would cost a tenth of the scan's arithmetic).
     @_transparent
     public static func exp2(_ x: Vector) -> Vector {
         var x = x  // a comparison and a blend: SIMD's `clamped`/`pointwiseMax` compile to scalar loops
         x.replace(with: -126, where: x .< -126)
+        return exp2InRange(x)
+    }
+
+    /// 2ˣ for −126 ≤ x ≤ 127 (unchecked: callers that know their range skip the clamp).
+    /// Cheaper than `exp`: no ln 2 split, since x = n + f with f = x − n exact. 2ᶠ on |f| ≤ ½ by a
+    /// degree-6 polynomial fitted for relative error (1.9e-9 in exact arithmetic, about 1e-7 ≈ 2 ulp
+    /// evaluated in Float).
+    @_transparent
+    public static func exp2InRange(_ x: Vector) -> Vector {
         let shifted = x + 12_582_912  // rounds to the nearest integer n, kept in the low mantissa bits
         let f = x - (shifted - 12_582_912)
         var p = Vector(repeating: 1.339_993_121_729_583e-3).addingProduct(f, Vector(repeating: 1.534_581_170_841_912e-4))
