@@ -74,9 +74,9 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
     public func forward(_ u: Tensor, grid: TokenGrid) -> Tensor {
         let (batch, count) = (u.shape[0], u.shape[1])
         let xz = inProjection.forward(u)  // (B, L, 2E)
-        var x = Tensor(zeros: [batch, count, expanded])
-        gate = Tensor(zeros: [batch, count, expanded])
-        split(xz, into: &x, and: &gate)
+        var x = Tensor(uninitialized: [batch, count, expanded])
+        gate = Tensor(uninitialized: [batch, count, expanded])
+        split(xz, into: &x, and: &gate)  // writes every element of both
         convolved = convolutions[0].forward(x)
         for conv in convolutions.dropFirst() { convolved = convolved + conv.forward(x) }
         let activated = convolved.mapped(Activation.silu)  // recomputed in the backward, not kept

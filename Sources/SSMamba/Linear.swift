@@ -30,14 +30,18 @@ public final class Linear: ParameterOwner, KeepsActivations {
         let outFeatures = weight.shape[0], inFeatures = weight.count / max(outFeatures, 1)
         precondition(x.shape.last == inFeatures, "linear expects last extent \(inFeatures), got \(x.shape)")
         let rows = x.count / max(inFeatures, 1)
-        var y = Tensor(zeros: Array(x.shape.dropLast()) + [outFeatures])
+        // Every element is written: the bias rows (then β = 1), or the product alone (β = 0).
+        var y = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
         x.withUnsafeBufferPointer { xs in weight.withUnsafeBufferPointer { ws in y.withUnsafeMutableBufferPointer { ys in
             if let bias {
                 bias.withUnsafeBufferPointer { bs in
                     for r in 0..<rows { UnsafeMutableBufferPointer(rebasing: ys[(r * outFeatures)..<((r + 1) * outFeatures)]).update(fromContentsOf: bs) }
                 }
             }
-            guard let px = xs.baseAddress, let pw = ws.baseAddress, let py = ys.baseAddress else { return }
+            guard let px = xs.baseAddress, let pw = ws.baseAddress, let py = ys.baseAddress else {
+                if bias == nil { ys.update(repeating: 0) }  // no inputs (k = 0): the product is zero
+                return
+            }
             BLAS.gemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures, a: px, lda: inFeatures,
                       b: pw, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: py, ldc: outFeatures)
         } } }

@@ -23,8 +23,8 @@ extension SelectiveScan {
     public static func forward(_ x: Operands, mode: MemoryMode = .recompute) -> (out: Tensor, saved: Saved) {
         x.validate()
         let s = x.shape
-        var out = Tensor(zeros: x.u.shape)
-        var ungated: Tensor? = x.z == nil ? nil : Tensor(zeros: x.u.shape)
+        var out = Tensor(uninitialized: x.u.shape)  // every (b, t, d) is stored below
+        var ungated: Tensor? = x.z == nil ? nil : Tensor(uninitialized: x.u.shape)
         var states: Tensor? = mode == .storeStates ? Tensor(zeros: [s.batch, s.length, s.state, s.channels]) : nil
         let table = StateTable(A: x.A, shape: s)
         let groups = table.groups

@@ -21,6 +21,15 @@ public struct Tensor: Sendable, Equatable {
         self.init(repeating: 0, shape: shape)
     }
 
+    /// A tensor for a kernel to overwrite completely: no zero fill. Its elements are unspecified
+    /// until written; every element must be written before it is read.
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative extent in shape \(shape)")
+        let count = Tensor.count(of: shape)
+        self.shape = shape
+        self.scalars = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
     public init(repeating value: Float, shape: [Int]) {
         self.init(shape: shape, scalars: [Float](repeating: value, count: Tensor.count(of: shape)))
     }
