@@ -25,7 +25,7 @@ extension SelectiveScan {
         let s = x.shape
         var out = Tensor(uninitialized: x.u.shape)  // every (b, t, d) is stored below
         var ungated: Tensor? = x.z == nil ? nil : Tensor(uninitialized: x.u.shape)
-        var states: Tensor? = mode == .storeStates ? Tensor(zeros: [s.batch, s.length, s.state, s.channels]) : nil
+        var states: Tensor? = mode == .storeStates ? Tensor(uninitialized: [s.batch, s.length, s.state, s.channels]) : nil
         let table = StateTable(A: x.A, shape: s)
         let groups = table.groups
         x.u.withUnsafeBufferPointer { u in x.delta.withUnsafeBufferPointer { delta in
@@ -38,11 +38,11 @@ extension SelectiveScan {
                                     out: .init(o.baseAddress!), deltaSoftplus: x.deltaSoftplus, rows: RowMap(order: order, length: s.length))
             withOptionalPointer(x.z) { z in withOptionalMutablePointer(&ungated) { ug in withOptionalMutablePointer(&states) { st in
                 Parallel.forEach(s.batch * groups) { item in
-                    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: s.state + 2 * s.length) { buffer in
+                    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 2 * s.state + 2 * s.length) { buffer in
                         let (b, d0) = (item / groups, (item % groups) * laneCount)
-                        let h = UnsafeMutableBufferPointer(rebasing: buffer[0..<s.state])
-                        let delta = UnsafeMutableBufferPointer(rebasing: buffer[s.state..<(s.state + s.length)])
-                        let u = UnsafeMutableBufferPointer(rebasing: buffer[(s.state + s.length)...])
+                        let h = UnsafeMutableBufferPointer(rebasing: buffer[0..<(2 * s.state)])  // h, then A·log₂e
+                        let delta = UnsafeMutableBufferPointer(rebasing: buffer[(2 * s.state)..<(2 * s.state + s.length)])
+                        let u = UnsafeMutableBufferPointer(rebasing: buffer[(2 * s.state + s.length)...])
                         // Far below 2⁻¹²⁶ decays never occur in practice: the clamp is then skipped.
                         if gatherRows(p, shape: s, batch: b, firstChannel: d0, delta: delta, u: u) {
                             forwardGroup(p, shape: s, batch: b, firstChannel: d0, h: h, delta: delta, u: u,
@@ -97,7 +97,11 @@ extension SelectiveScan {
         let width = min(laneCount, s.channels - d0), n = s.state
         let padded = paddedChannels(s.channels)
         let skip = loadLanes(p.D.base + d0, width)
-        for i in 0..<n { h[i] = Lanes() }
+        let (current, scaledA) = (h.baseAddress!, h.baseAddress! + n)
+        for i in 0..<n {
+            current[i] = Lanes()
+            scaledA[i] = loadLanes(p.scaledA.base + i * padded + d0, laneCount)
+        }
         for t in 0..<s.length {
             let row = p.rows.row(b, t), at = row * s.channels + d0
             let dt = delta[t], u = rows[t]
@@ -105,10 +109,10 @@ extension SelectiveScan {
             var y = skip * u
             let bt = p.B.base + row * n, ct = p.C.base + row * n
             for i in 0..<n {
-                let exponent = dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount)
+                let exponent = dt * scaledA[i]
                 let a = clamp ? VectorMath.exp2(exponent) : VectorMath.exp2InRange(exponent)
-                let hi = (a * h[i]).addingProduct(du, bt[i])
-                h[i] = hi
+                let hi = (a * current[i]).addingProduct(du, bt[i])
+                current[i] = hi
                 y = y.addingProduct(hi, ct[i])
                 if let states { storeLanes(hi, states.base + ((b * s.length + t) * n + i) * s.channels + d0, width) }
             }
@@ -125,9 +129,10 @@ extension SelectiveScan {
         x.validate()
         let s = x.shape
         precondition(g.shape == x.u.shape, "scan gradient shape \(g.shape) differs from the output's \(x.u.shape)")
-        var grads = Gradients(u: Tensor(zeros: x.u.shape), delta: Tensor(zeros: x.u.shape), A: Tensor(zeros: x.A.shape),
-                              B: Tensor(zeros: x.B.shape), C: Tensor(zeros: x.C.shape), D: Tensor(zeros: x.D.shape),
-                              z: x.z == nil ? nil : Tensor(zeros: x.u.shape))
+        // ∂u, ∂Δ, ∂z, ∂B, ∂C are stored element by element below; ∂A and ∂D are sums.
+        var grads = Gradients(u: Tensor(uninitialized: x.u.shape), delta: Tensor(uninitialized: x.u.shape), A: Tensor(zeros: x.A.shape),
+                              B: Tensor(uninitialized: x.B.shape), C: Tensor(uninitialized: x.C.shape), D: Tensor(zeros: x.D.shape),
+                              z: x.z == nil ? nil : Tensor(uninitialized: x.u.shape))
         let table = StateTable(A: x.A, shape: s)
         let padded = paddedChannels(s.channels)
         let workers = max(1, min(ThreadPlan.kernelWorkers, s.batch))
@@ -202,13 +207,13 @@ extension SelectiveScan {
     /// write L1-resident memory instead of rows strided by the channel count.
     struct BackwardScratch {
         let history, decays, sumC, sumB: UnsafeMutableBufferPointer<Lanes>
-        let lambda, nextDecay, gA: UnsafeMutableBufferPointer<Lanes>
+        let lambda, nextDecay, gA, scaledA, plainA: UnsafeMutableBufferPointer<Lanes>
         let preActivation, delta, u, gy, gz, ungated, gu, gdelta: UnsafeMutableBufferPointer<Lanes>
         private let storage: UnsafeMutableBufferPointer<Lanes>
 
         init(length: Int, state: Int) {
             let steps = length * state
-            let all = UnsafeMutableBufferPointer<Lanes>.allocate(capacity: 4 * steps + 3 * state + 8 * length)
+            let all = UnsafeMutableBufferPointer<Lanes>.allocate(capacity: 4 * steps + 5 * state + 8 * length)
             all.initialize(repeating: .zero)
             var next = 0
             func take(_ count: Int) -> UnsafeMutableBufferPointer<Lanes> {
@@ -217,7 +222,7 @@ extension SelectiveScan {
             }
             storage = all
             (history, decays, sumC, sumB) = (take(steps), take(steps), take(steps), take(steps))
-            (lambda, nextDecay, gA) = (take(state), take(state), take(state))
+            (lambda, nextDecay, gA, scaledA, plainA) = (take(state), take(state), take(state), take(state), take(state))
             (preActivation, delta, u, gy) = (take(length), take(length), take(length), take(length))
             (gz, ungated, gu, gdelta) = (take(length), take(length), take(length), take(length))
         }
@@ -260,20 +265,27 @@ extension SelectiveScan {
         @inline(__always) func decay(_ exponent: Lanes) -> Lanes {
             clamp ? VectorMath.exp2(exponent) : VectorMath.exp2InRange(exponent)
         }
-        for i in 0..<n { work.lambda[i] = .zero; work.nextDecay[i] = .zero; work.gA[i] = .zero }
+        // Per-step pointers and this group's rows of A (index arithmetic out of the inner loops).
+        let scaledA = work.scaledA.baseAddress!, plainA = work.plainA.baseAddress!
+        for i in 0..<n {
+            work.lambda[i] = .zero; work.nextDecay[i] = .zero; work.gA[i] = .zero
+            scaledA[i] = loadLanes(p.scaledA.base + i * padded + d0, laneCount)
+            plainA[i] = loadLanes(p.plainA.base + i * padded + d0, laneCount)
+        }
+        let history = work.history.baseAddress!, decays = work.decays.baseAddress!
         // a_t always (kept: recomputing 2ˣ in the reverse pass cost more than reading it back);
         // h_t from the forward's states, or recomputed.
         for t in 0..<length {
             let dt = work.delta[t], du = dt * work.u[t]
-            let bt = p.B.base + p.rows.row(b, t) * n
+            let bt = p.B.base + p.rows.row(b, t) &* n
+            let (decaysT, historyT) = (decays + t &* n, history + t &* n)
             for i in 0..<n {
-                let a = decay(dt * loadLanes(p.scaledA.base + i * padded + d0, laneCount))
-                work.decays[t * n + i] = a
+                let a = decay(dt * scaledA[i])
+                decaysT[i] = a
                 if let states {
-                    work.history[t * n + i] = loadLanes(states.base + ((b * length + t) * n + i) * s.channels + d0, width)
+                    historyT[i] = loadLanes(states.base + ((b * length + t) * n + i) * s.channels + d0, width)
                 } else {
-                    let previous = t == 0 ? Lanes() : work.history[(t - 1) * n + i]
-                    work.history[t * n + i] = (a * previous).addingProduct(du, bt[i])
+                    historyT[i] = t == 0 ? du * bt[i] : (a * historyT[i &- n]).addingProduct(du, bt[i])
                 }
             }
         }
@@ -292,21 +304,24 @@ extension SelectiveScan {
                 gy *= zv * sz
             }
             let du = dt * u
-            let bt = p.B.base + row * n, ct = p.C.base + row * n
+            let bt = p.B.base + row &* n, ct = p.C.base + row &* n
+            let offset = t &* n
+            let (decaysT, historyT) = (decays + offset, history + offset)
+            let (sumC, sumB) = (work.sumC.baseAddress! + offset, work.sumB.baseAddress! + offset)
+            let (lambdas, nextDecay, gA) = (work.lambda.baseAddress!, work.nextDecay.baseAddress!, work.gA.baseAddress!)
             var lambdaDotB = Lanes(), decayDotA = Lanes()
             for i in 0..<n {
-                let step = t * n + i
-                let a = work.decays[step]
-                let lambda = (work.nextDecay[i] * work.lambda[i]).addingProduct(gy, ct[i])
-                work.lambda[i] = lambda
-                work.nextDecay[i] = a
-                work.sumC[step] = work.sumC[step].addingProduct(gy, work.history[step])
-                work.sumB[step] = work.sumB[step].addingProduct(lambda, du)
+                let a = decaysT[i]
+                let lambda = (nextDecay[i] * lambdas[i]).addingProduct(gy, ct[i])
+                lambdas[i] = lambda
+                nextDecay[i] = a
+                sumC[i] = sumC[i].addingProduct(gy, historyT[i])
+                sumB[i] = sumB[i].addingProduct(lambda, du)
                 lambdaDotB = lambdaDotB.addingProduct(lambda, bt[i])
                 if t > 0 {
-                    let q = lambda * a * work.history[step - n]
-                    work.gA[i] = work.gA[i].addingProduct(q, dt)
-                    decayDotA = decayDotA.addingProduct(q, loadLanes(p.plainA.base + i * padded + d0, laneCount))
+                    let q = lambda * a * historyT[i &- n]
+                    gA[i] = gA[i].addingProduct(q, dt)
+                    decayDotA = decayDotA.addingProduct(q, plainA[i])
                 }
             }
             // Vector·vector products as `a * b + c`: `addingProduct` of two vectors is not
