@@ -207,7 +207,7 @@ extension SelectiveScan {
     /// write L1-resident memory instead of rows strided by the channel count.
     struct BackwardScratch {
         let history, decays, sumC, sumB: UnsafeMutableBufferPointer<Lanes>
-        let lambda, nextDecay, gA, scaledA, plainA: UnsafeMutableBufferPointer<Lanes>
+        let lambda, gA, scaledA, plainA: UnsafeMutableBufferPointer<Lanes>
         let preActivation, delta, u, gy, gz, ungated, gu, gdelta: UnsafeMutableBufferPointer<Lanes>
         private let storage: UnsafeMutableBufferPointer<Lanes>
 
@@ -221,8 +221,9 @@ extension SelectiveScan {
                 return UnsafeMutableBufferPointer(rebasing: all[next..<(next + count)])
             }
             storage = all
-            (history, decays, sumC, sumB) = (take(steps), take(steps), take(steps), take(steps))
-            (lambda, nextDecay, gA, scaledA, plainA) = (take(state), take(state), take(state), take(state), take(state))
+            // decays has one more step, kept zero: a_L multiplies λ_L = 0.
+            (history, decays, sumC, sumB) = (take(steps), take(steps + state), take(steps), take(steps))
+            (lambda, gA, scaledA, plainA) = (take(state), take(state), take(state), take(state))
             (preActivation, delta, u, gy) = (take(length), take(length), take(length), take(length))
             (gz, ungated, gu, gdelta) = (take(length), take(length), take(length), take(length))
         }
@@ -268,7 +269,7 @@ extension SelectiveScan {
         // Per-step pointers and this group's rows of A (index arithmetic out of the inner loops).
         let scaledA = work.scaledA.baseAddress!, plainA = work.plainA.baseAddress!
         for i in 0..<n {
-            work.lambda[i] = .zero; work.nextDecay[i] = .zero; work.gA[i] = .zero
+            work.lambda[i] = .zero; work.gA[i] = .zero
             scaledA[i] = loadLanes(p.scaledA.base + i * padded + d0, laneCount)
             plainA[i] = loadLanes(p.plainA.base + i * padded + d0, laneCount)
         }
@@ -292,8 +293,10 @@ extension SelectiveScan {
         let skip = loadLanes(p.D.base + d0, width)
         let gated = z != nil
         var gD = Lanes()
-        var t = length - 1
-        while t >= 0 {
+        let (lambdas, gA) = (work.lambda.baseAddress!, work.gA.baseAddress!)
+        // One reverse step; `first` (t = 0) has no h₋₁ terms. a_{t+1} is read from `decays`,
+        // whose step L is zero (λ_L = 0).
+        @inline(__always) func reverseStep(_ t: Int, first: Bool) {
             let row = p.rows.row(b, t)
             let dt = work.delta[t], u = work.u[t]
             var gy = work.gy[t]
@@ -308,18 +311,15 @@ extension SelectiveScan {
             let offset = t &* n
             let (decaysT, historyT) = (decays + offset, history + offset)
             let (sumC, sumB) = (work.sumC.baseAddress! + offset, work.sumB.baseAddress! + offset)
-            let (lambdas, nextDecay, gA) = (work.lambda.baseAddress!, work.nextDecay.baseAddress!, work.gA.baseAddress!)
             var lambdaDotB = Lanes(), decayDotA = Lanes()
             for i in 0..<n {
-                let a = decaysT[i]
-                let lambda = (nextDecay[i] * lambdas[i]).addingProduct(gy, ct[i])
+                let lambda = (decaysT[i &+ n] * lambdas[i]).addingProduct(gy, ct[i])
                 lambdas[i] = lambda
-                nextDecay[i] = a
                 sumC[i] = sumC[i].addingProduct(gy, historyT[i])
                 sumB[i] = sumB[i].addingProduct(lambda, du)
                 lambdaDotB = lambdaDotB.addingProduct(lambda, bt[i])
-                if t > 0 {
-                    let q = lambda * a * historyT[i &- n]
+                if !first {
+                    let q = lambda * decaysT[i] * historyT[i &- n]
                     gA[i] = gA[i].addingProduct(q, dt)
                     decayDotA = decayDotA.addingProduct(q, plainA[i])
                 }
@@ -329,8 +329,9 @@ extension SelectiveScan {
             work.gu[t] = gy * skip + dt * lambdaDotB
             work.gdelta[t] = decayDotA + u * lambdaDotB
             gD += gy * u
-            t -= 1
         }
+        for t in stride(from: length - 1, through: 1, by: -1) { reverseStep(t, first: false) }
+        reverseStep(0, first: true)
         // Scatter.
         for t in 0..<length {
             let at = p.rows.row(b, t) * s.channels + d0
