@@ -15,7 +15,7 @@ enum ModelSuite {
     static func run(quick: Bool, model: String) throws {
         let config = try ModelConfiguration.named(model)
         let cases: [Case] = (quick ? [8] : [8, 32, 64]).flatMap { batch in
-            [Case(batch: batch, mode: "infer", steps: quick ? 2 : 5), Case(batch: batch, mode: "train", steps: quick ? 1 : 3)]
+            [Case(batch: batch, mode: "infer", steps: quick ? 2 : 9), Case(batch: batch, mode: "train", steps: quick ? 1 : 5)]
         }
         let python = peerPython()
         if python == nil { print("PyTorch peer not installed (make bench installs it into .venv-peers): measuring ours only") }

@@ -15,7 +15,10 @@ struct ModelCommand: ParsableCommand {
         func run() {
             for name in ModelConfiguration.registry.keys.sorted() {
                 let c = ModelConfiguration.registry[name]!
-                print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) dim \(c.dim), depth \(c.depth), \(c.imageSize) px / patch \(c.patchSize), attention in the last \(c.attentionBlocks)")
+                let shape = c.layout == .hierarchical
+                    ? "hierarchical (R1), widths \(c.levelDepths.indices.map { String(c.dim << $0) }.joined(separator: "-")), depths \(c.levelDepths.map(String.init).joined(separator: "-")), \(c.imageSize) px"
+                    : "dim \(c.dim), depth \(c.depth), \(c.imageSize) px / patch \(c.patchSize), attention in the last \(c.attentionBlocks)"
+                print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(shape)")
             }
         }
     }
