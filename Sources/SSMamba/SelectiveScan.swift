@@ -191,23 +191,18 @@ public enum SelectiveScan {
     }
 
     /// Rows of (batch, length, …) in visiting order: out[b, t] = x[b, order[b·L + t]].
-    static func permuted(_ x: Tensor, order: [Int]) -> Tensor {
-        var out = x
-        let (length, width) = (x.shape[1], x.count / (x.shape[0] * x.shape[1]))
-        for (step, row) in order.enumerated() {
-            let b = step / length
-            for k in 0..<width { out.scalars[step * width + k] = x.scalars[(b * length + row) * width + k] }
-        }
-        return out
-    }
+    static func permuted(_ x: Tensor, order: [Int]) -> Tensor { reordered(x, order: order, inverse: false) }
 
     /// The inverse of `permuted`.
-    static func unpermuted(_ x: Tensor, order: [Int]) -> Tensor {
+    static func unpermuted(_ x: Tensor, order: [Int]) -> Tensor { reordered(x, order: order, inverse: true) }
+
+    private static func reordered(_ x: Tensor, order: [Int], inverse: Bool) -> Tensor {
         var out = x
         let (length, width) = (x.shape[1], x.count / (x.shape[0] * x.shape[1]))
         for (step, row) in order.enumerated() {
-            let b = step / length
-            for k in 0..<width { out.scalars[(b * length + row) * width + k] = x.scalars[step * width + k] }
+            let stored = (step / length * length + row) * width, visited = step * width
+            let (from, to) = inverse ? (visited, stored) : (stored, visited)
+            for k in 0..<width { out.scalars[to + k] = x.scalars[from + k] }
         }
         return out
     }

@@ -70,6 +70,35 @@ enum GradientCheck {
     }
 }
 
+extension GradientCheck {
+    /// A whole classifier's backward against central differences of its label loss: three elements
+    /// (first, middle, last) of every parameter tensor (the whole model is too many probes). The
+    /// configuration's drop rates must be 0, so training and evaluation forwards agree.
+    static func checkClassifier(_ model: Classifier, images: Tensor, labels: [Int], file: StaticString = #filePath, line: UInt = #line) {
+        func loss() -> Double {
+            var r = RandomGenerator(seed: 0)
+            return Double(CrossEntropy.loss(logits: model.forward(images, training: false, using: &r), labels: labels).loss)
+        }
+        model.zeroGradients()
+        var r = RandomGenerator(seed: 0)
+        model.backward(CrossEntropy.loss(logits: model.forward(images, training: true, using: &r), labels: labels).gradient)
+        for parameter in model.parameters {
+            let analytic = parameter.gradient
+            for index in Set([0, parameter.value.count / 2, parameter.value.count - 1]) {
+                let original = parameter.value.scalars[index]
+                parameter.value.scalars[index] = original + 1e-2
+                let plus = loss()
+                parameter.value.scalars[index] = original - 1e-2
+                let minus = loss()
+                parameter.value.scalars[index] = original
+                let numeric = (plus - minus) / 2e-2
+                XCTAssertEqual(Double(analytic.scalars[index]), numeric, accuracy: 2e-3 + 2e-2 * abs(numeric),
+                               "\(parameter.name)[\(index)]", file: file, line: line)
+            }
+        }
+    }
+}
+
 extension ModelConfiguration {
     /// A tiny hybrid model for tests: 16 px images, patch 4 (4×4 tokens), dim 16, one DMS block
     /// and one attention block.

@@ -98,54 +98,14 @@ final class HierarchicalTests: XCTestCase {
         for p in model.parameters where p.name.contains("lpr") || p.name.contains("conv") || p.name.contains("downsample") {
             p.value = Tensor.normal(p.value.shape, std: 0.3, using: &rng)
         }
-        let images = Tensor.normal([2, 3, 32, 32], using: &rng)
-        let labels = [1, 2]
-        func loss() -> Double {
-            var r = RandomGenerator(seed: 0)
-            return Double(CrossEntropy.loss(logits: model.forward(images, training: false, using: &r), labels: labels).loss)
-        }
-        model.zeroGradients()
-        var r = RandomGenerator(seed: 0)
-        model.backward(CrossEntropy.loss(logits: model.forward(images, training: true, using: &r), labels: labels).gradient)
-        for parameter in model.parameters {
-            let analytic = parameter.gradient
-            for index in Set([0, parameter.value.count / 2, parameter.value.count - 1]) {
-                let original = parameter.value.scalars[index]
-                parameter.value.scalars[index] = original + 1e-2
-                let plus = loss()
-                parameter.value.scalars[index] = original - 1e-2
-                let minus = loss()
-                parameter.value.scalars[index] = original
-                let numeric = (plus - minus) / 2e-2
-                XCTAssertEqual(Double(analytic.scalars[index]), numeric, accuracy: 2e-3 + 2e-2 * abs(numeric), "\(parameter.name)[\(index)]")
-            }
-        }
+        GradientCheck.checkClassifier(model, images: Tensor.normal([2, 3, 32, 32], using: &rng), labels: [1, 2])
     }
 
     func testLearnsTheSyntheticTask() throws {
-        var rng = RandomGenerator(seed: 31)
         var config = Self.tinyHierarchical(classes: 3)
         config.dim = 8
         config.levelHeads = [1, 1, 2, 2]
-        let model = try Classifier(config: config, using: &rng)
-        var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 5e-3, warmupSteps: 10, totalSteps: 100))
-        settings.labelSmoothing = 0
-        let trainer = ClassifierTrainer(model: model, settings: settings)
-        var data = RandomGenerator(seed: 32)
-        var firstLoss: Float = 0, lastLoss: Float = 0
-        for step in 0..<100 {
-            let (images, labels) = TrainingTests.syntheticBatch(16, side: 32, using: &data)
-            lastLoss = trainer.trainStep(images: images, labels: labels)
-            if step == 0 { firstLoss = lastLoss }
-        }
-        var heldOut = RandomGenerator(seed: 999)
-        let (images, labels) = TrainingTests.syntheticBatch(96, side: 32, using: &heldOut)
-        let logits = trainer.predict(images)
-        let correct = (0..<96).filter { b in
-            let row = (0..<3).map { logits[b, $0] }
-            return row.firstIndex(of: row.max()!) == labels[b]
-        }.count
-        let accuracy = Double(correct) / 96
+        let (firstLoss, lastLoss, accuracy) = try TrainingTests.learnSyntheticTask(config, side: 32, steps: 100, rate: 5e-3, seed: 31)
         print("R1 synthetic task: loss \(firstLoss) → \(lastLoss), held-out accuracy \(accuracy)")
         XCTAssertGreaterThanOrEqual(accuracy, 0.95)
         XCTAssertLessThan(lastLoss, firstLoss / 4)

@@ -194,30 +194,6 @@ final class LayerGradientTests: XCTestCase {
         config.directions = ["h", "v_flip", "w2"]
         let model = try Classifier(config: config, using: &rng)
         randomize(model.parameters.filter { $0.name.contains("lpr") }, std: 0.3)
-        let images = Tensor.normal([2, 3, 8, 8], using: &rng)
-        let labels = [1, 2]
-        func loss() -> Double {
-            var r = RandomGenerator(seed: 0)
-            return Double(CrossEntropy.loss(logits: model.forward(images, training: false, using: &r), labels: labels).loss)
-        }
-        model.zeroGradients()
-        var r = RandomGenerator(seed: 0)
-        let logits = model.forward(images, training: true, using: &r)  // drop rates are 0: deterministic
-        model.backward(CrossEntropy.loss(logits: logits, labels: labels).gradient)
-        // Every parameter tensor: compare a few elements (the whole model is too many probes).
-        for parameter in model.parameters {
-            let analytic = parameter.gradient
-            for index in Set([0, parameter.value.count / 2, parameter.value.count - 1]) {
-                let original = parameter.value.scalars[index]
-                parameter.value.scalars[index] = original + 1e-2
-                let plus = loss()
-                parameter.value.scalars[index] = original - 1e-2
-                let minus = loss()
-                parameter.value.scalars[index] = original
-                let numeric = (plus - minus) / 2e-2
-                XCTAssertEqual(Double(analytic.scalars[index]), numeric, accuracy: 2e-3 + 2e-2 * abs(numeric),
-                               "\(parameter.name)[\(index)]")
-            }
-        }
+        GradientCheck.checkClassifier(model, images: Tensor.normal([2, 3, 8, 8], using: &rng), labels: [1, 2])
     }
 }
