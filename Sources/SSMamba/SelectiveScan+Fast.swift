@@ -167,8 +167,8 @@ extension SelectiveScan {
                         // ∂C_t[n], ∂B_t[n]: the lanes summed once per batch item.
                         for i in 0..<steps {
                             let at = p.rows.row(b, i / s.state) * s.state + i % s.state
-                            p.gC.base[at] = work.sumC[i].sum()
-                            p.gB.base[at] = work.sumB[i].sum()
+                            p.gC.base[at] = lanesSum(work.sumC[i])
+                            p.gB.base[at] = lanesSum(work.sumB[i])
                             work.sumC[i] = .zero
                             work.sumB[i] = .zero
                         }
@@ -208,7 +208,7 @@ extension SelectiveScan {
     struct BackwardScratch {
         let history, decays, sumC, sumB: UnsafeMutableBufferPointer<Lanes>
         let lambda, gA, scaledA, plainA: UnsafeMutableBufferPointer<Lanes>
-        let preActivation, delta, u, gy, gz, ungated, gu, gdelta: UnsafeMutableBufferPointer<Lanes>
+        let softplusSlope, delta, u, gy, gz, ungated, gu, gdelta: UnsafeMutableBufferPointer<Lanes>
         private let storage: UnsafeMutableBufferPointer<Lanes>
 
         init(length: Int, state: Int) {
@@ -224,7 +224,7 @@ extension SelectiveScan {
             // decays has one more step, kept zero: a_L multiplies λ_L = 0.
             (history, decays, sumC, sumB) = (take(steps), take(steps + state), take(steps), take(steps))
             (lambda, gA, scaledA, plainA) = (take(state), take(state), take(state), take(state))
-            (preActivation, delta, u, gy) = (take(length), take(length), take(length), take(length))
+            (softplusSlope, delta, u, gy) = (take(length), take(length), take(length), take(length))
             (gz, ungated, gu, gdelta) = (take(length), take(length), take(length), take(length))
         }
 
@@ -247,8 +247,12 @@ extension SelectiveScan {
         for t in 0..<length {
             let at = p.rows.row(b, t) * s.channels + d0
             let raw = loadLanes(p.delta.base + at, width)
-            work.preActivation[t] = raw
-            let dt = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
+            let dt: Lanes
+            if p.deltaSoftplus {
+                (dt, work.softplusSlope[t]) = VectorMath.softplusAndSlope(raw)
+            } else {
+                dt = raw
+            }
             work.delta[t] = dt
             largest.replace(with: dt, where: dt .> largest)
             work.u[t] = loadLanes(p.u.base + at, width)
@@ -336,7 +340,7 @@ extension SelectiveScan {
         for t in 0..<length {
             let at = p.rows.row(b, t) * s.channels + d0
             storeLanes(work.gu[t], p.gu.base + at, width)
-            let gdelta = p.deltaSoftplus ? work.gdelta[t] * VectorMath.sigmoid(work.preActivation[t]) : work.gdelta[t]
+            let gdelta = p.deltaSoftplus ? work.gdelta[t] * work.softplusSlope[t] : work.gdelta[t]
             storeLanes(gdelta, p.gdelta.base + at, width)
         }
         if let gz {
@@ -399,6 +403,14 @@ extension SelectiveScan {
                 body(.init(s.baseAddress!), .init(p.baseAddress!), .init(l.baseAddress!))
             } } }
         }
+    }
+
+    /// The sum of the 16 lanes by halves (`SIMD.sum()` adds them one after another).
+    @inline(__always) static func lanesSum(_ v: Lanes) -> Float {
+        let v8 = v.lowHalf + v.highHalf
+        let v4 = v8.lowHalf + v8.highHalf
+        let v2 = v4.lowHalf + v4.highHalf
+        return v2[0] + v2[1]
     }
 
     /// The first `width` floats at `base`, the other lanes 0.

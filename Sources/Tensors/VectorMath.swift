@@ -111,6 +111,19 @@ public enum VectorMath {
         return g * s * (1 + x * (1 - s))
     }
 
+    /// softplus(x) and its slope σ(x), sharing e^−|x|: σ(x) = 1/(1 + e^−|x|) for x ≥ 0 and
+    /// e^−|x|/(1 + e^−|x|) below.
+    @_transparent
+    public static func softplusAndSlope(_ x: Vector) -> (value: Vector, slope: Vector) {
+        var absolute = x, positive = x
+        absolute.replace(with: -x, where: x .< 0)
+        positive.replace(with: 0, where: x .< 0)
+        let e = exp(-absolute)
+        var numerator = Vector(repeating: 1)
+        numerator.replace(with: e, where: x .< 0)
+        return (positive + log1p(e), numerator / (1 + e))
+    }
+
     /// softplus(x) = max(x, 0) + ln(1 + e^−|x|).
     @_transparent
     public static func softplus(_ x: Vector) -> Vector {

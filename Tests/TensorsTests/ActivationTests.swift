@@ -68,6 +68,17 @@ final class ActivationTests: XCTestCase {
         XCTAssertEqual(VectorMath.exp2(SIMD16(repeating: 0))[0], 1, accuracy: 1e-7)
     }
 
+    func testSoftplusAndSlopeAgreeWithTheSeparateKernels() {
+        var x: Float = -30
+        while x <= 30 {
+            let v = SIMD16<Float>(repeating: x)
+            let (value, slope) = VectorMath.softplusAndSlope(v)
+            XCTAssertEqual(value[0], VectorMath.softplus(v)[0], accuracy: 1e-6 * max(1, abs(value[0])), "softplus(\(x))")
+            XCTAssertEqual(slope[0], VectorMath.sigmoid(v)[0], accuracy: 1e-6 * max(1e-6, slope[0]), "σ(\(x))")
+            x += 0.173
+        }
+    }
+
     func testBackwardMatchesFiniteDifferences() {
         for c in Self.cases {
             let x = randomArray(37, std: 2, seed: 11)
