@@ -353,7 +353,7 @@ struct FlowFileParser {
     }
 
     private mutating func parameter(_ node: Node, _ spec: ParameterSpec, checkExistence: Bool = true) -> ParameterValue? {
-        let wrong = "'\(spec.name)' must be a \(spec.type.summary)"
+        let wrong = "'\(spec.name)' must be \(spec.type.requirement)"
         switch spec.type {
         case .integer(let range):
             guard case .scalar = node, let v = node.int, range.contains(v) else { report(node, wrong); return nil }

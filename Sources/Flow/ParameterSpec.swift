@@ -21,6 +21,15 @@ public enum ParameterType: Sendable, Equatable {
         case .choice(let options): return "one of " + options.joined(separator: ", ")
         }
     }
+
+    /// The summary as the end of "… must be ___" (with its article where English wants one).
+    public var requirement: String {
+        switch self {
+        case .integer: return "an " + summary
+        case .number, .path, .numbers: return "a " + summary
+        case .text, .flag, .choice: return summary
+        }
+    }
 }
 
 /// One documented parameter of a stage or source kind.

@@ -105,12 +105,14 @@ public enum Catalog {
         ])
 
     static let modelNames = ModelConfiguration.registry.keys.sorted()
+    /// MAMIM needs the plain layout (R1's masked pretraining is not built).
+    static let pretrainableModelNames = modelNames.filter { ModelConfiguration.registry[$0]!.layout == .plain }
 
     public static let pretrain = StepKind(
         name: "pretrain", input: "tile", output: nil,
         doc: "MAMIM pretraining (masked image modelling) on the tiles that stream in; writes `<run>/<name>/checkpoint` and reconstruction pictures (masked input, reconstruction, original).",
         parameters: [
-            ParameterSpec("model", .choice(modelNames), default: "ssmamba_micro", "model configuration (`ssmamba model list`); tiles are resized to its input size"),
+            ParameterSpec("model", .choice(pretrainableModelNames), default: "ssmamba_micro", "model configuration (`ssmamba model list`; plain layouts: MAMIM for the hierarchical R1 is not built); tiles are resized to its input size"),
             ParameterSpec("steps", .integer(1...10_000_000), default: "300", "optimizer steps"),
             ParameterSpec("batch", .integer(1...4096), default: "32", "images per step"),
             ParameterSpec("lr", .number(1e-7...1), default: "1e-3", "peak learning rate (AdamW, β₂ 0.95, cosine with warm-up)"),

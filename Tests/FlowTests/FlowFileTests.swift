@@ -92,7 +92,7 @@ final class FlowFileTests: XCTestCase {
 
     func testWrongTypes() {
         assertIssue(good.replacingOccurrences(of: "factor: 3", with: "factor: three"), line: 9, column: 13, contains: "'factor' must be a number")
-        assertIssue(good.replacingOccurrences(of: "count: 5", with: "count: 0"), line: 6, column: 10, contains: "'count' must be a integer in 1…1000000")
+        assertIssue(good.replacingOccurrences(of: "count: 5", with: "count: 0"), line: 6, column: 10, contains: "'count' must be an integer in 1…1000000")
         assertIssue(good.replacingOccurrences(of: "workers: 2", with: "workers: many"), line: 10, column: 14, contains: "'workers' must be an integer")
         assertIssue(good.replacingOccurrences(of: "factor: 3", with: "scales: [0.5, big]"), line: 9, column: 13, contains: "'scales' must be a list of numbers")
         assertIssue(good.replacingOccurrences(of: "factor: 3", with: "method: macenco"), line: 9, column: 13, contains: "(did you mean 'macenko'?)")
