@@ -51,10 +51,7 @@ public final class ClassifierTrainer {
     }
 
     /// Logits in evaluation mode (no dropout or drop-path).
-    public func predict(_ images: Tensor) -> Tensor {
-        var unused = RandomGenerator(seed: 0)
-        return model.forward(images, training: false, using: &unused)
-    }
+    public func predict(_ images: Tensor) -> Tensor { model.predict(images) }
 
     public func checkpoint(notes: [String: String] = [:]) -> Checkpoint {
         var manifest = Checkpoint.Manifest(model: model.config)

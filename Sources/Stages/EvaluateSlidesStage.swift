@@ -94,7 +94,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             let images = try chunk.map { try cropper.crops(reader, at: $0)[0].image }
             let batch = Augmentation.evaluation.batch(images, size: size, using: &rng)
             forwardLock.lock()  // layers keep per-call state: one forward at a time when workers > 1
-            let logits = model.forward(batch, training: false, using: &rng)
+            let logits = model.predict(batch)
             forwardLock.unlock()
             var rows = ""
             for (position, probabilities) in zip(chunk, Probabilities.rows(logits)) {

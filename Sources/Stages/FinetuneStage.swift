@@ -167,7 +167,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         var result: [[Double]] = []
         for start in stride(from: 0, to: tiles.count, by: 64) {
             let chunk = tiles[start..<min(tiles.count, start + 64)].map(\.image)
-            let logits = model.forward(Augmentation.evaluation.batch(chunk, size: model.config.imageSize, using: &rng), training: false, using: &rng)
+            let logits = model.predict(Augmentation.evaluation.batch(chunk, size: model.config.imageSize, using: &rng))
             result += Probabilities.rows(logits)
         }
         return result

@@ -102,6 +102,15 @@ final class TrainingTests: XCTestCase {
         return (firstLoss, lastLoss, Double(correct) / 96)
     }
 
+    func testPredictInChunksEqualsOneEvaluationForward() throws {
+        var rng = RandomGenerator(seed: 41)
+        let model = try Classifier(config: Self.tinyConfig(classes: 3), using: &rng)
+        let images = Tensor.normal([Classifier.inferenceChunk + 5, 3, 16, 16], using: &rng)
+        var unused = RandomGenerator(seed: 0)
+        let whole = model.forward(images, training: false, using: &unused)
+        XCTAssertLessThan(GradientCheck.relativeError(model.predict(images), whole), 1e-6)
+    }
+
     func testLearnsASyntheticTaskToNearPerfectAccuracy() throws {
         let (firstLoss, lastLoss, accuracy) = try Self.learnSyntheticTask(Self.tinyConfig(classes: 3), steps: 120, rate: 1e-2, seed: 11)
         print("synthetic task: loss \(firstLoss) → \(lastLoss), held-out accuracy \(accuracy)")
