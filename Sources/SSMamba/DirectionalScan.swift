@@ -5,7 +5,7 @@ import Tensors
 /// scan (PyTorch names under `scans.{i}`):
 ///
 ///     [δ, B, C] = x_proj(x_s)          δ: R, B: N, C: N    (no bias)
-///     Δ = softplus(dt_proj(δ))         dt_proj: R → E, with bias (softplus inside the scan's kernels)
+///     Δ = softplus(dt_proj(δ))         dt_proj: R → E, with bias (both inside the scan's kernels)
 ///     A = −exp(A_log),  y_s = scan(x_s, Δ, A, B, C, D)
 ///
 /// Memory: between forward and backward it keeps only δ, B and C (R + 2N numbers per token);
@@ -55,9 +55,10 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
     }
 
     /// The scan's operands for input x and the kept δ, B, C, visited in `order`.
-    private func operands(_ x: Tensor, dtPreActivation: Tensor) -> SelectiveScan.Operands {
-        SelectiveScan.Operands(u: x, delta: dtPreActivation, A: aLog.value.mapped(Activation.exp) * -1,
-                               B: bMatrix, C: cMatrix, D: skip.value, deltaSoftplus: true, order: order)
+    private func operands(_ x: Tensor) -> SelectiveScan.Operands {
+        SelectiveScan.Operands(u: x, delta: lowRank, A: aLog.value.mapped(Activation.exp) * -1,
+                               B: bMatrix, C: cMatrix, D: skip.value, deltaSoftplus: true, order: order,
+                               deltaProjection: (dtProjection.weight.value, dtProjection.bias!.value))
     }
 
     /// x: (batch, count, E) in grid (storage) order → y in the same order, the scan visiting the
@@ -82,7 +83,7 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
                 }
             } } }
         }
-        let (out, saved) = SelectiveScan.forward(operands(x, dtPreActivation: dtProjection.forward(lowRank)), mode: mode)
+        let (out, saved) = SelectiveScan.forward(operands(x), mode: mode)
         self.saved = saved
         return out
     }
@@ -91,13 +92,12 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
     /// parameter gradient.
     func backward(_ g: Tensor, input x: Tensor) -> Tensor {
         guard let saved else { preconditionFailure("scan direction backward without a forward") }
-        let dtPreActivation = Linear.apply(lowRank, weight: dtProjection.weight.value, bias: dtProjection.bias?.value)
-        let operands = operands(x, dtPreActivation: dtPreActivation)
+        let operands = operands(x)
         let grads = SelectiveScan.backward(operands, saved: saved, gradOutput: g)
         // A = −exp(A_log) ⇒ ∂A_log = ∂A ⊙ A.
         aLog.gradient = aLog.gradient + grads.A * operands.A
         skip.gradient = skip.gradient + grads.D
-        let gLowRank = dtProjection.backward(grads.delta)  // the scan's ∂ is already w.r.t. the pre-activation
+        let gLowRank = dtProjection.backward(grads.delta, input: lowRank)  // the scan's ∂ is w.r.t. the pre-activation
         let (batch, count) = (g.shape[0], g.shape[1])
         let width = rank + 2 * state
         var gProjected = Tensor(zeros: [batch, count, width])

@@ -33,7 +33,7 @@ extension SelectiveScan {
         out.withUnsafeMutableBufferPointer { o in
         table.withPointers { scaledA, _, largestRate in
             withVisitingOrder(x.order) { order in
-            let p = ForwardPointers(u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), B: .init(B.baseAddress!),
+            let p = ForwardPointers(u: .init(u.baseAddress!), delta: DeltaSource(x, delta.baseAddress!), B: .init(B.baseAddress!),
                                     C: .init(C.baseAddress!), D: .init(D.baseAddress!), scaledA: scaledA, largestRate: largestRate,
                                     out: .init(o.baseAddress!), deltaSoftplus: x.deltaSoftplus, rows: RowMap(order: order, length: s.length))
             withOptionalPointer(x.z) { z in withOptionalMutablePointer(&ungated) { ug in withOptionalMutablePointer(&states) { st in
@@ -60,7 +60,9 @@ extension SelectiveScan {
     }
 
     struct ForwardPointers: Sendable {
-        let u, delta, B, C, D: SharedPointer<Float>
+        let u: SharedPointer<Float>
+        let delta: DeltaSource
+        let B, C, D: SharedPointer<Float>
         /// A·log₂e, laid out (state, paddedChannels); max over the state of |A·log₂e| per channel.
         let scaledA, largestRate: SharedPointer<Float>
         let out: SharedPointer<Float>
@@ -79,7 +81,7 @@ extension SelectiveScan {
         var largest = Lanes()
         for t in 0..<s.length {
             let at = p.rows.row(b, t) * s.channels + d0
-            let raw = loadLanes(p.delta.base + at, width)
+            let raw = p.delta.load(row: p.rows.row(b, t), channels: s.channels, firstChannel: d0, width: width)
             let dt = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
             delta[t] = dt
             u[t] = loadLanes(p.u.base + at, width)
@@ -148,7 +150,7 @@ extension SelectiveScan {
         partialA.withUnsafeMutableBufferPointer { pA in partialD.withUnsafeMutableBufferPointer { pD in
         table.withPointers { scaledA, plainA, largestRate in withVisitingOrder(x.order) { order in
             let p = BackwardPointers(
-                u: .init(u.baseAddress!), delta: .init(delta.baseAddress!), B: .init(B.baseAddress!), C: .init(C.baseAddress!),
+                u: .init(u.baseAddress!), delta: DeltaSource(x, delta.baseAddress!), B: .init(B.baseAddress!), C: .init(C.baseAddress!),
                 D: .init(D.baseAddress!), scaledA: scaledA, plainA: plainA, largestRate: largestRate, gradOutput: .init(gs.baseAddress!),
                 gu: .init(gu.baseAddress!), gdelta: .init(gdelta.baseAddress!), gB: .init(gB.baseAddress!), gC: .init(gC.baseAddress!),
                 partialA: .init(pA.baseAddress!), partialD: .init(pD.baseAddress!), deltaSoftplus: x.deltaSoftplus,
@@ -193,7 +195,9 @@ extension SelectiveScan {
     }
 
     struct BackwardPointers: Sendable {
-        let u, delta, B, C, D: SharedPointer<Float>
+        let u: SharedPointer<Float>
+        let delta: DeltaSource
+        let B, C, D: SharedPointer<Float>
         /// A·log₂e and A, both laid out (state, paddedChannels); max over the state of |A·log₂e|.
         let scaledA, plainA, largestRate: SharedPointer<Float>
         let gradOutput: SharedPointer<Float>
@@ -246,7 +250,7 @@ extension SelectiveScan {
         var largest = Lanes()
         for t in 0..<length {
             let at = p.rows.row(b, t) * s.channels + d0
-            let raw = loadLanes(p.delta.base + at, width)
+            let raw = p.delta.load(row: p.rows.row(b, t), channels: s.channels, firstChannel: d0, width: width)
             let dt: Lanes
             if p.deltaSoftplus {
                 (dt, work.softplusSlope[t]) = VectorMath.softplusAndSlope(raw)
@@ -355,6 +359,49 @@ extension SelectiveScan {
     }
 
     // MARK: helpers
+
+    /// Where a step's Δ pre-activation comes from: the delta tensor's row, or δ·Wᵀ + b from the
+    /// low-rank row (dt_proj fused). W is kept transposed, (R, paddedChannels), and b padded.
+    final class DeltaSource: @unchecked Sendable {
+        let values: UnsafePointer<Float>
+        let rank: Int, padded: Int
+        private let weight: UnsafeMutableBufferPointer<Float>?, bias: UnsafeMutableBufferPointer<Float>?
+
+        init(_ x: Operands, _ values: UnsafePointer<Float>) {
+            self.values = values
+            let s = x.shape
+            padded = SelectiveScan.paddedChannels(s.channels)
+            guard let projection = x.deltaProjection else {
+                (rank, weight, bias) = (0, nil, nil)
+                return
+            }
+            rank = projection.weight.shape[1]
+            let w = UnsafeMutableBufferPointer<Float>.allocate(capacity: rank * padded), b = UnsafeMutableBufferPointer<Float>.allocate(capacity: padded)
+            w.initialize(repeating: 0)
+            b.initialize(repeating: 0)
+            for d in 0..<s.channels {
+                for r in 0..<rank { w[r * padded + d] = projection.weight.scalars[d * rank + r] }
+                b[d] = projection.bias.scalars[d]
+            }
+            (weight, bias) = (w, b)
+        }
+
+        deinit {
+            weight?.deallocate()
+            bias?.deallocate()
+        }
+
+        /// The pre-activation of channels d0 ..< d0 + width at `row` (other lanes 0).
+        @inline(__always) func load(row: Int, channels: Int, firstChannel d0: Int, width: Int) -> Lanes {
+            guard let weight = weight?.baseAddress, let bias = bias?.baseAddress else {
+                return loadLanes(UnsafeMutablePointer(mutating: values) + row * channels + d0, width)
+            }
+            var v = loadLanes(bias + d0, laneCount)
+            let low = values + row &* rank
+            for r in 0..<rank { v = v.addingProduct(loadLanes(weight + (r &* padded &+ d0), laneCount), low[r]) }
+            return v
+        }
+    }
 
     /// Step t of image b reads and writes row b·L + order[b·L + t] of the (batch·length)-row
     /// tensors (row b·L + t without an order).

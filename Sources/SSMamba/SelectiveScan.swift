@@ -49,10 +49,24 @@ public enum SelectiveScan {
         /// without gathering them; nil visits rows in storage order. Outputs and gradients are in
         /// storage order too.
         public var order: [Int]?
+        /// When set, `delta` is the low-rank δ (batch, length, R) and the pre-activation is
+        /// δ·Wᵀ + b (W: (channels, R), b: (channels)), computed inside the kernels (dt_proj fused:
+        /// no (batch, length, channels) tensor). `Gradients.delta` is then ∂L/∂(δ·Wᵀ + b), of the
+        /// shape of u; the caller's dt_proj backward takes it from there.
+        public var deltaProjection: (weight: Tensor, bias: Tensor)?
         public init(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor? = nil,
-                    deltaSoftplus: Bool = false, order: [Int]? = nil) {
+                    deltaSoftplus: Bool = false, order: [Int]? = nil, deltaProjection: (weight: Tensor, bias: Tensor)? = nil) {
             (self.u, self.delta, self.A, self.B, self.C, self.D, self.z) = (u, delta, A, B, C, D, z)
-            (self.deltaSoftplus, self.order) = (deltaSoftplus, order)
+            (self.deltaSoftplus, self.order, self.deltaProjection) = (deltaSoftplus, order, deltaProjection)
+        }
+
+        /// The same operands with the pre-activation δ·Wᵀ + b materialised.
+        var withProjectedDelta: Operands {
+            guard let projection = deltaProjection else { return self }
+            var plain = self
+            plain.delta = Linear.apply(delta, weight: projection.weight, bias: projection.bias)
+            plain.deltaProjection = nil
+            return plain
         }
 
         /// The same operands with their rows in visiting order and no order.
@@ -81,7 +95,11 @@ public enum SelectiveScan {
 
         func validate() {
             let s = shape
-            precondition(u.shape == [s.batch, s.length, s.channels] && delta.shape == u.shape
+            let deltaShape = deltaProjection.map { [s.batch, s.length, $0.weight.shape[1]] } ?? u.shape
+            precondition(deltaProjection == nil || (deltaProjection!.weight.shape == [s.channels, deltaShape[2]]
+                                                    && deltaProjection!.bias.shape == [s.channels]),
+                         "selective scan Δ projection shapes disagree with \(s.channels) channels")
+            precondition(u.shape == [s.batch, s.length, s.channels] && delta.shape == deltaShape
                          && A.shape == [s.channels, s.state] && B.shape == [s.batch, s.length, s.state]
                          && C.shape == B.shape && D.shape == [s.channels] && (z == nil || z!.shape == u.shape)
                          && (order == nil || order!.count == s.batch * s.length),
@@ -100,6 +118,7 @@ public enum SelectiveScan {
     /// Plain-loop forward; returns out.
     public static func reference(_ x: Operands) -> Tensor {
         x.validate()
+        if x.deltaProjection != nil { return reference(x.withProjectedDelta) }
         if let order = x.order {
             return unpermuted(reference(x.inVisitingOrder), order: order)
         }
@@ -128,6 +147,7 @@ public enum SelectiveScan {
     /// Plain-loop backward, storing every state; the definition the fast kernel is tested against.
     public static func referenceBackward(_ x: Operands, gradOutput g: Tensor) -> Gradients {
         x.validate()
+        if x.deltaProjection != nil { return referenceBackward(x.withProjectedDelta, gradOutput: g) }
         if let order = x.order {
             var grads = referenceBackward(x.inVisitingOrder, gradOutput: permuted(g, order: order))
             grads.u = unpermuted(grads.u, order: order)

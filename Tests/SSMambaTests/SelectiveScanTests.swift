@@ -166,4 +166,31 @@ final class SelectiveScanTests: XCTestCase {
             }
         }
     }
+
+    /// dt_proj fused: Δ's pre-activation δ·Wᵀ + b computed inside the kernels gives what the
+    /// materialised pre-activation gives, in both directions, with a visiting order too.
+    func testFusedDeltaProjectionEqualsTheMaterialisedOne() {
+        var rng = RandomGenerator(seed: 15)
+        for (channels, state, rank) in [(20, 16, 2), (3, 3, 1)] {
+            var x = operands(batch: 2, length: 7, channels: channels, state: state, gated: false, seed: 16)
+            x.deltaSoftplus = true
+            x.order = (0..<2).flatMap { _ in (0..<7).shuffled(using: &rng) }
+            x.delta = Tensor.normal([2, 7, rank], using: &rng)
+            x.deltaProjection = (Tensor.normal([channels, rank], using: &rng), Tensor.normal([channels], using: &rng) - Tensor(repeating: 2, shape: [channels]))
+            var plain = x
+            plain.delta = Linear.apply(x.delta, weight: x.deltaProjection!.weight, bias: x.deltaProjection!.bias)
+            plain.deltaProjection = nil
+            let w = Tensor.normal(x.u.shape, using: &rng)
+            let (out, saved) = SelectiveScan.forward(x)
+            let (expected, plainSaved) = SelectiveScan.forward(plain)
+            XCTAssertLessThan(GradientCheck.relativeError(out, expected), 1e-6)
+            XCTAssertLessThan(GradientCheck.relativeError(out, SelectiveScan.reference(x)), 1e-5)
+            let grads = SelectiveScan.backward(x, saved: saved, gradOutput: w)
+            let plainGrads = SelectiveScan.backward(plain, saved: plainSaved, gradOutput: w)
+            XCTAssertEqual(grads.delta.shape, x.u.shape)
+            XCTAssertLessThan(GradientCheck.relativeError(grads.delta, plainGrads.delta), 1e-6)
+            XCTAssertLessThan(GradientCheck.relativeError(grads.u, plainGrads.u), 1e-6)
+            XCTAssertLessThan(GradientCheck.relativeError(grads.delta, SelectiveScan.referenceBackward(x, gradOutput: w).delta), 1e-5)
+        }
+    }
 }
