@@ -7,7 +7,9 @@ import Tensors
 /// B_t[n] broadcast; no horizontal sums inside the recurrence. The sums over channels the
 /// backward needs (∂B_t, ∂C_t) are accumulated as vectors across channel groups and reduced once
 /// per (t, n) at the end of a batch item. Decays are a_t = 2^(Δ_t·A·log₂e) with A·log₂e
-/// transposed once per call. Any channel count (the last group is zero-padded) and any state size.
+/// transposed once per call. Each group first gathers its rows (Δ made from δ when dt_proj is
+/// fused, softplus applied; u; ∂y) contiguously in visiting order. Any channel count (the last
+/// group is zero-padded) and any state size.
 extension SelectiveScan {
     /// What the forward keeps for the backward.
     public struct Saved {

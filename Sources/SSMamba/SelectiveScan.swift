@@ -17,9 +17,9 @@ import Tensors
 ///     ∂Δ_t = Σ_n λ_{t,n} a_{t,n} A_n h_{t−1,n} + u_t Σ_n λ_{t,n} B_{t,n}
 ///     ∂A   = Σ_{b,t} λ_t ⊙ a_t ⊙ h_{t−1} Δ_t      ∂D = Σ_{b,t} gy·u
 ///
-/// Two implementations compute this: `reference` (plain loops, any state size, obviously right)
-/// and the fast kernel (state size 16 held in one 16-lane register, four channels interleaved
-/// in the forward to hide the recurrence's latency, batch split over cores). Tests compare them.
+/// Two implementations compute this: `reference` (plain loops, obviously right) and the fast
+/// kernel (16 channels in the lanes of a register, the state loop inside, images × channel groups
+/// split over cores; SelectiveScan+Fast.swift). Both take any shape; tests compare them.
 public enum SelectiveScan {
     /// Whether the forward keeps every h_t for the backward (B·D·L·N floats) or the backward
     /// recomputes them chain by chain from h₋₁ = 0 (one extra forward pass, L·N floats per worker).
