@@ -25,16 +25,11 @@ final class HierarchicalBody: ParameterOwner {
     init(config: ModelConfiguration, using rng: inout RandomGenerator) throws {
         stem = ConvolutionStem("patch_embed", channels: config.channels, dim: config.dim, using: &rng)
         let total = config.levelDepths.reduce(0, +)
-        var made: [Level] = [], side = stem.outputSide(config.imageSize), blockIndex = 0
-        for (i, depth) in config.levelDepths.enumerated() {
+        var made: [Level] = [], blockIndex = 0
+        for (i, (depth, side)) in zip(config.levelDepths, config.levelSides).enumerated() {
             let width = config.dim << i
-            var downsample: Convolution2D?
-            if i > 0 {
-                let convolution = Convolution2D("levels.\(i).downsample", inChannels: width / 2, outChannels: width, stride: 2,
-                                                bias: false, using: &rng)
-                side = convolution.outputSide(side)
-                downsample = convolution
-            }
+            let downsample = i == 0 ? nil : Convolution2D("levels.\(i).downsample", inChannels: width / 2, outChannels: width,
+                                                          stride: 2, bias: false, using: &rng)
             func rate() -> Float {
                 defer { blockIndex += 1 }
                 return total > 1 ? config.dropPathRate * Float(blockIndex) / Float(total - 1) : 0
@@ -64,16 +59,16 @@ final class HierarchicalBody: ParameterOwner {
         }
     }
 
-    /// images (batch, channels, H, W) → tokens (batch, s·s, width) of the last level.
+    /// images (batch, channels, imageSize, imageSize) → tokens (batch, s·s, width) of the last level.
     func forward(_ images: Tensor, training: Bool, using rng: inout RandomGenerator) -> Tensor {
         var x = stem.forward(images, training: training)
-        var side = stem.outputSide(images.shape[2])
-        for level in levels {
+        for (i, level) in levels.enumerated() {
             if let downsample = level.downsample {
-                x = downsample.forward(x, height: side, width: side)
+                let previous = levels[i - 1].side
+                x = downsample.forward(x, height: previous, width: previous)
                 if !training { downsample.releaseActivations() }
-                side = level.side
             }
+            let side = level.side
             switch level.blocks {
             case .convolution(let list):
                 for block in list { x = block.forward(x, side: side, training: training, using: &rng) }

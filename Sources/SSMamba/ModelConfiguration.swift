@@ -64,11 +64,17 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var outputWidth: Int { layout == .plain ? dim : dim << (levelDepths.count - 1) }
 
     /// Side of the encoder's output grid: the patch grid, or R1's last level.
-    public var outputSide: Int {
-        guard layout == .hierarchical else { return gridSide }
-        var side = imageSize
-        for _ in 0..<(2 + levelDepths.count - 1) { side = (side - 1) / 2 + 1 }
-        return side
+    public var outputSide: Int { layout == .hierarchical ? levelSides.last! : gridSide }
+
+    /// R1: the grid side of each level. Every stride-2 convolution maps a side s to ⌈s/2⌉; the
+    /// stem has two, each level after the first one more.
+    public var levelSides: [Int] {
+        func halved(_ side: Int) -> Int { (side + 1) / 2 }
+        var side = halved(halved(imageSize))
+        return levelDepths.indices.map { i in
+            if i > 0 { side = halved(side) }
+            return side
+        }
     }
 
     public var gridSide: Int { imageSize / patchSize }

@@ -18,21 +18,20 @@ public struct ModelCost: Sendable {
     /// hierarchical layout always encodes all cells).
     public init(config c: ModelConfiguration, tokens: Int? = nil) {
         if c.layout == .hierarchical {
-            var side = Double(c.imageSize)
-            func convolution(_ input: Int, _ output: Int, stride: Int) {
-                if stride == 2 { side = (side / 2).rounded(.up) }
-                gemmFLOPs += 2 * side * side * Double(input * 9 * output)
-            }
-            convolution(c.channels, max(1, c.dim / 2), stride: 2)
-            convolution(max(1, c.dim / 2), c.dim, stride: 2)
+            /// A 3×3 convolution producing a side × side grid.
+            func convolution(_ input: Int, _ output: Int, side: Int) { gemmFLOPs += 2 * Double(side * side * input * 9 * output) }
+            let middle = max(1, c.dim / 2), sides = c.levelSides
+            convolution(c.channels, middle, side: (c.imageSize + 1) / 2)
+            convolution(middle, c.dim, side: sides[0])
             for (i, depth) in c.levelDepths.enumerated() {
-                let width = c.dim << i
-                if i > 0 { convolution(width / 2, width, stride: 2) }
+                let (width, side) = (c.dim << i, sides[i])
+                if i > 0 { convolution(width / 2, width, side: side) }
                 for j in 0..<depth {
                     if i < c.convolutionLevels {
-                        gemmFLOPs += 2 * 2 * side * side * Double(width * 9 * width)
+                        convolution(width, width, side: side)
+                        convolution(width, width, side: side)
                     } else {
-                        addBlock(c, tokens: side * side, dim: width, attention: j >= depth - c.levelAttentionBlocks[i])
+                        addBlock(c, tokens: Double(side * side), dim: width, attention: j >= depth - c.levelAttentionBlocks[i])
                     }
                 }
             }

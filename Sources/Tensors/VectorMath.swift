@@ -124,14 +124,9 @@ public enum VectorMath {
         return (positive + log1p(e), numerator / (1 + e))
     }
 
-    /// softplus(x) = max(x, 0) + ln(1 + e^−|x|).
+    /// softplus(x) = max(x, 0) + ln(1 + e^−|x|) (the slope's division is dead code once inlined).
     @_transparent
-    public static func softplus(_ x: Vector) -> Vector {
-        var absolute = x, positive = x
-        absolute.replace(with: -x, where: x .< 0)
-        positive.replace(with: 0, where: x .< 0)
-        return positive + log1p(exp(-absolute))
-    }
+    public static func softplus(_ x: Vector) -> Vector { softplusAndSlope(x).value }
 
     @usableFromInline static let sqrtTwoOverPi: Float = 0.797_884_56
     @usableFromInline static let geluCubic: Float = 0.044_715
