@@ -42,7 +42,7 @@ public final class DepthwiseConv1D: ParameterOwner, KeepsActivations {
         input = x
         let (batch, length) = (x.shape[0], x.shape[1])
         let taps = tapRows(weight.value)
-        var y = Tensor(zeros: x.shape)
+        var y = Tensor(uninitialized: x.shape)  // every row starts as the bias below
         let c = channels, k = kernel, left = left
         x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { ys in
             taps.withUnsafeBufferPointer { ws in bias.value.withUnsafeBufferPointer { bs in

@@ -81,12 +81,15 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         for conv in convolutions.dropFirst() { convolved = convolved + conv.forward(x) }
         let activated = convolved.mapped(Activation.silu)  // recomputed in the backward, not kept
         let orders = scans.map { $0.direction.order(for: grid) }
-        merged = Tensor(zeros: [batch, count, expanded])
         directionOutputs = []
         let weights = mergeWeights
         for (s, (scan, order)) in zip(scans, orders).enumerated() {
             let y = scan.forward(activated, order: order, mode: memoryMode)
-            merged.withUnsafeMutableBufferPointer { m in y.withUnsafeBufferPointer { Elementwise.accumulate($0, scaledBy: weights[s], into: m) } }
+            if s == 0 {
+                merged = y * weights[0]
+            } else {
+                merged.withUnsafeMutableBufferPointer { m in y.withUnsafeBufferPointer { Elementwise.accumulate($0, scaledBy: weights[s], into: m) } }
+            }
             if merge == .softmax { directionOutputs.append(y) }
         }
         let gated = merged * gate.mapped(Activation.silu)
@@ -108,12 +111,12 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         let gGated = outProjection.backward(g)
         // gated = y ⊙ silu(z): ∂y = g ⊙ silu(z), ∂z = silu′(z) ⊙ (g ⊙ y).
         let gMerged = gGated * gate.mapped(Activation.silu)
-        var gGate = Tensor(zeros: gate.shape)
+        var gGate = Tensor(uninitialized: gate.shape)  // the kernels below write every element
         let gTimesY = gGated * merged
         gate.withUnsafeBufferPointer { zs in gTimesY.withUnsafeBufferPointer { gs in
             gGate.withUnsafeMutableBufferPointer { Activation.siluBackward(zs, gs, into: $0) }
         } }
-        var gActivated = Tensor(zeros: gate.shape)
+        var gActivated = Tensor(zeros: [0])  // the first direction's ∂input, then the others added
         let activated = convolved.mapped(Activation.silu)
         let weights = mergeWeights
         var gWeights = [Float](repeating: 0, count: scans.count)
@@ -122,19 +125,23 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
                 gWeights[s] = gMerged.withUnsafeBufferPointer { a in directionOutputs[s].withUnsafeBufferPointer { b in Reduction.dot(a, b) } }
             }
             let gInput = scan.backward(gMerged * weights[s], input: activated)
-            gActivated.withUnsafeMutableBufferPointer { ga in gInput.withUnsafeBufferPointer { Elementwise.accumulate($0, into: ga) } }
+            if s == 0 {
+                gActivated = gInput
+            } else {
+                gActivated.withUnsafeMutableBufferPointer { ga in gInput.withUnsafeBufferPointer { Elementwise.accumulate($0, into: ga) } }
+            }
         }
         if let mergeLogits {
             let mean = zip(weights, gWeights).reduce(0) { $0 + $1.0 * $1.1 }
             for s in weights.indices { mergeLogits.gradient.scalars[s] += weights[s] * (gWeights[s] - mean) }
         }
-        var gConvolved = Tensor(zeros: gate.shape)
+        var gConvolved = Tensor(uninitialized: gate.shape)
         convolved.withUnsafeBufferPointer { xs in gActivated.withUnsafeBufferPointer { gs in
             gConvolved.withUnsafeMutableBufferPointer { Activation.siluBackward(xs, gs, into: $0) }
         } }
         var gX = convolutions[0].backward(gConvolved)
         for conv in convolutions.dropFirst() { gX = gX + conv.backward(gConvolved) }
-        var gXZ = Tensor(zeros: [g.shape[0], g.shape[1], 2 * expanded])
+        var gXZ = Tensor(uninitialized: [g.shape[0], g.shape[1], 2 * expanded])
         concatenate(gX, gGate, into: &gXZ)
         return inProjection.backward(gXZ)
     }

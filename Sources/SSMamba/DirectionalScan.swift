@@ -67,9 +67,10 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
         self.order = order
         let (batch, count) = (x.shape[0], x.shape[1])
         let projected = Linear.apply(x, weight: xProjection.weight.value, bias: nil)  // (B, L, R + 2N); x is kept by the caller
-        lowRank = Tensor(zeros: [batch, count, rank])
-        bMatrix = Tensor(zeros: [batch, count, state])
-        cMatrix = Tensor(zeros: [batch, count, state])
+        // The three are split out of `projected`, every element written.
+        lowRank = Tensor(uninitialized: [batch, count, rank])
+        bMatrix = Tensor(uninitialized: [batch, count, state])
+        cMatrix = Tensor(uninitialized: [batch, count, state])
         let width = rank + 2 * state
         projected.withUnsafeBufferPointer { ps in
             lowRank.withUnsafeMutableBufferPointer { ds in bMatrix.withUnsafeMutableBufferPointer { bs in cMatrix.withUnsafeMutableBufferPointer { cs in
@@ -100,7 +101,7 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
         let gLowRank = dtProjection.backward(grads.delta, input: lowRank)  // the scan's ∂ is w.r.t. the pre-activation
         let (batch, count) = (g.shape[0], g.shape[1])
         let width = rank + 2 * state
-        var gProjected = Tensor(zeros: [batch, count, width])
+        var gProjected = Tensor(uninitialized: [batch, count, width])  // every element written below
         gProjected.withUnsafeMutableBufferPointer { ps in
             gLowRank.withUnsafeBufferPointer { ds in grads.B.withUnsafeBufferPointer { bs in grads.C.withUnsafeBufferPointer { cs in
                 for row in 0..<(batch * count) {

@@ -24,7 +24,7 @@ public final class LayerNormalization: ParameterOwner, KeepsActivations {
         input = x
         mean = [Float](repeating: 0, count: rows)
         inverseStd = [Float](repeating: 0, count: rows)
-        var y = Tensor(zeros: x.shape)
+        var y = Tensor(uninitialized: x.shape)  // the kernels write every element
         x.withUnsafeBufferPointer { xs in weight.value.withUnsafeBufferPointer { gs in bias.value.withUnsafeBufferPointer { bs in
             y.withUnsafeMutableBufferPointer { ys in mean.withUnsafeMutableBufferPointer { ms in inverseStd.withUnsafeMutableBufferPointer { rs in
                 LayerNorm.forward(xs, gamma: gs, beta: bs, rows: rows, width: width, epsilon: epsilon, into: ys, mean: ms, inverseStd: rs)
@@ -42,7 +42,7 @@ public final class LayerNormalization: ParameterOwner, KeepsActivations {
     public func backward(_ g: Tensor) -> Tensor {
         let rows = mean.count
         precondition(g.count == rows * width, "layer norm backward without a matching forward")
-        var gx = Tensor(zeros: input.shape)
+        var gx = Tensor(uninitialized: input.shape)
         input.withUnsafeBufferPointer { xs in weight.value.withUnsafeBufferPointer { gs in
             mean.withUnsafeBufferPointer { ms in inverseStd.withUnsafeBufferPointer { rs in g.withUnsafeBufferPointer { gos in
                 gx.withUnsafeMutableBufferPointer { gxs in weight.gradient.withUnsafeMutableBufferPointer { ggs in

@@ -302,7 +302,6 @@ extension SelectiveScan {
         }
         let skip = loadLanes(p.D.base + d0, width)
         let gated = z != nil
-        var gD = Lanes()
         let (lambdas, gA) = (work.lambda.baseAddress!, work.gA.baseAddress!)
         // One reverse step; `first` (t = 0) has no h₋₁ terms. a_{t+1} is read from `decays`,
         // whose step L is zero (λ_L = 0).
@@ -315,6 +314,7 @@ extension SelectiveScan {
                 let sz = 1 / (1 + VectorMath.exp(-zv))
                 work.gz[t] = gy * work.ungated[t] * sz * (1 + zv * (1 - sz))
                 gy *= zv * sz
+                work.gy[t] = gy  // ∂ of the ungated y, for ∂D below
             }
             let du = dt * u
             let bt = p.B.base + row &* n, ct = p.C.base + row &* n
@@ -338,10 +338,12 @@ extension SelectiveScan {
             // reliably vectorised here (it compiled to 16 scalar FMAs).
             work.gu[t] = gy * skip + dt * lambdaDotB
             work.gdelta[t] = decayDotA + u * lambdaDotB
-            gD += gy * u
         }
         for t in stride(from: length - 1, through: 1, by: -1) { reverseStep(t, first: false) }
         reverseStep(0, first: true)
+        // ∂D = Σ_t ∂y_t ⊙ u_t (a sum kept out of the nested step: no captured variable there).
+        var gD = Lanes()
+        for t in 0..<length { gD = gD.addingProduct(work.gy[t], work.u[t]) }
         // Scatter.
         for t in 0..<length {
             let at = p.rows.row(b, t) * s.channels + d0
