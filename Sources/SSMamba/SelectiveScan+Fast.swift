@@ -286,17 +286,29 @@ extension SelectiveScan {
         let history = work.history.baseAddress!, decays = work.decays.baseAddress!
         // a_t always (kept: recomputing 2ˣ in the reverse pass cost more than reading it back);
         // h_t from the forward's states, or recomputed.
-        for t in 0..<length {
-            let dt = work.delta[t], du = dt * work.u[t]
-            let bt = p.B.base + p.rows.row(b, t) &* n
-            let (decaysT, historyT) = (decays + t &* n, history + t &* n)
-            for i in 0..<n {
-                let a = decay(dt * scaledA[i])
-                decaysT[i] = a
-                if let states {
+        // (Three loops, so that no branch is left inside the state loop.)
+        if let states {
+            for t in 0..<length {
+                let (dt, decaysT, historyT) = (work.delta[t], decays + t &* n, history + t &* n)
+                for i in 0..<n {
+                    decaysT[i] = decay(dt * scaledA[i])
                     historyT[i] = loadLanes(states.base + ((b * length + t) * n + i) * s.channels + d0, width)
-                } else {
-                    historyT[i] = t == 0 ? du * bt[i] : (a * historyT[i &- n]).addingProduct(du, bt[i])
+                }
+            }
+        } else if length > 0 {
+            let du = work.delta[0] * work.u[0], bt = p.B.base + p.rows.row(b, 0) &* n
+            for i in 0..<n {
+                decays[i] = decay(work.delta[0] * scaledA[i])
+                history[i] = du * bt[i]  // h₋₁ = 0
+            }
+            for t in 1..<length {
+                let dt = work.delta[t], du = dt * work.u[t]
+                let bt = p.B.base + p.rows.row(b, t) &* n
+                let (decaysT, historyT) = (decays + t &* n, history + t &* n)
+                for i in 0..<n {
+                    let a = decay(dt * scaledA[i])
+                    decaysT[i] = a
+                    historyT[i] = (a * historyT[i &- n]).addingProduct(du, bt[i])
                 }
             }
         }
