@@ -32,12 +32,13 @@ public enum Elementwise {
 }
 
 extension Tensor {
-    /// Applies a binary buffer kernel to two tensors of the same shape.
+    /// Applies a binary buffer kernel to two tensors of the same shape. The kernel writes every
+    /// element of its output (which starts uninitialized).
     @inline(__always)
     func zipped(_ other: Tensor, _ kernel: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
                                             UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
         precondition(shape == other.shape, "shape mismatch: \(shape) vs \(other.shape)")
-        var result = Tensor(zeros: shape)
+        var result = Tensor(uninitialized: shape)
         withUnsafeBufferPointer { a in
             other.withUnsafeBufferPointer { b in
                 result.withUnsafeMutableBufferPointer { kernel(a, b, $0) }
@@ -46,10 +47,11 @@ extension Tensor {
         return result
     }
 
-    /// Applies a unary buffer kernel, returning a tensor of the same shape.
+    /// Applies a unary buffer kernel, returning a tensor of the same shape. The kernel must write
+    /// every element of its output (which starts uninitialized).
     @inline(__always)
     public func mapped(_ kernel: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
-        var result = Tensor(zeros: shape)
+        var result = Tensor(uninitialized: shape)
         withUnsafeBufferPointer { a in result.withUnsafeMutableBufferPointer { kernel(a, $0) } }
         return result
     }

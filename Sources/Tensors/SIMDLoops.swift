@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Loops that apply a 16-lane function over buffers of any length, the tail included.
 ///
 /// The tail (fewer than 16 elements) is padded with zeros, computed as one vector, and only its
@@ -24,33 +26,65 @@ enum SIMDLoops {
         for lane in 0..<available { base[index + lane] = vector[lane] }
     }
 
+    /// Maps of at least this many elements are split over `BLAS.threads` Dispatch workers (the
+    /// Tensors module's one thread setting): below it, waking a worker costs more than it saves.
+    static let parallelThreshold = 1 << 16
+
+    /// Calls `body(start, end)` on disjoint ranges covering 0..<count, each starting at a
+    /// multiple of 16; on several workers when `count` reaches `parallelThreshold`.
+    @inline(__always)
+    static func split(_ count: Int, _ body: @Sendable (Int, Int) -> Void) {
+        let workers = count >= parallelThreshold ? BLAS.threads : 1
+        if workers <= 1 {
+            body(0, count)
+            return
+        }
+        let vectors = (count + 15) / 16
+        DispatchQueue.concurrentPerform(iterations: workers) { part in
+            body(Swift.min(count, vectors * part / workers * 16), Swift.min(count, vectors * (part + 1) / workers * 16))
+        }
+    }
+
     /// out[i] = f(a[i]); `out` may alias `a`.
     @inline(__always)
     static func map(_ a: UnsafeBufferPointer<Float>, _ out: UnsafeMutableBufferPointer<Float>,
-                    _ f: (Vector) -> Vector) {
+                    _ f: @Sendable (Vector) -> Vector) {
         precondition(a.count == out.count, "length mismatch: \(a.count) vs \(out.count)")
         guard let pa = a.baseAddress, let po = out.baseAddress else { return }
-        var i = 0
-        while i < a.count {
-            let n = a.count - i
-            store(f(load(pa, i, n)), po, i, n)
-            i += 16
+        let (sa, so) = (SharedBuffer(pa), SharedBuffer(po))
+        split(a.count) { start, end in
+            var i = start
+            while i < end {
+                let n = end - i
+                store(f(load(sa.base, i, n)), so.base, i, n)
+                i += 16
+            }
         }
     }
 
     /// out[i] = f(a[i], b[i]); `out` may alias either input.
     @inline(__always)
     static func map(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>,
-                    _ out: UnsafeMutableBufferPointer<Float>, _ f: (Vector, Vector) -> Vector) {
+                    _ out: UnsafeMutableBufferPointer<Float>, _ f: @Sendable (Vector, Vector) -> Vector) {
         precondition(a.count == out.count && b.count == out.count,
                      "length mismatch: \(a.count), \(b.count) vs \(out.count)")
         guard let pa = a.baseAddress, let pb = b.baseAddress, let po = out.baseAddress else { return }
-        var i = 0
-        while i < a.count {
-            let n = a.count - i
-            store(f(load(pa, i, n), load(pb, i, n)), po, i, n)
-            i += 16
+        let (sa, sb, so) = (SharedBuffer(pa), SharedBuffer(pb), SharedBuffer(po))
+        split(a.count) { start, end in
+            var i = start
+            while i < end {
+                let n = end - i
+                store(f(load(sa.base, i, n), load(sb.base, i, n)), so.base, i, n)
+                i += 16
+            }
         }
+    }
+
+    /// A buffer address handed to the workers of `split`; each touches a disjoint range.
+    struct SharedBuffer: @unchecked Sendable {
+        let base: UnsafeMutablePointer<Float>
+        init(_ base: UnsafeMutablePointer<Float>) { self.base = base }
+        init(_ base: UnsafePointer<Float>) { self.base = UnsafeMutablePointer(mutating: base) }
     }
 
     /// Elements summed in Float per block; block totals are added in Double, so the rounding

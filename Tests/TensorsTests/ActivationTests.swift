@@ -38,6 +38,27 @@ final class ActivationTests: XCTestCase {
         }
     }
 
+    /// Long buffers are split over workers (from 2¹⁶ elements): on 1, 2 and 3 workers, with a
+    /// length that is no multiple of 16 or of the worker count, every element is the one-worker
+    /// result, the tail included; a two-input kernel and aliasing (out = a) likewise.
+    func testLongBuffersSplitOverWorkersGiveTheOneWorkerResult() {
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        let n = (1 << 16) * 3 + 7
+        let x = randomArray(n, std: 3, seed: 5), g = randomArray(n, seed: 6)
+        BLAS.threads = 1
+        let silu = apply(x, Activation.silu), siluBackward = apply(x, g, Activation.siluBackward)
+        XCTAssertEqual(silu[n - 1], Float(Double(x[n - 1]) / (1 + Foundation.exp(-Double(x[n - 1])))), accuracy: 1e-5)
+        for workers in [2, 3] {
+            BLAS.threads = workers
+            XCTAssertEqual(apply(x, Activation.silu), silu, "silu on \(workers) workers")
+            XCTAssertEqual(apply(x, g, Activation.siluBackward), siluBackward, "silu backward on \(workers) workers")
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { Activation.silu(UnsafeBufferPointer($0), into: $0) }
+            XCTAssertEqual(inPlace, silu, "silu in place on \(workers) workers")
+        }
+    }
+
     func testForwardAtExtremes() {
         let x: [Float] = [-200, -100, -88, -50, -20, -1e-6, 0, 1e-6, 20, 50, 80]
         for c in Self.cases where c.name != "exp" {
