@@ -35,9 +35,10 @@ let package = Package(
         systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         systemLibrary("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h> (mallopt), not imported by Glibc
+        .systemLibrary(name: "CPrefetch"),  // __builtin_prefetch for the scan kernels
 
         .target(name: "Tensors", dependencies: ["CBLAS", "CMalloc"], swiftSettings: numericFlags),
-        .target(name: "SSMamba", dependencies: ["Tensors"], swiftSettings: numericFlags),
+        .target(name: "SSMamba", dependencies: ["Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CZlib", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Slides", "Tensors"], swiftSettings: numericFlags),
