@@ -19,18 +19,27 @@ enum ModelSuite {
         }
         let python = peerPython()
         if python == nil { print("PyTorch peer not installed (make bench installs it into .venv-peers): measuring ours only") }
-        let sgemmRate = TensorSelfCheck.gemmRate(size: 1024)
         let configJSON = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
         var rows: [[String: Any]] = []
-        for c in cases {
+        var results: [(Case, [String: Any], [String: Any])] = []
+        // The sgemm rate moves with the shared machine's load: measured before every case, and
+        // shares are given of the highest rate seen (the conservative denominator).
+        var sgemmRates: [Double] = []
+        for (i, c) in cases.enumerated() {
+            sgemmRates.append(TensorSelfCheck.gemmRate(size: 1024))
             let ours = runJSON([CommandLine.arguments[0], "model", "--model", model, "--batch", "\(c.batch)", "--mode", c.mode, "--steps", "\(c.steps)"])
             var peer: [String: Any] = [:]
             if let python {
                 peer = runJSON([python, peerScript(), "--config", configJSON, "--batch", "\(c.batch)", "--mode", c.mode, "--steps", "\(c.steps)"])
             }
-            rows.append(["batch": c.batch, "mode": c.mode, "ours": ours, "pytorch": peer])
-            printRow(c, ours, peer, sgemmRate: sgemmRate)
+            rows.append(["batch": c.batch, "mode": c.mode, "ours": ours, "pytorch": peer, "sgemm_gflops_1024_before": sgemmRates[i]])
+            results.append((c, ours, peer))
+            // Unbuffered, so progress shows when the output goes to a file or a pipe too.
+            FileHandle.standardOutput.write(Data("[\(i + 1)/\(cases.count)] \(c.mode) b\(c.batch) done\n".utf8))
         }
+        let sgemmRate = sgemmRates.max() ?? 0
+        for (c, ours, peer) in results { printRow(c, ours, peer, sgemmRate: sgemmRate) }
+        print(String(format: "sgemm 1024³ before each case: %.0f–%.0f GFLOP/s; shares are of the highest", sgemmRates.min() ?? 0, sgemmRate))
         try record(rows, model: model, sgemmRate: sgemmRate, quick: quick)
     }
 
@@ -51,7 +60,7 @@ enum ModelSuite {
 
     static func record(_ rows: [[String: Any]], model: String, sgemmRate: Double, quick: Bool) throws {
         let path = try MachineInfo.save("model-\(model)", quick: quick, ["model": model, "sgemm_gflops_1024": sgemmRate, "cases": rows])
-        print("results: \(path)  (sgemm 1024³: \(String(format: "%.0f", sgemmRate)) GFLOP/s)")
+        print("results: \(path)")
     }
 
     static func peerPython() -> String? {

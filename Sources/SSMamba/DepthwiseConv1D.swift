@@ -48,7 +48,7 @@ public final class DepthwiseConv1D: ParameterOwner, KeepsActivations {
             taps.withUnsafeBufferPointer { ws in bias.value.withUnsafeBufferPointer { bs in
                 for b in 0..<batch { for t in 0..<length {
                     let out = UnsafeMutableBufferPointer(rebasing: ys[((b * length + t) * c)..<((b * length + t + 1) * c)])
-                    out.update(fromContentsOf: bs)
+                    _ = out.update(fromContentsOf: bs)
                     for j in 0..<k {
                         let s = t - left + j
                         guard s >= 0 && s < length else { continue }

@@ -151,8 +151,8 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         let e = expanded, rows = xz.count / (2 * e)
         xz.withUnsafeBufferPointer { s in x.withUnsafeMutableBufferPointer { xs in z.withUnsafeMutableBufferPointer { zs in
             for r in 0..<rows {
-                UnsafeMutableBufferPointer(rebasing: xs[(r * e)..<((r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: s[(2 * r * e)..<((2 * r + 1) * e)]))
-                UnsafeMutableBufferPointer(rebasing: zs[(r * e)..<((r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: s[((2 * r + 1) * e)..<((2 * r + 2) * e)]))
+                _ = UnsafeMutableBufferPointer(rebasing: xs[(r * e)..<((r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: s[(2 * r * e)..<((2 * r + 1) * e)]))
+                _ = UnsafeMutableBufferPointer(rebasing: zs[(r * e)..<((r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: s[((2 * r + 1) * e)..<((2 * r + 2) * e)]))
             }
         } } }
     }
@@ -161,8 +161,8 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         let e = expanded, rows = x.count / e
         x.withUnsafeBufferPointer { xs in z.withUnsafeBufferPointer { zs in xz.withUnsafeMutableBufferPointer { d in
             for r in 0..<rows {
-                UnsafeMutableBufferPointer(rebasing: d[(2 * r * e)..<((2 * r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: xs[(r * e)..<((r + 1) * e)]))
-                UnsafeMutableBufferPointer(rebasing: d[((2 * r + 1) * e)..<((2 * r + 2) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: zs[(r * e)..<((r + 1) * e)]))
+                _ = UnsafeMutableBufferPointer(rebasing: d[(2 * r * e)..<((2 * r + 1) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: xs[(r * e)..<((r + 1) * e)]))
+                _ = UnsafeMutableBufferPointer(rebasing: d[((2 * r + 1) * e)..<((2 * r + 2) * e)]).update(fromContentsOf: UnsafeBufferPointer(rebasing: zs[(r * e)..<((r + 1) * e)]))
             }
         } } }
     }

@@ -35,7 +35,7 @@ public final class Linear: ParameterOwner, KeepsActivations {
         x.withUnsafeBufferPointer { xs in weight.withUnsafeBufferPointer { ws in y.withUnsafeMutableBufferPointer { ys in
             if let bias {
                 bias.withUnsafeBufferPointer { bs in
-                    for r in 0..<rows { UnsafeMutableBufferPointer(rebasing: ys[(r * outFeatures)..<((r + 1) * outFeatures)]).update(fromContentsOf: bs) }
+                    for r in 0..<rows { _ = UnsafeMutableBufferPointer(rebasing: ys[(r * outFeatures)..<((r + 1) * outFeatures)]).update(fromContentsOf: bs) }
                 }
             }
             guard let px = xs.baseAddress, let pw = ws.baseAddress, let py = ys.baseAddress else {

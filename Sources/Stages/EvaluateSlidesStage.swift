@@ -76,8 +76,9 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         // Rows go straight to the file (written under a temporary name, renamed when complete).
         let csvURL = folder.appendingPathComponent("\(stem).tiles.csv")
         let partial = folder.appendingPathComponent(".\(stem).tiles.csv.partial")
-        FileManager.default.createFile(atPath: partial.path, contents: nil)
-        guard let csv = FileHandle(forWritingAtPath: partial.path) else { throw StageError("cannot write \(partial.path)") }
+        guard FileManager.default.createFile(atPath: partial.path, contents: nil), let csv = FileHandle(forWritingAtPath: partial.path) else {
+            throw StageError("cannot write \(partial.path): check that the output folder is writable and the disk has space")
+        }
         var complete = false
         defer {
             if !complete {  // a failed or stopped slide leaves no half-written table behind
