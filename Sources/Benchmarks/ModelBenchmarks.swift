@@ -40,7 +40,8 @@ enum ScanBenchmarks {
     /// (Δ = softplus(δ·Wᵀ + b) with dt_proj fused, rank 12, visiting a 14×14 grid column by column).
     static func run(quick: Bool) {
         var rng = RandomGenerator(seed: 3)
-        let (b, l, d, n, rank) = (8, 196, 384, 16, 12)
+        let side = 14  // the 224-px grid of 16-px patches
+        let (b, l, d, n, rank) = (8, side * side, 384, 16, 12)
         var a = Tensor(zeros: [d, n])
         for i in 0..<d { for j in 0..<n { a[i, j] = -Float(j + 1) } }
         let raw = SelectiveScan.Operands(u: Tensor.normal([b, l, d], using: &rng),
@@ -54,7 +55,6 @@ enum ScanBenchmarks {
         var bias = Tensor.uniform([d], low: 0.001, high: 0.1, using: &rng)
         for i in 0..<d { bias.scalars[i] += Foundation.log(-Foundation.expm1(-bias.scalars[i])) }
         fused.deltaProjection = (Tensor.uniform([d, rank], low: -0.29, high: 0.29, using: &rng), bias)
-        let side = 14
         fused.order = (0..<b).flatMap { _ in (0..<l).map { t in (t % side) * side + t / side } }
         let g = Tensor.normal([b, l, d], using: &rng)
         let updates = Double(b * l * d * n)

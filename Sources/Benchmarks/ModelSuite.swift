@@ -18,10 +18,9 @@ enum ModelSuite {
             [Case(batch: batch, mode: "infer", steps: quick ? 2 : 9), Case(batch: batch, mode: "train", steps: quick ? 1 : 5)]
         }
         let python = peerPython()
-        if python == nil { print("PyTorch peer not installed (make bench installs it into .venv-peers): measuring ours only") }
+        if python == nil { say("PyTorch peer not installed (make bench installs it into .venv-peers): measuring ours only") }
         let configJSON = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        var rows: [[String: Any]] = []
-        var results: [(Case, [String: Any], [String: Any])] = []
+        var results: [(case: Case, ours: [String: Any], peer: [String: Any])] = []
         // The sgemm rate moves with the shared machine's load: measured before every case, and
         // shares are given of the highest rate seen (the conservative denominator).
         var sgemmRates: [Double] = []
@@ -32,15 +31,22 @@ enum ModelSuite {
             if let python {
                 peer = runJSON([python, peerScript(), "--config", configJSON, "--batch", "\(c.batch)", "--mode", c.mode, "--steps", "\(c.steps)"])
             }
-            rows.append(["batch": c.batch, "mode": c.mode, "ours": ours, "pytorch": peer, "sgemm_gflops_1024_before": sgemmRates[i]])
             results.append((c, ours, peer))
-            // Unbuffered, so progress shows when the output goes to a file or a pipe too.
-            FileHandle.standardOutput.write(Data("[\(i + 1)/\(cases.count)] \(c.mode) b\(c.batch) done\n".utf8))
+            say("[\(i + 1)/\(cases.count)] \(c.mode) b\(c.batch) done")
         }
         let sgemmRate = sgemmRates.max() ?? 0
         for (c, ours, peer) in results { printRow(c, ours, peer, sgemmRate: sgemmRate) }
         print(String(format: "sgemm 1024³ before each case: %.0f–%.0f GFLOP/s; shares are of the highest", sgemmRates.min() ?? 0, sgemmRate))
+        let rows: [[String: Any]] = zip(results, sgemmRates).map { result, rate in
+            ["batch": result.case.batch, "mode": result.case.mode, "ours": result.ours, "pytorch": result.peer, "sgemm_gflops_1024_before": rate]
+        }
         try record(rows, model: model, sgemmRate: sgemmRate, quick: quick)
+    }
+
+    /// A progress line written at once (unbuffered), so it shows when the output goes to a file
+    /// or a pipe too.
+    static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     static func printRow(_ c: Case, _ ours: [String: Any], _ peer: [String: Any], sgemmRate: Double) {

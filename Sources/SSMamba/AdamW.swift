@@ -37,21 +37,11 @@ public final class AdamW {
             p.gradient.withUnsafeBufferPointer { g in
                 m.withUnsafeMutableBufferPointer { ms in v.withUnsafeMutableBufferPointer { vs in
                     p.value.withUnsafeMutableBufferPointer { ws in
-                        let count = ws.count
-                        guard count > 0 else { return }
-                        let (g, ms, vs, ws) = (SharedPointer(g.baseAddress!), SharedPointer(ms.baseAddress!),
-                                               SharedPointer(vs.baseAddress!), SharedPointer(ws.baseAddress!))
-                        // Elements are independent: large tensors are split over the workers.
-                        let parts = count >= 1 << 16 ? ThreadPlan.kernelWorkers : 1
-                        Parallel.forEach(parts) { part in
-                            for i in (count * part / parts)..<(count * (part + 1) / parts) {
-                                let (g, m, v, w) = (g.base[i], ms.base[i], vs.base[i], ws.base[i])
-                                let mNew = b1 * m + (1 - b1) * g, vNew = b2 * v + (1 - b2) * g * g
-                                ms.base[i] = mNew
-                                vs.base[i] = vNew
-                                let mHat = mNew / correction1, vHat = vNew / correction2
-                                ws.base[i] = w * decay - lr * mHat / (vHat.squareRoot() + epsilon)
-                            }
+                        for i in 0..<ws.count {
+                            ms[i] = b1 * ms[i] + (1 - b1) * g[i]
+                            vs[i] = b2 * vs[i] + (1 - b2) * g[i] * g[i]
+                            let mHat = ms[i] / correction1, vHat = vs[i] / correction2
+                            ws[i] = ws[i] * decay - lr * mHat / (vHat.squareRoot() + epsilon)
                         }
                     }
                 } }

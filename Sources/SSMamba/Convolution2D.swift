@@ -41,8 +41,7 @@ public final class Convolution2D: ParameterOwner, KeepsActivations {
         let (height, width, batch) = inputSize
         let gColumns = projection.backward(g)
         var gx = Tensor(zeros: [batch, height * width, inChannels])
-        let geometry = Geometry(inChannels: inChannels, kernel: kernel, stride: stride, height: height, width: width,
-                                outHeight: outputSide(height), outWidth: outputSide(width))
+        let geometry = geometry(height: height, width: width)
         gColumns.withUnsafeBufferPointer { gc in gx.withUnsafeMutableBufferPointer { gs in
             let (source, target) = (SharedPointer(gc.baseAddress!), SharedPointer(gs.baseAddress!))
             // Windows of one image overlap, images do not: one image per task.
@@ -63,8 +62,7 @@ public final class Convolution2D: ParameterOwner, KeepsActivations {
 
     /// im2col: one row of (c, ky, kx) per output cell.
     func columns(_ x: Tensor, height: Int, width: Int) -> Tensor {
-        let geometry = Geometry(inChannels: inChannels, kernel: kernel, stride: stride, height: height, width: width,
-                                outHeight: outputSide(height), outWidth: outputSide(width))
+        let geometry = geometry(height: height, width: width)
         let batch = x.shape[0]
         var out = Tensor(zeros: [batch, geometry.outHeight * geometry.outWidth, inChannels * geometry.taps])
         x.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { os in
@@ -81,6 +79,12 @@ public final class Convolution2D: ParameterOwner, KeepsActivations {
             }
         } }
         return out
+    }
+
+    /// The sizes of a call on a height × width grid.
+    func geometry(height: Int, width: Int) -> Geometry {
+        Geometry(inChannels: inChannels, kernel: kernel, stride: stride, height: height, width: width,
+                 outHeight: outputSide(height), outWidth: outputSide(width))
     }
 
     /// Sizes of one convolution call.

@@ -38,10 +38,6 @@ public final class ConvolutionBlock: ParameterOwner, KeepsActivations {
 
     public func backward(_ g: Tensor) -> Tensor {
         let gActivated = conv2.backward(norm2.backward(dropPath.backward(g)))
-        var gInput = Tensor(zeros: activationInput.shape)
-        activationInput.withUnsafeBufferPointer { x in gActivated.withUnsafeBufferPointer { ga in
-            gInput.withUnsafeMutableBufferPointer { Activation.geluErfBackward(x, ga, into: $0) }
-        } }
-        return g + conv1.backward(norm1.backward(gInput))
+        return g + conv1.backward(norm1.backward(activationInput.zipped(gActivated, Activation.geluErfBackward)))
     }
 }

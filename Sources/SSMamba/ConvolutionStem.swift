@@ -43,17 +43,9 @@ public final class ConvolutionStem: ParameterOwner, KeepsActivations {
 
     /// ∂tokens → ∂images; accumulates the parameter gradients.
     public func backward(_ g: Tensor) -> Tensor {
-        let gFirst = norm2.backward(Self.geluBackward(activationInputs[1], g))
-        let gImageTokens = conv1.backward(norm1.backward(Self.geluBackward(activationInputs[0], conv2.backward(gFirst))))
+        let gFirst = norm2.backward(activationInputs[1].zipped(g, Activation.geluErfBackward))
+        let gImageTokens = conv1.backward(norm1.backward(activationInputs[0].zipped(conv2.backward(gFirst), Activation.geluErfBackward)))
         return Self.channelsFirst(gImageTokens, shape: imageShape)
-    }
-
-    static func geluBackward(_ x: Tensor, _ g: Tensor) -> Tensor {
-        var gx = Tensor(zeros: x.shape)
-        x.withUnsafeBufferPointer { xs in g.withUnsafeBufferPointer { gs in
-            gx.withUnsafeMutableBufferPointer { Activation.geluErfBackward(xs, gs, into: $0) }
-        } }
-        return gx
     }
 
     /// (batch, channels, H, W) → (batch, H·W, channels).

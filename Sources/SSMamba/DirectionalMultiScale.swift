@@ -111,11 +111,7 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         let gGated = outProjection.backward(g)
         // gated = y ⊙ silu(z): ∂y = g ⊙ silu(z), ∂z = silu′(z) ⊙ (g ⊙ y).
         let gMerged = gGated * gate.mapped(Activation.silu)
-        var gGate = Tensor(uninitialized: gate.shape)  // the kernels below write every element
-        let gTimesY = gGated * merged
-        gate.withUnsafeBufferPointer { zs in gTimesY.withUnsafeBufferPointer { gs in
-            gGate.withUnsafeMutableBufferPointer { Activation.siluBackward(zs, gs, into: $0) }
-        } }
+        let gGate = gate.zipped(gGated * merged, Activation.siluBackward)
         var gActivated = Tensor(zeros: [0])  // the first direction's ∂input, then the others added
         let activated = convolved.mapped(Activation.silu)
         let weights = mergeWeights
@@ -135,10 +131,7 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
             let mean = zip(weights, gWeights).reduce(0) { $0 + $1.0 * $1.1 }
             for s in weights.indices { mergeLogits.gradient.scalars[s] += weights[s] * (gWeights[s] - mean) }
         }
-        var gConvolved = Tensor(uninitialized: gate.shape)
-        convolved.withUnsafeBufferPointer { xs in gActivated.withUnsafeBufferPointer { gs in
-            gConvolved.withUnsafeMutableBufferPointer { Activation.siluBackward(xs, gs, into: $0) }
-        } }
+        let gConvolved = convolved.zipped(gActivated, Activation.siluBackward)
         var gX = convolutions[0].backward(gConvolved)
         for conv in convolutions.dropFirst() { gX = gX + conv.backward(gConvolved) }
         var gXZ = Tensor(uninitialized: [g.shape[0], g.shape[1], 2 * expanded])

@@ -59,8 +59,8 @@ public final class Linear: ParameterOwner, KeepsActivations {
     public func backward(_ g: Tensor, input: Tensor) -> Tensor {
         let rows = g.count / max(outFeatures, 1)
         precondition(input.count == rows * inFeatures, "linear backward without a matching forward")
-        // The product writes every element of ∂x (β = 0); without rows there is nothing to write.
-        var gx = rows > 0 && outFeatures > 0 ? Tensor(uninitialized: input.shape) : Tensor(zeros: input.shape)
+        // The product writes every element of ∂x (β = 0); without rows (or outputs) it is zero.
+        var gx = rows > 0 ? Tensor(uninitialized: input.shape) : Tensor(zeros: input.shape)
         g.withUnsafeBufferPointer { gs in
             guard let pg = gs.baseAddress, rows > 0 else { return }
             weight.value.withUnsafeBufferPointer { ws in gx.withUnsafeMutableBufferPointer { gxs in

@@ -25,10 +25,6 @@ public final class MLP: ParameterOwner, KeepsActivations {
 
     public func backward(_ g: Tensor) -> Tensor {
         let gActivated = fc2.backward(g)
-        var gHidden = Tensor(zeros: hidden.shape)
-        hidden.withUnsafeBufferPointer { h in gActivated.withUnsafeBufferPointer { ga in
-            gHidden.withUnsafeMutableBufferPointer { Activation.geluErfBackward(h, ga, into: $0) }
-        } }
-        return fc1.backward(gHidden)
+        return fc1.backward(hidden.zipped(gActivated, Activation.geluErfBackward))
     }
 }

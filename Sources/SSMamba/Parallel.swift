@@ -3,19 +3,12 @@ import Foundation
 
 /// How the engine splits work over cores (see README "Thread plan").
 ///
-/// GEMMs run on OpenBLAS's threads; every other kernel (scan, convolutions, attention's per-head
-/// loops) splits its outer loop over `kernelWorkers` Dispatch workers. The two never run at the
-/// same time inside one layer, so each gets all cores in its turn. Set once at start-up.
+/// GEMMs and large elementwise maps split over `BLAS.threads` Dispatch workers (OpenBLAS itself
+/// runs single-threaded); every other kernel (scan, convolutions, attention's per-head loops)
+/// splits its outer loop over `kernelWorkers` workers. They never run at the same time inside one
+/// layer, so each gets all cores in its turn. Set once at start-up.
 public enum ThreadPlan {
     nonisolated(unsafe) public static var kernelWorkers = max(1, ProcessInfo.processInfo.activeProcessorCount)
-}
-
-/// A pointer that may cross into Dispatch workers. Ownership rule: the caller keeps the memory
-/// alive for the whole `Parallel.forEach`, and workers write disjoint parts of it.
-struct SharedPointer<T>: @unchecked Sendable {
-    let base: UnsafeMutablePointer<T>
-    init(_ base: UnsafeMutablePointer<T>) { self.base = base }
-    init(_ base: UnsafePointer<T>) { self.base = UnsafeMutablePointer(mutating: base) }
 }
 
 enum Parallel {

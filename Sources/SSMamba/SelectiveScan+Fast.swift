@@ -83,10 +83,10 @@ extension SelectiveScan {
         let width = min(laneCount, s.channels - d0)
         var largest = Lanes()
         for t in 0..<s.length {
-            let at = p.rows.row(b, t) * s.channels + d0
+            let row = p.rows.row(b, t), at = row * s.channels + d0
             // Rows lie a whole row of channels apart: ask for the one 8 steps ahead.
             if t + 8 < s.length { ssmamba_prefetch(p.u.base + p.rows.row(b, t + 8) * s.channels + d0) }
-            let raw = p.delta.load(row: p.rows.row(b, t), channels: s.channels, firstChannel: d0, width: width)
+            let raw = p.delta.load(row: row, channels: s.channels, firstChannel: d0, width: width)
             let dt = p.deltaSoftplus ? VectorMath.softplus(raw) : raw
             delta[t] = dt
             u[t] = loadLanes(p.u.base + at, width)
@@ -254,13 +254,13 @@ extension SelectiveScan {
         // Gather: independent strided loads, many in flight.
         var largest = Lanes()
         for t in 0..<length {
-            let at = p.rows.row(b, t) * s.channels + d0
+            let row = p.rows.row(b, t), at = row * s.channels + d0
             if t + 8 < length {  // as in the forward's gather
                 let ahead = p.rows.row(b, t + 8) * s.channels + d0
                 ssmamba_prefetch(p.u.base + ahead)
                 ssmamba_prefetch(p.gradOutput.base + ahead)
             }
-            let raw = p.delta.load(row: p.rows.row(b, t), channels: s.channels, firstChannel: d0, width: width)
+            let raw = p.delta.load(row: row, channels: s.channels, firstChannel: d0, width: width)
             let dt: Lanes
             if p.deltaSoftplus {
                 (dt, work.softplusSlope[t]) = VectorMath.softplusAndSlope(raw)

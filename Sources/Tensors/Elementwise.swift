@@ -32,10 +32,11 @@ public enum Elementwise {
 }
 
 extension Tensor {
-    /// Applies a binary buffer kernel to two tensors of the same shape. The kernel writes every
-    /// element of its output (which starts uninitialized).
+    /// Applies a binary buffer kernel to two tensors of the same shape, e.g. an activation's
+    /// backward: `x.zipped(g, Activation.siluBackward)`. The kernel must write every element of
+    /// its output (which starts uninitialized).
     @inline(__always)
-    func zipped(_ other: Tensor, _ kernel: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
+    public func zipped(_ other: Tensor, _ kernel: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
                                             UnsafeMutableBufferPointer<Float>) -> Void) -> Tensor {
         precondition(shape == other.shape, "shape mismatch: \(shape) vs \(other.shape)")
         var result = Tensor(uninitialized: shape)

@@ -51,7 +51,7 @@ enum SIMDLoops {
                     _ f: @Sendable (Vector) -> Vector) {
         precondition(a.count == out.count, "length mismatch: \(a.count) vs \(out.count)")
         guard let pa = a.baseAddress, let po = out.baseAddress else { return }
-        let (sa, so) = (SharedBuffer(pa), SharedBuffer(po))
+        let (sa, so) = (SharedPointer(pa), SharedPointer(po))
         split(a.count) { start, end in
             var i = start
             while i < end {
@@ -69,7 +69,7 @@ enum SIMDLoops {
         precondition(a.count == out.count && b.count == out.count,
                      "length mismatch: \(a.count), \(b.count) vs \(out.count)")
         guard let pa = a.baseAddress, let pb = b.baseAddress, let po = out.baseAddress else { return }
-        let (sa, sb, so) = (SharedBuffer(pa), SharedBuffer(pb), SharedBuffer(po))
+        let (sa, sb, so) = (SharedPointer(pa), SharedPointer(pb), SharedPointer(po))
         split(a.count) { start, end in
             var i = start
             while i < end {
@@ -78,13 +78,6 @@ enum SIMDLoops {
                 i += 16
             }
         }
-    }
-
-    /// A buffer address handed to the workers of `split`; each touches a disjoint range.
-    struct SharedBuffer: @unchecked Sendable {
-        let base: UnsafeMutablePointer<Float>
-        init(_ base: UnsafeMutablePointer<Float>) { self.base = base }
-        init(_ base: UnsafePointer<Float>) { self.base = UnsafeMutablePointer(mutating: base) }
     }
 
     /// Elements summed in Float per block; block totals are added in Double, so the rounding

@@ -1,8 +1,8 @@
 /// Vectorised elementary functions on 16 lanes, used by every elementwise kernel.
 ///
 /// All are `@_transparent`: `@inlinable @inline(__always)` was not honoured inside large callers
-/// (the scan's kernels called `exp2`, softplus called `log` out of line, each call spilling its
-/// 16 lanes), and these functions are only worth having inlined.
+/// (the scan's kernels called `exp2` out of line, each call spilling its 16 lanes), and these
+/// functions are only worth having inlined.
 ///
 /// Accuracy: `exp` is within about 2 ulp of the correctly rounded result over its whole finite
 /// range, the others within a few ulp (checked against libm in the tests).
