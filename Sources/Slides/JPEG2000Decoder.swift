@@ -8,6 +8,8 @@ import Foundation
 enum JPEG2000Decoder {
     /// Throws a message (the caller adds file and tile).
     static func decode(_ bytes: [UInt8], width: Int, height: Int, ycbcr: Bool) throws -> [UInt8] {
+        let isJP2 = bytes.count > 12 && bytes[4] == 0x6A && bytes[5] == 0x50 && bytes[6] == 0x20 && bytes[7] == 0x20
+        let bytes = isJP2 ? bytes : try terminatedCodestream(bytes)
         let source = MemorySource(bytes)
         guard let stream = opj_stream_create(1 << 16, 1) else { throw DecodeFailure("OpenJPEG could not create a stream") }
         defer { opj_stream_destroy(stream) }
@@ -18,7 +20,6 @@ enum JPEG2000Decoder {
         opj_stream_set_skip_function(stream, memorySkip)
         opj_stream_set_seek_function(stream, memorySeek)
 
-        let isJP2 = bytes.count > 12 && bytes[4] == 0x6A && bytes[5] == 0x50 && bytes[6] == 0x20 && bytes[7] == 0x20
         guard let codec = opj_create_decompress(isJP2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K) else {
             throw DecodeFailure("OpenJPEG could not create a decoder")
         }
@@ -83,6 +84,38 @@ enum JPEG2000Decoder {
     }
 
     @inline(__always) static func clamp(_ v: Float) -> UInt8 { UInt8(max(0, min(255, v.rounded()))) }
+
+    /// A raw codestream checked for the structure OpenJPEG trusts, ending with its EOC marker.
+    ///
+    /// Walks the main header's marker segments and then the tile-parts (SOT, whose Psot gives the
+    /// tile-part's length, 0 meaning "to the end"). A tile-part running past the data is a truncated
+    /// tile and an error here; a stream that stops exactly after its last tile-part gets the EOC
+    /// it lacks. (OpenJPEG 2.5.0 aborts the process on that second case, an assertion in its
+    /// stream reader, instead of reporting it.)
+    static func terminatedCodestream(_ bytes: [UInt8]) throws -> [UInt8] {
+        func marker(at i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
+        func value(at i: Int, size: Int) -> Int { (i..<(i + size)).reduce(0) { $0 << 8 | Int(bytes[$1]) } }
+        let (soc, sot, eoc) = (0xFF4F, 0xFF90, 0xFFD9)
+        guard bytes.count >= 2, marker(at: 0) == soc else { throw DecodeFailure("not a JPEG 2000 codestream (no SOC marker)") }
+        var i = 2
+        while i + 4 <= bytes.count && marker(at: i) != sot {  // main header: every segment has a length
+            let length = value(at: i + 2, size: 2)
+            guard length >= 2 && i + 2 + length <= bytes.count else {
+                throw DecodeFailure("JPEG 2000 header is truncated (marker segment at byte \(i) runs past the \(bytes.count) bytes)")
+            }
+            i += 2 + length
+        }
+        while i + 12 <= bytes.count && marker(at: i) == sot {
+            let partLength = value(at: i + 6, size: 4)
+            if partLength == 0 { break }  // the last tile-part, to the end of the data
+            guard i + partLength <= bytes.count else {
+                throw DecodeFailure("JPEG 2000 tile is truncated (a tile-part needs \(i + partLength) bytes, \(bytes.count) are present)")
+            }
+            i += partLength
+        }
+        let terminated = bytes.count >= 4 && marker(at: bytes.count - 2) == eoc
+        return terminated ? bytes : bytes + [0xFF, 0xD9]
+    }
 }
 
 struct DecodeFailure: Error, CustomStringConvertible {

@@ -48,6 +48,40 @@ final class PyramidFileTests: XCTestCase {
         XCTAssertEqual(SlideFixtures.psnr(j2kImage.pixels, try pixels(1)), .infinity, "JPEG 2000 written losslessly")
     }
 
+    /// JPEG 2000 tiles cut short: without only their final EOC marker they decode as before (OpenJPEG
+    /// 2.5.0 aborted the process on them); cut inside the tile data they are a typed error naming
+    /// the file and saying "truncated".
+    func testTruncatedJPEG2000TilesDecodeOrFailCleanly() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssmamba-j2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: SlideFixtures.fixture("tiles_jpeg2000.tif"))))
+        func uint(_ at: Int, _ size: Int) -> Int { (0..<size).reduce(0) { $0 | Int(original[at + $1]) << (8 * $1) } }  // little-endian
+        // TileByteCounts (tag 325, LONG) of the first directory.
+        let ifd = uint(4, 4)
+        guard let entry = (0..<uint(ifd, 2)).map({ ifd + 2 + 12 * $0 }).first(where: { uint($0, 2) == 325 }) else {
+            return XCTFail("fixture has no TileByteCounts")
+        }
+        let (tiles, counts) = (uint(entry + 4, 4), uint(entry + 8, 4))
+        func shortened(by cut: Int) throws -> String {
+            var bytes = original
+            for tile in 0..<tiles {
+                let at = counts + 4 * tile, count = uint(at, 4) - cut
+                for k in 0..<4 { bytes[at + k] = UInt8((count >> (8 * k)) & 0xFF) }
+            }
+            let url = directory.appendingPathComponent("cut\(cut).tif")
+            try Data(bytes).write(to: url)
+            return url.path
+        }
+        let withoutEOC = try TIFFSlide(path: try shortened(by: 2)).readRegion(level0Origin: (0, 0), size: (256, 192), level: 0)
+        XCTAssertEqual(SlideFixtures.psnr(withoutEOC.pixels, try pixels(1)), .infinity, "tiles without their EOC marker")
+        let cutPath = try shortened(by: 100)
+        XCTAssertThrowsError(try TIFFSlide(path: cutPath).readRegion(level0Origin: (0, 0), size: (256, 192), level: 0)) { error in
+            XCTAssertTrue(error is SlideError, "\(error)")
+            XCTAssertTrue(String(describing: error).contains(cutPath) && String(describing: error).contains("truncated"), "\(error)")
+        }
+    }
+
     func testBadFilesAreTypedErrorsNamingTheFile() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssmamba-bad-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
