@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "SSMamba", dependencies: ["Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CZlib", "CMalloc"], swiftSettings: numericFlags),
-        .target(name: "Tiling", dependencies: ["Slides", "Tensors"], swiftSettings: numericFlags),
+        .target(name: "Tiling", dependencies: ["Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Tensors"]),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics"], swiftSettings: numericFlags),

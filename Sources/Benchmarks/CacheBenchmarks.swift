@@ -84,10 +84,8 @@ enum CacheBenchmarks {
             for y in stride(from: 0, to: slide.levels[0].height - 224, by: 112) {
                 for x in stride(from: 0, to: slide.levels[0].width - 224, by: 112) where result.count < limit {
                     let image = try slide.readRegion(level0Origin: (x, y), size: (224, 224), level: 0)
-                    var planar = [UInt8](repeating: 0, count: 3 * 224 * 224)
-                    for p in 0..<(224 * 224) { for c in 0..<3 { planar[c * 224 * 224 + p] = image.pixels[3 * p + c] } }
                     let key = TileKey(source: source, parameters: 1, x: x, y: y, micronsPerPixel: 0.5)
-                    result.append((key, CachedTile(channels: 3, height: 224, width: 224, pixels: planar, level0Origin: (x, y),
+                    result.append((key, CachedTile(channels: 3, height: 224, width: 224, pixels: image.pixels, level0Origin: (x, y),
                                                    requestedMicronsPerPixel: 0.5, effectiveMicronsPerPixel: 0.5, source: source, parameters: 1)))
                 }
             }

@@ -320,6 +320,9 @@ struct FlowFileParser {
         }
         if given != wanted {
             report(node, "stage '\(kind.name)' reads \(wanted)s but '\(target.name)' emits \(given)s")
+        } else if let allowed = kind.readsOnly, !allowed.contains(target.kind.name) {
+            report(node, "stage '\(kind.name)' reads only \(allowed.map { "`\($0)`" }.joined(separator: " or ")) steps, and '\(target.name)' is a `\(target.kind.name)` step: "
+                   + "add `- stage: \(allowed[0])` with `from: \(target.name)` (and a `name:` if there are several) and read that instead")
         }
     }
 

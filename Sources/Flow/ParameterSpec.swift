@@ -61,12 +61,16 @@ public struct StepKind: Sendable {
     public let output: String?
     public let doc: String
     public let parameters: [ParameterSpec]
+    /// When set, the only kinds of step this one may read (e.g. training reads only `cache` steps,
+    /// whose items say where their data is stored); the flow check names the line otherwise.
+    public let readsOnly: [String]?
 
-    public init(name: String, input: String?, output: String?, doc: String, parameters: [ParameterSpec]) {
+    public init(name: String, input: String?, output: String?, doc: String, parameters: [ParameterSpec], readsOnly: [String]? = nil) {
         self.name = name
         self.input = input
         self.output = output
         self.doc = doc
         self.parameters = parameters
+        self.readsOnly = readsOnly
     }
 }

@@ -5,29 +5,32 @@ import TileCache
 import Tiling
 
 /// `cache`: reads tiles already cached, writes new ones in batched transactions (flushed at the
-/// end, also when the run stops). With nothing after it (a warm-up), cached tiles are not read.
+/// end, also when the run stops). Every tile it emits carries its `cacheEntry`. Cached tiles are
+/// read only when a reader needs their pixels: not for a warm-up (nothing after it) nor for
+/// training stages, which stream pixels from the cache themselves.
 final class CacheStage: Stage, @unchecked Sendable {
     let presence: CachePresence
     let batchSize: Int
-    let terminal: Bool
+    let readsPixels: Bool
     private let lock = NSLock()
     private var pending: [(key: TileKey, tile: CachedTile)] = []
 
-    init(presence: CachePresence, batchSize: Int, terminal: Bool) {
+    init(presence: CachePresence, batchSize: Int, readsPixels: Bool) {
         self.presence = presence
         self.batchSize = batchSize
-        self.terminal = terminal
+        self.readsPixels = readsPixels
     }
 
     func process(_ input: Tile, _ context: StageContext<Tile>) throws {
         let key = presence.key(input)
+        var tile = input
+        tile.cacheEntry = CacheEntry(store: presence.store, key: key)
         if input.awaitingCache {
             context.count("cache.hits")
-            guard !terminal else { return try context.emit(input) }
+            guard readsPixels else { return try context.emit(tile) }
             guard let cached = try presence.store.read(key) else {
                 throw StageError("\(input): announced as cached but absent from \(presence.store.path) (was the cache changed during the run?)")
             }
-            var tile = input
             tile.image = RGBImage(width: cached.width, height: cached.height, pixels: cached.pixels)
             tile.awaitingCache = false
             return try context.emit(tile)
@@ -44,7 +47,7 @@ final class CacheStage: Stage, @unchecked Sendable {
             return pending
         }
         if let full { context.count("cache.written", try presence.store.write(full)) }
-        try context.emit(input)
+        try context.emit(tile)
     }
 
     func finish(_ context: StageContext<Tile>) throws {

@@ -110,7 +110,7 @@ public enum Catalog {
 
     public static let pretrain = StepKind(
         name: "pretrain", input: "tile", output: nil,
-        doc: "MAMIM pretraining (masked image modelling) on the tiles that stream in; writes `<run>/<name>/checkpoint` and reconstruction pictures (masked input, reconstruction, original).",
+        doc: "MAMIM pretraining (masked image modelling), streamed from the tile cache: each epoch a seeded permutation of every cached tile of its input, read and augmented by `readers` threads ahead of the optimizer; writes `<run>/<name>/checkpoint` and reconstruction pictures (masked input, reconstruction, original).",
         parameters: [
             ParameterSpec("model", .choice(pretrainableModelNames), default: "ssmamba_micro", "model configuration (`ssmamba model list`; plain layouts: MAMIM for the hierarchical R1 is not built); tiles are resized to its input size"),
             ParameterSpec("steps", .integer(1...10_000_000), default: "300", "optimizer steps"),
@@ -124,12 +124,12 @@ public enum Catalog {
             ParameterSpec("decoder_heads", .integer(1...16), default: "4", "decoder attention heads"),
             ParameterSpec("crop_scale_min", .number(0.05...1), default: "0.2", "smallest area fraction of the random resized crop"),
             ParameterSpec("reconstructions", .integer(0...256), default: "4", "reconstruction pictures to save"),
-            ParameterSpec("max_tiles", .integer(1...10_000_000), default: "20000", "tiles kept in memory for training (more are counted, not used)"),
-        ])
+            ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
+        ], readsOnly: ["cache"])
 
     public static let finetune = StepKind(
         name: "finetune", input: "tile", output: nil,
-        doc: "Supervised fine-tuning of the classifier on labelled tiles, from scratch or from a `pretrain` step's encoder; keeps the best epoch on validation (balanced accuracy) and reports test accuracy, balanced accuracy, macro-F1 and AUC with bootstrap 95 % intervals (`<run>/<name>/metrics.json`).",
+        doc: "Supervised fine-tuning of the classifier on labelled tiles streamed from the tile cache, from scratch or from a `pretrain` step's encoder; keeps the best epoch on validation (balanced accuracy) and reports test accuracy, balanced accuracy, macro-F1 and AUC with bootstrap 95 % intervals (`<run>/<name>/metrics.json`).",
         parameters: [
             ParameterSpec("model", .choice(modelNames), default: "ssmamba_micro", "model configuration"),
             ParameterSpec("init", .text, optional: true, "a `pretrain` step of this flow, or a checkpoint folder; absent or `scratch`: from scratch"),
@@ -143,8 +143,8 @@ public enum Catalog {
             ParameterSpec("brightness", .number(0...0.5), default: "0.1", "brightness jitter (± fraction)"),
             ParameterSpec("validation_fraction", .number(0...0.9), default: "0.15", "sources for validation when the data has no split"),
             ParameterSpec("test_fraction", .number(0...0.9), default: "0.15", "sources for test when the data has no split"),
-            ParameterSpec("max_tiles", .integer(1...10_000_000), default: "50000", "tiles kept in memory (more are counted, not used)"),
-        ])
+            ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
+        ], readsOnly: ["cache"])
 
     public static let evaluateSlides = StepKind(
         name: "evaluate_slides", input: "slide", output: nil,
@@ -172,6 +172,9 @@ public enum Catalog {
             ParameterSpec("folds", .integer(2...100), default: "5", "cross-validation folds (at most one per patient)"),
             ParameterSpec("cache", .path(mustExist: false), default: "cache/embeddings", "folder of cached tile embeddings"),
         ])
+
+    /// Kinds that stream their tiles' pixels from the cache (a cache stage need not read them).
+    static let streamingKinds: Set<String> = [pretrain.name, finetune.name]
 
     public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV, nuclei],
                                                 stages: [tissue, tiles, decode, stain, cache, export, pretrain, finetune, evaluateSlides, slideMIL])

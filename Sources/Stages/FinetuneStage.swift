@@ -6,9 +6,9 @@ import Slides
 import Tensors
 import Tiling
 
-/// `finetune`: supervised training of the classifier on labelled tiles, from scratch or from a
-/// pretrained encoder; keeps the best checkpoint on validation (balanced accuracy), then reports
-/// test metrics with bootstrap 95 % intervals.
+/// `finetune`: supervised training of the classifier on labelled cached tiles, streamed from the
+/// cache (`CacheBatchStream`), from scratch or from a pretrained encoder; keeps the best checkpoint
+/// on validation (balanced accuracy), then reports test metrics with bootstrap 95 % intervals.
 final class FinetuneStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
@@ -20,8 +20,9 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let validationFraction: Double, testFraction: Double
     let augmentation: Augmentation
     let seed: UInt64
+    let readers: Int
     let folder: URL
-    let collection: TileCollection
+    let collection = TrainingTiles()
     let artifacts: Artifacts
 
     init(name: String, _ p: ParameterValues, initFrom: CheckpointSource?, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
@@ -42,8 +43,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         a.brightness = Float(1 - p.number("brightness"))...Float(1 + p.number("brightness"))
         augmentation = a
         self.seed = UInt64(seed)
+        readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)
-        collection = TileCollection(limit: p.integer("max_tiles"))
         self.artifacts = artifacts
     }
 
@@ -60,7 +61,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
 
     /// Splits: the dataset's own (train / validation / test) when every tile has one, otherwise
     /// by source file (tiles of one image never straddle splits), seeded.
-    func split(_ tiles: [Tile]) -> (train: [Tile], validation: [Tile], test: [Tile]) {
+    func split(_ tiles: [TrainingTile]) -> (train: [TrainingTile], validation: [TrainingTile], test: [TrainingTile]) {
         if tiles.allSatisfy({ $0.split != nil }) {
             return (tiles.filter { $0.split == "train" }, tiles.filter { $0.split == "validation" }, tiles.filter { $0.split == "test" })
         }
@@ -75,7 +76,6 @@ final class FinetuneStage: Stage, @unchecked Sendable {
 
     private func train(_ context: StageContext<Never>) throws -> URL {
         let tiles = collection.all
-        if collection.overLimit > 0 { context.count("\(name).tiles_over_max_tiles", collection.overLimit) }
         let classes = Array(Set(tiles.compactMap(\.label))).sorted()
         guard classes.count >= 2 else { throw StageError("'\(name)' needs at least two classes; got \(classes)") }
         let (train, validation, test) = split(tiles)
@@ -103,9 +103,12 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         }
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let labels = train.map { index[$0.label!]! }
-        // Balanced sampling: each class equally likely, then a tile of that class.
-        let byClass = (0..<classes.count).map { k in labels.indices.filter { labels[$0] == k } }
-        let stepsPerEpoch = max(1, train.count / batchSize)
+        let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+        let plan = balanced ? Self.balancedPlan(labels: labels, classes: classes.count, batch: batchSize, seed: seed &+ 303)
+                            : EpochOrder(count: train.count, seed: seed &+ 303).batchPlan(size: batchSize)
+        let reader = CacheBatchReader(tiles: train, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
+        let stream = CacheBatchStream(reader, count: epochs * stepsPerEpoch, plan: plan, readers: readers)
+        defer { stream.stop() }
         var optimizerSettings = AdamW.Settings()
         optimizerSettings.weightDecay = weightDecay
         let optimizer = AdamW(settings: optimizerSettings)
@@ -113,42 +116,40 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         var best: (score: Double, epoch: Int, weights: SafeTensorsFile)?
         for epoch in 0..<epochs {
             if context.isStopping { break }
-            var epochLoss = 0.0
+            var epochLoss = 0.0, epochSteps = 0
             for _ in 0..<stepsPerEpoch {
-                let picks: [Int] = (0..<batchSize).map { _ in
-                    if balanced {
-                        let members = byClass.filter { !$0.isEmpty }
-                        let group = members[rng.integer(below: members.count)]
-                        return group[rng.integer(below: group.count)]
-                    }
-                    return rng.integer(below: train.count)
-                }
-                let images = augmentation.batch(picks.map { train[$0].image }, size: config.imageSize, using: &rng)
+                guard let batch = stream.next() else { break }
+                for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
+                context.count("\(name).tiles_read", batch.members.count)
+                guard !batch.members.isEmpty, !context.isStopping else { continue }
                 model.zeroGradients()
-                let logits = model.forward(images, training: true, using: &rng)
-                let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: picks.map { labels[$0] }, smoothing: labelSmoothing)
+                let logits = model.forward(batch.images, training: true, using: &rng)
+                let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: batch.members.map { labels[$0] }, smoothing: labelSmoothing)
                 guard loss.isFinite else { throw StageError("'\(name)': the loss became \(loss) in epoch \(epoch); lower `lr`") }
                 model.backward(gradient)
                 clipGradients(model.parameters, maxNorm: 1)
                 optimizer.update(model.parameters, learningRate: schedule.rate(atStep: optimizer.step))
                 epochLoss += Double(loss)
+                epochSteps += 1
                 context.count("\(name).steps")
             }
-            let scores = predict(model, validation)
-            let metrics = ClassificationMetrics(truth: validation.map { index[$0.label!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
-            context.record(metric: "\(name).train_loss", epochLoss / Double(stepsPerEpoch))
+            if context.isStopping { break }
+            let (scored, scores) = try predict(model, validation, context)
+            let metrics = ClassificationMetrics(truth: scored.map { index[validation[$0].label!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
+            context.record(metric: "\(name).train_loss", epochLoss / Double(max(1, epochSteps)))
             context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
             if best == nil || metrics.balancedAccuracy > best!.score {
                 best = (metrics.balancedAccuracy, epoch, model.stateDictionary())
             }
         }
+        context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
         guard let best else { throw StageError("'\(name)': the run stopped before the first epoch ended") }
         try model.loadStateDictionary(best.weights, source: "best epoch")
         context.record(metric: "\(name).best_epoch", Double(best.epoch))
 
         // Test metrics of the best checkpoint.
-        let probabilities = predict(model, test)
-        let truth = test.map { index[$0.label!]! }
+        let (scored, probabilities) = try predict(model, test, context)
+        let truth = scored.map { index[test[$0].label!]! }
         let report = TestReport(classes: classes, truth: truth, probabilities: probabilities, seed: seed)
         for (key, value) in report.headline { context.record(metric: "\(name).test_\(key)", value) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -161,18 +162,37 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         return url
     }
 
-    /// Softmax probabilities in evaluation mode, in batches.
-    func predict(_ model: Classifier, _ tiles: [Tile]) -> [[Double]] {
-        var rng = RandomGenerator(seed: 0)
-        var result: [[Double]] = []
-        for start in stride(from: 0, to: tiles.count, by: 64) {
-            let chunk = tiles[start..<min(tiles.count, start + 64)].map(\.image)
-            let logits = model.predict(Augmentation.evaluation.batch(chunk, size: model.config.imageSize, using: &rng))
-            result += Probabilities.rows(logits)
+    /// Softmax probabilities in evaluation mode, in batches streamed from the cache: the indices
+    /// of the tiles scored and their probabilities (a tile that cannot be read is reported, not scored).
+    func predict(_ model: Classifier, _ tiles: [TrainingTile], _ context: StageContext<Never>) throws -> (scored: [Int], probabilities: [[Double]]) {
+        let chunk = 64
+        let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
+        let stream = CacheBatchStream(reader, count: (tiles.count + chunk - 1) / chunk,
+                                      plan: { Array(($0 * chunk)..<min(tiles.count, ($0 + 1) * chunk)) }, readers: readers)
+        defer { stream.stop() }
+        var scored: [Int] = [], probabilities: [[Double]] = []
+        while let batch = stream.next() {
+            for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
+            if context.isStopping { throw StageError("'\(name)': the run stopped during evaluation") }
+            guard !batch.members.isEmpty else { continue }
+            scored += batch.members
+            probabilities += Probabilities.rows(model.predict(batch.images))
         }
-        return result
+        return (scored, probabilities)
     }
 
+    /// Class-balanced batches: each slot picks a class uniformly (among classes with tiles), then
+    /// one of its tiles; batch k from its own seeded stream.
+    static func balancedPlan(labels: [Int], classes: Int, batch: Int, seed: UInt64) -> @Sendable (Int) -> [Int] {
+        let members = (0..<classes).map { k in labels.indices.filter { labels[$0] == k } }.filter { !$0.isEmpty }
+        return { k in
+            var rng = RandomGenerator(seed: seed).stream(UInt64(k))
+            return (0..<batch).map { _ in
+                let group = members[rng.integer(below: members.count)]
+                return group[rng.integer(below: group.count)]
+            }
+        }
+    }
 }
 
 /// Test metrics of a classifier with bootstrap intervals, written as metrics.json and confusion.csv.

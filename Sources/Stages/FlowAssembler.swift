@@ -103,13 +103,15 @@ public enum FlowAssembler {
                     let store = try TileStore(path: p.text("path"), codec: p.text("compression") == "none" ? .none : .zstd)
                     let chain = upstream(of: step, in: steps)
                     let presence = CachePresence(store: store, parameters: try parameterFingerprint(chain))
-                    let terminal = (readers[step.name] ?? 0) == 0
+                    // Pixels of cached tiles are read for readers that use them; training stages stream their own.
+                    let readerKinds = steps.filter { $0.from.contains(step.name) }.map(\.kind.name)
+                    let readsPixels = readerKinds.contains { !Catalog.streamingKinds.contains($0) }
                     // Let the tiles stage skip reading what is cached when only deterministic stages lie between.
                     if let tiles = chain.first(where: { $0.kind.name == "tiles" }),
                        chain.prefix(while: { $0.name != tiles.name }).allSatisfy({ ["stain"].contains($0.kind.name) }) {
                         tilesStages[tiles.name]?.presence = presence
                     }
-                    edge = add(CacheStage(presence: presence, batchSize: p.integer("batch"), terminal: terminal), type: "tile")
+                    edge = add(CacheStage(presence: presence, batchSize: p.integer("batch"), readsPixels: readsPixels), type: "tile")
                 case "nuclei":
                     let result = try NucleusPatches.extract(
                         image: p.text("image"), instances: p.text("instances"), types: p.text("types"), patch: p.integer("patch"),

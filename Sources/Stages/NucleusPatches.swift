@@ -2,6 +2,7 @@ import Flow
 import Foundation
 import Slides
 import Tensors
+import TileCache
 import Tiling
 
 /// Instance + type masks → one patch per nucleus, labelled by its type (how PanNuke, CoNSeP and
@@ -22,6 +23,7 @@ public struct NucleusPatches: Sendable {
     public static func extract(image imagePath: String, instances: String, types: String, patch: Int, regions: Int,
                                classNames: [String], validationRegions: Int, testRegions: Int, seed: UInt64) throws -> Result {
         let image = try ImageFile.read(imagePath)
+        let identity = try Fingerprint.source(path: imagePath)
         let instance = try NumpyArray.read(instances), type = try NumpyArray.read(types)
         guard instance.width == image.width, instance.height == image.height, type.width == image.width, type.height == image.height else {
             throw StageError("\(imagePath): image \(image.width)×\(image.height), instance mask \(instance.width)×\(instance.height), type mask \(type.width)×\(type.height): they must match")
@@ -72,6 +74,7 @@ public struct NucleusPatches: Sendable {
                             requestedMicronsPerPixel: 0, effectiveMicronsPerPixel: 0, tissueFraction: 1, label: label,
                             image: RGBImage(width: patch, height: patch, pixels: pixels))
             tile.split = splitOf[row * regions + column]
+            tile.sourceIdentity = identity
             tiles.append(tile)
         }
         return Result(tiles: tiles, droppedOnBorders: dropped, classes: classNames)

@@ -5,8 +5,9 @@ import Slides
 import Tensors
 import Tiling
 
-/// `pretrain`: MAMIM pretraining on the tiles that stream in (several µm/px mixed when the tiles
-/// stage gives several scales). Writes `<run>/<stage>/checkpoint` and reconstruction pictures.
+/// `pretrain`: MAMIM pretraining on the cached tiles of its input (several µm/px mixed when the
+/// tiles stage gives several scales), streamed from the cache epoch by epoch (`EpochOrder`,
+/// `CacheBatchStream`). Writes `<run>/<stage>/checkpoint` and reconstruction pictures.
 final class PretrainStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
@@ -16,8 +17,9 @@ final class PretrainStage: Stage, @unchecked Sendable {
     let learningRate: Float, warmup: Double, weightDecay: Float
     let augmentation: Augmentation
     let seed: UInt64
+    let readers: Int
     let folder: URL
-    let collection: TileCollection
+    let collection = TrainingTiles()
     let artifacts: Artifacts
 
     init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
@@ -39,8 +41,8 @@ final class PretrainStage: Stage, @unchecked Sendable {
         a.cropScale = p.number("crop_scale_min")...1
         augmentation = a
         self.seed = UInt64(seed)
+        readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)
-        collection = TileCollection(limit: p.integer("max_tiles"))
         self.artifacts = artifacts
     }
 
@@ -53,9 +55,8 @@ final class PretrainStage: Stage, @unchecked Sendable {
     }
 
     private func train(_ context: StageContext<Never>) throws -> URL {
-        let tiles = collection.all.map(\.image)
+        let tiles = collection.all
         context.count("\(name).tiles", tiles.count)
-        if collection.overLimit > 0 { context.count("\(name).tiles_over_max_tiles", collection.overLimit) }
         guard !tiles.isEmpty else { throw StageError("'\(name)' received no tiles to pretrain on") }
         var rng = RandomGenerator(seed: seed)
         let model = try MaskedAutoencoder(config: config, settings: settings, using: &rng)
@@ -64,19 +65,27 @@ final class PretrainStage: Stage, @unchecked Sendable {
         optimizerSettings.weightDecay = weightDecay
         let optimizer = AdamW(settings: optimizerSettings)
         let schedule = CosineSchedule(baseRate: learningRate, warmupSteps: max(1, Int(warmup * Double(steps))), totalSteps: steps)
+        let order = EpochOrder(count: tiles.count, seed: seed &+ 101)
+        let reader = CacheBatchReader(tiles: tiles, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
+        let stream = CacheBatchStream(reader, count: steps, plan: { [batchSize] in order.batch($0, size: batchSize) }, readers: readers)
+        defer { stream.stop() }
         var recent: [Float] = []
+        var imagesSeen = 0
         let started = Date()
         for step in 0..<steps {
             if context.isStopping { break }
-            let picks = (0..<batchSize).map { _ in tiles[rng.integer(below: tiles.count)] }
-            let images = augmentation.batch(picks, size: config.imageSize, using: &rng)
+            guard let batch = stream.next() else { break }
+            for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
+            context.count("\(name).tiles_read", batch.members.count)
+            guard !batch.members.isEmpty, !context.isStopping else { continue }
             model.zeroGradients()
-            let visible = model.randomVisibleGrid(batch: batchSize, using: &rng)
-            let (loss, _) = model.loss(images, visible: visible, training: true, using: &rng)
+            let visible = model.randomVisibleGrid(batch: batch.members.count, using: &rng)
+            let (loss, _) = model.loss(batch.images, visible: visible, training: true, using: &rng)
             guard loss.isFinite else { throw StageError("'\(name)': the loss became \(loss) at step \(step); lower `lr`") }
             model.backward()
             clipGradients(model.parameters, maxNorm: 1)
             optimizer.update(model.parameters, learningRate: schedule.rate(atStep: step))
+            imagesSeen += batch.members.count
             recent.append(loss)
             if step == 9 { context.record(metric: "\(name).loss_first10", Double(recent.reduce(0, +) / 10)) }
             if recent.count == 10 || step == steps - 1 {
@@ -85,30 +94,35 @@ final class PretrainStage: Stage, @unchecked Sendable {
             }
             context.count("\(name).steps")
         }
-        context.record(metric: "\(name).images_per_second", Double(steps * batchSize) / max(Date().timeIntervalSince(started), 1e-9))
+        context.record(metric: "\(name).epochs", Double(imagesSeen) / Double(tiles.count))
+        context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
+        context.record(metric: "\(name).images_per_second", Double(imagesSeen) / max(Date().timeIntervalSince(started), 1e-9))
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var manifest = Checkpoint.Manifest(model: config)
         manifest.notes = ["kind": "mamim", "mask_ratio": "\(settings.maskRatio)", "decoder_dim": "\(settings.decoderDim)",
                           "decoder_depth": "\(settings.decoderDepth)", "tiles": "\(tiles.count)", "steps": "\(steps)"]
         let url = folder.appendingPathComponent("checkpoint")
         try Checkpoint(manifest: manifest, weights: model.stateDictionary()).write(to: url)
-        try writeReconstructions(model, tiles: Array(tiles.prefix(reconstructions)))
+        try writeReconstructions(model, tiles: Array(tiles.prefix(reconstructions)), context: context)
         return url
     }
 
     /// For each tile: the masked input (hidden patches grey), the reconstruction (visible patches
     /// as given, hidden ones predicted, un-normalised with the true patch statistics) and the original.
-    private func writeReconstructions(_ model: MaskedAutoencoder, tiles: [RGBImage]) throws {
+    private func writeReconstructions(_ model: MaskedAutoencoder, tiles: [TrainingTile], context: StageContext<Never>) throws {
         guard !tiles.isEmpty else { return }
-        var rng = RandomGenerator(seed: seed &+ 1)
         let size = config.imageSize
-        let images = Augmentation.evaluation.batch(tiles, size: size, using: &rng)
-        let visible = model.randomVisibleGrid(batch: tiles.count, using: &rng)
+        let read = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: size, seed: seed).batch(0, of: Array(tiles.indices))
+        for (tile, reason) in read.failures { context.reportFailure(item: tile.description, reason: reason) }
+        guard !read.members.isEmpty else { return }
+        let images = read.images
+        var rng = RandomGenerator(seed: seed &+ 1)
+        let visible = model.randomVisibleGrid(batch: read.members.count, using: &rng)
         let reconstructed = model.reconstruct(images, visible: visible)
         let masked = MaskedAutoencoder.replacingHiddenPatches(images, visible: visible, patch: config.patchSize) { _, _, _, c in
             (0.5 - Augmentation.mean[c]) / Augmentation.std[c]  // mid grey
         }
-        for b in 0..<tiles.count {
+        for b in 0..<read.members.count {
             let parts = [Augmentation.image(masked, index: b), Augmentation.image(reconstructed, index: b), Augmentation.image(images, index: b)]
             var strip = RGBImage(width: size * 3 + 8, height: size, filling: (255, 255, 255))
             for (k, part) in parts.enumerated() {

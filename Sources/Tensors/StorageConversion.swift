@@ -16,6 +16,20 @@ public enum StorageConversion {
         while i < x.count { po[i] = Float(px[i]) * scale + offset; i += 1 }
     }
 
+    /// De-interleaves 8-bit pixels into float planes: for pixel p and channel c,
+    /// out[c · pixels + p] = x[p · channels + c] · scales[c] + offsets[c] (HWC bytes → CHW floats).
+    public static func planarFloats(fromInterleaved x: UnsafeBufferPointer<UInt8>, channels: Int, scales: [Float], offsets: [Float],
+                                    into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(x.count == out.count && x.count % channels == 0 && scales.count == channels && offsets.count == channels,
+                     "length mismatch: \(x.count) bytes of \(channels) channels into \(out.count) floats")
+        guard let px = x.baseAddress, let po = out.baseAddress else { return }
+        let pixels = x.count / channels
+        for c in 0..<channels {
+            let (scale, offset, plane) = (scales[c], offsets[c], po + c * pixels)
+            for p in 0..<pixels { plane[p] = Float(px[p * channels + c]) * scale + offset }
+        }
+    }
+
     /// out[i] = x[i] rounded to the nearest integer (ties to even) and clamped to 0…255;
     /// NaN becomes 0.
     public static func bytes(fromFloats x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<UInt8>) {

@@ -1,7 +1,8 @@
 import CZstd
 import Foundation
 
-/// One cached tile: 8-bit pixels in planar CHW order (what the model reads) and where they came from.
+/// One cached tile: 8-bit pixels in `TileRecord.PixelLayout.interleaved` order (rows top to bottom,
+/// each pixel's channels together, as `RGBImage` holds them) and where they came from.
 public struct CachedTile: Sendable, Equatable {
     public var channels: Int, height: Int, width: Int
     public var pixels: [UInt8]
@@ -28,15 +29,27 @@ public struct CachedTile: Sendable, Equatable {
 
 /// The record codec:
 ///
-///     "SSMT" · version u16 · codec u8 (0 none, 1 zstd) · dtype u8 (0 = uint8)
+///     "SSMT" · version u16 · codec u8 (0 none, 1 zstd) · pixel layout u8 (0 = interleaved uint8)
 ///     channels, height, width u32 · level-0 x, y i64 · requested, effective µm/px f64
 ///     source, parameter fingerprints u64 · stored length, raw length u32
 ///     checksum u64 = XXH64(stored payload, seed: XXH64(everything above))   (84 bytes, little-endian)
-///     payload (zstd level 1 frame, or the raw CHW bytes)
+///     payload (zstd level 1 frame, or the raw pixel bytes in the record's layout)
 ///
 /// A record whose checksum, lengths or magic do not hold is corrupt and is never decoded.
 public enum TileRecord {
     public enum Codec: UInt8, Sendable { case none = 0, zstd = 1 }
+
+    /// How a record's pixel bytes are ordered: the one contract between the writers (the cache
+    /// stage, warm-ups, merges) and the readers (tiles read back, model-ready batches, training
+    /// streams). Written in every record's header; a reader refuses a layout it does not know.
+    public enum PixelLayout: UInt8, Sendable {
+        /// 8 bits per channel, rows top to bottom, each pixel's channels together (R, G, B, …):
+        /// byte `(y · width + x) · channels + c`. The layout of `RGBImage` and of every decoder.
+        case interleaved = 0
+    }
+
+    /// The layout every writer uses.
+    public static let layout = PixelLayout.interleaved
 
     static let magic: [UInt8] = Array("SSMT".utf8)
     static let version: UInt16 = 1
@@ -66,7 +79,7 @@ public enum TileRecord {
         out += magic
         append(&out, version)
         out.append(codec.rawValue)
-        out.append(0)
+        out.append(layout.rawValue)
         append(&out, UInt32(tile.channels)); append(&out, UInt32(tile.height)); append(&out, UInt32(tile.width))
         append(&out, Int64(tile.level0Origin.x)); append(&out, Int64(tile.level0Origin.y))
         append(&out, tile.requestedMicronsPerPixel.bitPattern); append(&out, tile.effectiveMicronsPerPixel.bitPattern)
@@ -92,7 +105,8 @@ public enum TileRecord {
         guard record[0] == magic[0], record[1] == magic[1], record[2] == magic[2], record[3] == magic[3] else { throw corrupt("bad magic") }
         func u32(_ o: Int) -> Int { Int(record.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian) }
         guard record.loadUnaligned(fromByteOffset: 4, as: UInt16.self).littleEndian == version else { throw corrupt("unknown format version") }
-        guard let codec = Codec(rawValue: record[6]), record[7] == 0 else { throw corrupt("unknown codec or dtype") }
+        guard let codec = Codec(rawValue: record[6]) else { throw corrupt("unknown codec") }
+        guard PixelLayout(rawValue: record[7]) != nil else { throw corrupt("unknown pixel layout \(record[7]); written by a newer SSMamba?") }
         let (channels, height, width) = (u32(8), u32(12), u32(16))
         let storedLength = u32(68), rawLength = u32(72)
         guard record.count == headerSize + storedLength, rawLength == channels * height * width, rawLength <= 1 << 28,

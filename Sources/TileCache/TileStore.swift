@@ -40,8 +40,31 @@ public final class TileStore: @unchecked Sendable {
         }
     }
 
-    /// A model-ready batch: tiles as float32 NCHW, each channel mapped to (v/255 − mean)/std,
-    /// vectorised. Absent and corrupt keys are listed (and their slots left zero), never hidden.
+    /// What a look-up of one key found.
+    public enum Lookup: Sendable {
+        case found(CachedTile)
+        case missing
+        /// The record is damaged; the reason names it and says what to do.
+        case corrupt(String)
+    }
+
+    /// The tiles under `keys`, in order, read in one transaction (a training batch's worth).
+    public func read(_ keys: [TileKey]) throws -> [Lookup] {
+        let decompressor = ZSTD_createDCtx()
+        defer { ZSTD_freeDCtx(decompressor) }
+        return try environment.read { txn in
+            try keys.map { key in
+                guard let record = try txn.get(key.bytes) else { return .missing }
+                do { return .found(try TileRecord.decode(record, key: key.description, path: path, decompressor: decompressor)) } catch let error as CacheError {
+                    return .corrupt(error.message)
+                }
+            }
+        }
+    }
+
+    /// A model-ready batch: tiles as float32 NCHW (de-interleaved from the records' pixel layout),
+    /// each channel mapped to (v/255 − mean)/std. Absent and corrupt keys are listed (and their
+    /// slots left zero), never hidden.
     public func batch(_ keys: [TileKey], mean: [Float], std: [Float]) throws -> (images: Tensor, missing: [TileKey], corrupt: [(TileKey, String)]) {
         var images = Tensor(zeros: [0])
         let (missing, corrupt) = try batch(keys, mean: mean, std: std, into: &images)
@@ -56,6 +79,7 @@ public final class TileStore: @unchecked Sendable {
         defer { ZSTD_freeDCtx(decompressor) }
         var scratch: [UInt8] = []
         var shaped = false
+        let scales = zip(mean, std).map { 1 / (255 * $0.1) }, offsets = zip(mean, std).map { -$0.0 / $0.1 }
         try environment.read { txn in
             for (index, key) in keys.enumerated() {
                 guard let record = try txn.get(key.bytes) else { missing.append(key); continue }
@@ -76,16 +100,11 @@ public final class TileStore: @unchecked Sendable {
                     }
                     if scratch.count != header.rawLength { scratch = [UInt8](repeating: 0, count: header.rawLength) }
                     try scratch.withUnsafeMutableBytes { try TileRecord.unpack(header, payload, into: $0, key: name, path: path, decompressor: decompressor) }
-                    let plane = header.height * header.width
+                    let size = header.channels * header.height * header.width
                     scratch.withUnsafeBufferPointer { src in
                         images.withUnsafeMutableBufferPointer { dst in
-                            for c in 0..<header.channels {
-                                let scale = 1 / (255 * std[c]), offset = -mean[c] / std[c]
-                                let start = (index * header.channels + c) * plane
-                                StorageConversion.floats(fromBytes: UnsafeBufferPointer(rebasing: src[(c * plane)..<((c + 1) * plane)]),
-                                                         scale: scale, offset: offset,
-                                                         into: UnsafeMutableBufferPointer(rebasing: dst[start..<(start + plane)]))
-                            }
+                            StorageConversion.planarFloats(fromInterleaved: src, channels: header.channels, scales: scales, offsets: offsets,
+                                                           into: UnsafeMutableBufferPointer(rebasing: dst[(index * size)..<((index + 1) * size)]))
                         }
                     }
                 } catch let error as CacheError {

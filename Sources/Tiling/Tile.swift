@@ -1,5 +1,6 @@
 import Foundation
 import Slides
+import TileCache
 
 /// One crop of a slide or ROI image, the unit that flows between stages and into the cache.
 public struct Tile: Sendable, CustomStringConvertible {
@@ -25,6 +26,9 @@ public struct Tile: Sendable, CustomStringConvertible {
     /// True for a tile known to be in the flow's cache: its pixels were not read (the image is
     /// empty) and the cache stage loads them.
     public var awaitingCache = false
+    /// Where the tile's pixels are stored, once a cache stage has written or found them: the
+    /// stages that train stream pixels from there instead of holding them.
+    public var cacheEntry: CacheEntry?
 
     public init(source: String, column: Int, row: Int, scaleIndex: Int, level0X: Int, level0Y: Int,
                 requestedMicronsPerPixel: Double, effectiveMicronsPerPixel: Double, tissueFraction: Double,

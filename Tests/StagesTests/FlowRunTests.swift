@@ -214,3 +214,163 @@ final class FlowRunTests: XCTestCase {
         XCTAssertEqual(docs, Catalog.markdown, "docs/FLOWS.md is stale: regenerate it with `ssmamba flow docs > docs/FLOWS.md`")
     }
 }
+
+/// The cache's model-ready path and the training stages' streaming input, through real flows.
+final class CacheContractTests: XCTestCase {
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("cache-contract-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func run(_ text: String) throws -> FlowReport {
+        let path = folder.appendingPathComponent("flow-\(UUID()).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try FlowRunner.run(FlowRunner.load(path), printer: nil).report
+    }
+
+    /// A slide with colour that differs per channel and position, so a channel mix-up shows.
+    func writeSlide() throws -> URL {
+        let (w, h) = (512, 384)
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h { for x in 0..<w {
+            let o = (y * w + x) * 3
+            pixels[o] = UInt8((x * 7 + y) & 0xFF); pixels[o + 1] = UInt8((y * 5) & 0xFF); pixels[o + 2] = UInt8((x ^ y) & 0xFF)
+        } }
+        let url = folder.appendingPathComponent("s.tif")
+        try PyramidWriter.write(RGBImage(width: w, height: h, pixels: pixels), to: url, micronsPerPixel: 0.5, compression: .deflate)
+        return url
+    }
+
+    func testFlowWrittenCacheReadsBackThroughTheModelReadyPathAsTheSourcePixels() throws {
+        let slide = try writeSlide()
+        let cache = folder.appendingPathComponent("cache")
+        let export = folder.appendingPathComponent("exported")
+        let report = try run("""
+            flow: contract
+            output: \(folder.appendingPathComponent("run").path)
+            source: {kind: slides, path: \(slide.path)}
+            stages:
+              - stage: tiles
+                mpp: 0.5
+                size: 32
+                scales: [0.5, 1.0]
+              - stage: cache
+                path: \(cache.path)
+              - stage: export
+                folder: \(export.path)
+            """)
+        XCTAssertEqual(report.status, .completed, report.markdown)
+        let rows = try String(contentsOf: export.appendingPathComponent("tiles.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+        XCTAssertEqual(rows.count, 2 * (512 / 32) * (384 / 32))
+        // Each exported tile (the pixels the flow computed) against its record read back as a batch.
+        let store = try TileStore(path: cache.path, readOnly: true)
+        var keys: [TileKey] = []
+        try store.environment.read { txn in try txn.forEach { key, _ in keys.append(try XCTUnwrap(TileKey(bytes: key))) } }
+        XCTAssertEqual(keys.count, rows.count)
+        let byPlace = Dictionary(uniqueKeysWithValues: keys.map { ("\($0.x),\($0.y),\($0.micronsPerPixel)", $0) })
+        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        var compared = 0
+        for row in rows {
+            let f = row.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let source = try ImageFile.read(export.appendingPathComponent(f[0]).path)
+            let key = try XCTUnwrap(byPlace["\(f[6]),\(f[7]),\(Double(f[4])!)"], "no record for \(f[0])")
+            XCTAssertEqual(try store.read(key)?.pixels, source.pixels, f[0])
+            let (images, missing, corrupt) = try store.batch([key], mean: mean, std: std)
+            XCTAssertTrue(missing.isEmpty && corrupt.isEmpty)
+            XCTAssertEqual(images.shape, [1, 3, 32, 32])
+            for y in 0..<32 { for x in 0..<32 { for c in 0..<3 {
+                let value = images[0, c, y, x]
+                XCTAssertEqual(value, (Float(source[x: x, y: y, channel: c]) / 255 - mean[c]) / std[c], accuracy: 1e-5)
+                XCTAssertEqual(UInt8(((value * std[c] + mean[c]) * 255).rounded()), source[x: x, y: y, channel: c], "exact pixel")
+            } } }
+            compared += 1
+        }
+        XCTAssertEqual(compared, rows.count)
+    }
+
+    /// Labelled ROI images through decode and a cache into fine-tuning.
+    func writeROIs() throws -> URL {
+        let dataset = folder.appendingPathComponent("rois")
+        for (label, base) in [("pink", (230, 140, 190)), ("purple", (110, 60, 160))] {
+            let classFolder = dataset.appendingPathComponent(label)
+            try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
+            for i in 0..<12 {
+                var pixels = [UInt8](repeating: 0, count: 32 * 32 * 3)
+                for p in 0..<(32 * 32) {
+                    let noise = Int((p &* 2654435761 &+ i &* 97) % 21) - 10
+                    pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
+                }
+                try PNGWriter.write(RGBImage(width: 32, height: 32, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
+            }
+        }
+        return dataset
+    }
+
+    func finetuneFlow(_ rois: URL, cache: URL, onError: String) -> String {
+        """
+        flow: finetune
+        output: \(folder.appendingPathComponent("run-\(onError)").path)
+        on_error: \(onError)
+        source: {kind: roi_folder, path: \(rois.path)}
+        stages:
+          - stage: decode
+          - stage: cache
+            path: \(cache.path)
+          - stage: finetune
+            epochs: 2
+            batch: 4
+            validation_fraction: 0.25
+            test_fraction: 0.25
+        """
+    }
+
+    func testADamagedRecordMidTrainingFollowsTheErrorPolicy() throws {
+        let rois = try writeROIs()
+        let cache = folder.appendingPathComponent("cache")
+        let first = try run(finetuneFlow(rois, cache: cache, onError: "skip"))
+        XCTAssertEqual(first.status, .completed, first.markdown)
+        XCTAssertEqual(first.failures, 0, first.markdown)
+        XCTAssertEqual(first.counters["finetune.steps"], 2 * ((first.counters["finetune.train_tiles"]! + 3) / 4))
+        // Damage one record of the cache; the rerun finds it in place (skip-if-present) and reads it.
+        let store = try TileStore(path: cache.path)
+        var damagedKey: [UInt8] = []
+        var record: [UInt8] = []
+        try store.environment.read { txn in
+            try txn.forEach { key, value in if damagedKey.isEmpty { damagedKey = Array(key); record = Array(value) } }
+        }
+        record[record.count - 1] ^= 0xFF
+        try store.environment.put([(key: damagedKey, value: record)], overwrite: true)
+        let skipped = try run(finetuneFlow(rois, cache: cache, onError: "skip"))
+        XCTAssertEqual(skipped.status, .completed, skipped.markdown)
+        XCTAssertGreaterThanOrEqual(skipped.failures, 1, skipped.markdown)
+        XCTAssertTrue(skipped.markdown.contains("corrupt"), skipped.markdown)
+        XCTAssertTrue(skipped.markdown.contains(cache.path), "names the cache: \(skipped.markdown)")
+        let failed = try run(finetuneFlow(rois, cache: cache, onError: "fail"))
+        XCTAssertEqual(failed.status, .failed, failed.markdown)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("run-fail/finetune/best/model.safetensors").path),
+                       "no checkpoint from a run that failed")
+    }
+
+    func testTrainingOnAnUncachedStepIsRefusedWithItsLine() throws {
+        let rois = try writeROIs()
+        let path = folder.appendingPathComponent("uncached.yaml").path
+        try """
+        flow: uncached
+        source: {kind: roi_folder, path: \(rois.path)}
+        stages:
+          - stage: decode
+          - stage: finetune
+            epochs: 1
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try FlowRunner.load(path)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("uncached.yaml:5:"), message)
+            XCTAssertTrue(message.contains("reads only `cache` steps"), message)
+            XCTAssertTrue(message.contains("from: decode"), message)
+        }
+    }
+}

@@ -104,13 +104,15 @@ final class TrainingFlowTests: XCTestCase {
             stages:
               - stage: decode
                 from: rois
+              - stage: cache
+                path: \(folder.appendingPathComponent("cache").path)
               - stage: pretrain
-                from: decode
+                from: cache
                 steps: 15
                 batch: 8
                 reconstructions: 2
               - stage: finetune
-                from: decode
+                from: cache
                 init: pretrain
                 epochs: 3
                 batch: 8

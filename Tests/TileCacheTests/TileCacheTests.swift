@@ -94,9 +94,22 @@ final class TileCacheTests: XCTestCase {
         XCTAssertEqual(try store.verify().count, 1)
         for b in [0, 1, 3] {
             for (c, y, x) in [(0, 0, 0), (1, 5, 9), (2, 15, 15)] {
-                let raw = Float(tiles[b].tile.pixels[(c * 16 + y) * 16 + x])
+                let raw = Float(tiles[b].tile.pixels[(y * 16 + x) * 3 + c])  // records are interleaved
                 XCTAssertEqual(images[b, c, y, x], (raw / 255 - mean[c]) / std[c], accuracy: 1e-5)
             }
+        }
+    }
+
+    func testRecordsStateTheirPixelLayoutAndUnknownLayoutsAreRefused() throws {
+        let (key, tile) = syntheticTile(3, side: 8)
+        var record = TileRecord.encode(tile, codec: .zstd)
+        XCTAssertEqual(record[7], TileRecord.PixelLayout.interleaved.rawValue, "the header names the layout")
+        let decoded = try record.withUnsafeBytes { try TileRecord.decode($0, key: key.description, path: "cache") }
+        XCTAssertEqual(decoded, tile)
+        record[7] = 9
+        XCTAssertThrowsError(try record.withUnsafeBytes { try TileRecord.decode($0, key: key.description, path: "cache") }) { error in
+            XCTAssertEqual((error as? CacheError)?.kind, .corruptRecord)
+            XCTAssertTrue("\(error)".contains("unknown pixel layout 9"), "\(error)")
         }
     }
 

@@ -1,6 +1,7 @@
 """Python peer for `Benchmarks cache`: the pipeline a user would write with lmdb + numpy. Raw uint8
-3×224×224 tiles are written to LMDB, then random batches of 64 are read, converted to float32
-and normalised (ImageNet mean/std) as NCHW. Prints one JSON object.
+224×224×3 tiles (interleaved, as decoders give them) are written to LMDB, then random batches of 64
+are read, converted to float32, normalised (ImageNet mean/std) and transposed to NCHW. Prints one
+JSON object.
 
     python scripts/peers/cache_peer.py tiles.u8 COUNT BATCHES
 """
@@ -15,7 +16,7 @@ import lmdb
 import numpy as np
 
 dump, count, batches = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-tiles = np.fromfile(dump, dtype=np.uint8).reshape(count, 3, 224, 224)
+tiles = np.fromfile(dump, dtype=np.uint8).reshape(count, 224, 224, 3)
 directory = tempfile.mkdtemp(prefix="cache-peer-")
 env = lmdb.open(directory, map_size=1 << 32)
 start = time.perf_counter()
@@ -32,8 +33,8 @@ plan = [rng.integers(0, count, 64) for _ in range(batches)]
 
 def read(keys):
     with env.begin() as txn:
-        raw = np.stack([np.frombuffer(txn.get(int(k).to_bytes(8, "big")), np.uint8) for k in keys]).reshape(-1, 3, 224, 224)
-    return (raw.astype(np.float32) / 255 - mean) / std
+        raw = np.stack([np.frombuffer(txn.get(int(k).to_bytes(8, "big")), np.uint8) for k in keys]).reshape(-1, 224, 224, 3)
+    return np.ascontiguousarray((raw.transpose(0, 3, 1, 2).astype(np.float32) / 255 - mean) / std)
 
 
 read(plan[0])

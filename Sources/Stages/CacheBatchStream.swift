@@ -1,0 +1,154 @@
+import Foundation
+import Slides
+import Tensors
+import TileCache
+
+/// One augmented batch read from the tile cache.
+public struct CacheBatch: Sendable {
+    public let index: Int
+    /// (members.count, 3, size, size); zero images when every member failed.
+    public let images: Tensor
+    /// Indices (into the reader's tiles) of the images, in order.
+    public let members: [Int]
+    /// Tiles that could not be read, with the reason.
+    public let failures: [(tile: TrainingTile, reason: String)]
+}
+
+/// Reads tiles from the cache (one read transaction per store and batch), decodes them and
+/// augments them into model input. Batch k draws its augmentation from
+/// `RandomGenerator(seed:).stream(k)`, so its images do not depend on which thread made it.
+///
+/// A record that is absent or damaged is not hidden: the batch lists it in `failures` and holds
+/// the others; the consumer reports it under its error policy.
+public struct CacheBatchReader: Sendable {
+    public let tiles: [TrainingTile]
+    public let augmentation: Augmentation
+    /// Side of the model's input; tiles are resampled to it.
+    public let size: Int
+    public let seed: UInt64
+
+    public init(tiles: [TrainingTile], augmentation: Augmentation, size: Int, seed: UInt64) {
+        self.tiles = tiles
+        self.augmentation = augmentation
+        self.size = size
+        self.seed = seed
+    }
+
+    /// Batch `k` made of `tiles[wanted]`.
+    public func batch(_ k: Int, of wanted: [Int]) -> CacheBatch {
+        var images = [RGBImage?](repeating: nil, count: wanted.count)
+        var failures: [(tile: TrainingTile, reason: String)] = []
+        let byStore = Dictionary(grouping: wanted.indices) { ObjectIdentifier(tiles[wanted[$0]].entry.store) }
+        for slots in byStore.values.map({ $0.sorted() }).sorted(by: { $0[0] < $1[0] }) {
+            let store = tiles[wanted[slots[0]]].entry.store
+            do {
+                let found = try store.read(slots.map { tiles[wanted[$0]].entry.key })
+                for (slot, lookup) in zip(slots, found) {
+                    let tile = tiles[wanted[slot]]
+                    switch lookup {
+                    case .found(let cached) where cached.channels == 3:
+                        images[slot] = RGBImage(width: cached.width, height: cached.height, pixels: cached.pixels)
+                    case .found(let cached):
+                        failures.append((tile, "the record has \(cached.channels) channels; training needs RGB tiles"))
+                    case .missing:
+                        failures.append((tile, "absent from the cache (was it changed or cleaned during the run?); re-run the flow to write it again"))
+                    case .corrupt(let reason):
+                        failures.append((tile, reason))
+                    }
+                }
+            } catch {
+                for slot in slots { failures.append((tiles[wanted[slot]], "the cache could not be read: \(error)")) }
+            }
+        }
+        let members = wanted.indices.filter { images[$0] != nil }
+        var rng = RandomGenerator(seed: seed).stream(UInt64(k))
+        let tensor = augmentation.batch(members.map { images[$0]! }, size: size, using: &rng)
+        return CacheBatch(index: k, images: tensor, members: members.map { wanted[$0] }, failures: failures)
+    }
+}
+
+/// Model-ready batches streamed from the tile cache: `readers` threads make batches
+/// (`CacheBatchReader`) ahead of the consumer, at most `capacity` made and not yet taken
+/// (backpressure: readers wait while the model is slower); `next()` hands them over in order.
+/// The consumer calls `stop()` when done (also when it leaves early): the readers keep the stream alive.
+public final class CacheBatchStream: @unchecked Sendable {
+    public let reader: CacheBatchReader
+    public let count: Int
+    private let plan: @Sendable (Int) -> [Int]
+    private let capacity: Int
+    private let condition = NSCondition()
+    private var nextToMake = 0, nextToTake = 0
+    private var ready: [Int: CacheBatch] = [:]
+    private var stopped = false
+    private var running = 0
+    /// Seconds `next()` spent waiting for a batch (the model starved).
+    public private(set) var waitedSeconds = 0.0
+
+    /// - Parameters:
+    ///   - count: batches in the stream.
+    ///   - plan: the indices into the reader's tiles of batch k.
+    public init(_ reader: CacheBatchReader, count: Int, plan: @escaping @Sendable (Int) -> [Int], readers: Int, capacity: Int = 4) {
+        self.reader = reader
+        self.count = count
+        self.plan = plan
+        self.capacity = max(1, capacity)
+        running = max(1, readers)
+        for _ in 0..<max(1, readers) {
+            let thread = Thread { [self] in work() }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    /// Batches the readers have started and batches the consumer has taken (started − taken ≤ capacity).
+    public var progress: (started: Int, taken: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (nextToMake, nextToTake)
+    }
+
+    /// The next batch in order; nil after the last one or once stopped.
+    public func next() -> CacheBatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard nextToTake < count else { return nil }
+        let start = DispatchTime.now().uptimeNanoseconds
+        while ready[nextToTake] == nil && !stopped { condition.wait() }
+        waitedSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        guard let batch = ready.removeValue(forKey: nextToTake) else { return nil }
+        nextToTake += 1
+        condition.broadcast()
+        return batch
+    }
+
+    /// Stops the readers (they finish the batch in hand) and waits for them to leave.
+    public func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while running > 0 { condition.wait() }
+        ready.removeAll()
+        condition.unlock()
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while !stopped && nextToMake < count && nextToMake >= nextToTake + capacity { condition.wait() }
+            guard !stopped, nextToMake < count else {
+                running -= 1
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let k = nextToMake
+            nextToMake += 1
+            condition.unlock()
+            let batch = reader.batch(k, of: plan(k))
+            condition.lock()
+            if !stopped { ready[k] = batch }
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+}
