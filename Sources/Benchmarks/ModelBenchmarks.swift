@@ -13,10 +13,10 @@ enum ModelBenchmarks {
         let images = Tensor.normal([batch, config.channels, config.imageSize, config.imageSize], using: &rng)
         let labels = (0..<batch).map { $0 % config.classes }
         let model = try Classifier(config: config, using: &rng)
-        let trainer = ClassifierTrainer(model: model, settings: TrainingSettings(schedule: CosineSchedule(baseRate: 1e-4, warmupSteps: 1, totalSteps: 1000)))
+        let trainer = Trainer(model: model, settings: TrainingSettings(schedule: CosineSchedule(baseRate: 1e-4, warmupSteps: 1, totalSteps: 1000)))
         let timing = Timing.measure(repeats: steps) {
             if training {
-                trainer.trainStep(images: images, labels: labels)
+                _ = try? trainer.step(images: images, labels: labels)
             } else {
                 _ = trainer.predict(images)
             }

@@ -130,11 +130,12 @@ public final class MaskedAutoencoder: ParameterOwner {
         return (Float(total / Double(maskedCount * values)), predicted)
     }
 
-    /// Accumulates every parameter's gradient of the last training `loss`.
-    public func backward() {
+    /// Accumulates every parameter's gradient of the last training `loss`, times `scale`
+    /// (1/n when n micro-batches are accumulated into one step).
+    public func backward(scale: Float = 1) {
         guard let grid else { preconditionFailure("backward without a training forward") }
         let batch = grid.batch, cells = config.tokens, d = settings.decoderDim
-        var g = norm.backward(prediction.backward(lossGradient))
+        var g = norm.backward(prediction.backward(scale == 1 ? lossGradient : lossGradient * scale))
         for block in blocks.reversed() { g = block.backward(g) }
         // Gather: visible cells flow back to the embedding, masked cells to the mask token.
         var gEmbedded = Tensor(zeros: [batch, grid.count, d])

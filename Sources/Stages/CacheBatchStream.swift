@@ -85,11 +85,13 @@ public final class CacheBatchStream: @unchecked Sendable {
     public private(set) var waitedSeconds = 0.0
 
     /// - Parameters:
-    ///   - count: batches in the stream.
+    ///   - first: the first batch (a resumed run continues from its position).
+    ///   - count: the stream ends before batch `count`.
     ///   - plan: the indices into the reader's tiles of batch k.
-    public init(_ reader: CacheBatchReader, count: Int, plan: @escaping @Sendable (Int) -> [Int], readers: Int, capacity: Int = 4) {
+    public init(_ reader: CacheBatchReader, first: Int = 0, count: Int, plan: @escaping @Sendable (Int) -> [Int], readers: Int, capacity: Int = 4) {
         self.reader = reader
         self.count = count
+        (nextToMake, nextToTake) = (first, first)
         self.plan = plan
         self.capacity = max(1, capacity)
         running = max(1, readers)

@@ -125,6 +125,7 @@ public enum Catalog {
             ParameterSpec("crop_scale_min", .number(0.05...1), default: "0.2", "smallest area fraction of the random resized crop"),
             ParameterSpec("reconstructions", .integer(0...256), default: "4", "reconstruction pictures to save"),
             ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
+            ParameterSpec("checkpoint_every", .integer(1...10_000_000), default: "100", "steps between resumable checkpoints (`<run>/<name>/last`; also at the end and when the run is stopped)"),
         ], readsOnly: ["cache"])
 
     public static let finetune = StepKind(
@@ -144,6 +145,7 @@ public enum Catalog {
             ParameterSpec("validation_fraction", .number(0...0.9), default: "0.15", "sources for validation when the data has no split"),
             ParameterSpec("test_fraction", .number(0...0.9), default: "0.15", "sources for test when the data has no split"),
             ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
+            ParameterSpec("checkpoint_every", .integer(1...10_000_000), default: "100", "steps between resumable checkpoints (`<run>/<name>/last`; also at every epoch's end and when the run is stopped)"),
         ], readsOnly: ["cache"])
 
     public static let evaluateSlides = StepKind(

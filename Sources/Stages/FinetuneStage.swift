@@ -20,13 +20,15 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let validationFraction: Double, testFraction: Double
     let augmentation: Augmentation
     let seed: UInt64
-    let readers: Int
+    let readers: Int, checkpointEvery: Int
+    let record: TrainingRecord
     let folder: URL
     let collection = TrainingTiles()
     let artifacts: Artifacts
 
-    init(name: String, _ p: ParameterValues, initFrom: CheckpointSource?, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
+    init(name: String, _ p: ParameterValues, initFrom: CheckpointSource?, seed: Int, runFolder: URL, artifacts: Artifacts, resume: Bool) throws {
         self.name = name
+        checkpointEvery = p.integer("checkpoint_every")
         modelName = p.text("model")
         _ = try ModelConfiguration.named(modelName)
         self.initFrom = initFrom
@@ -45,6 +47,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         self.seed = UInt64(seed)
         readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)
+        record = try TrainingRecord(folder: folder, stage: "finetune", parameters: p, ignoring: ["readers", "checkpoint_every"], seed: UInt64(seed), resume: resume)
         self.artifacts = artifacts
     }
 
@@ -104,46 +107,74 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let labels = train.map { index[$0.label!]! }
         let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+        var training = TrainingSettings(schedule: CosineSchedule(baseRate: learningRate, warmupSteps: max(1, stepsPerEpoch / 2), totalSteps: epochs * stepsPerEpoch))
+        training.optimizer.weightDecay = weightDecay
+        training.labelSmoothing = labelSmoothing
+        training.seed = seed &+ 1
+        let trainer = Trainer(model: model, settings: training)
+        let (start, notes) = try record.start(trainer, tiles: tiles)
+        var best: (score: Double, epoch: Int, weights: SafeTensorsFile)?
+        if start > 0 {
+            context.count("\(name).resumed_at_step", start)
+            if let epoch = notes["best_epoch"].flatMap(Int.init), let score = notes["best_score"].flatMap(Double.init) {
+                best = (score, epoch, try Checkpoint.read(from: folder.appendingPathComponent("best")).weights)
+            }
+        }
         let plan = balanced ? Self.balancedPlan(labels: labels, classes: classes.count, batch: batchSize, seed: seed &+ 303)
                             : EpochOrder(count: train.count, seed: seed &+ 303).batchPlan(size: batchSize)
         let reader = CacheBatchReader(tiles: train, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
-        let stream = CacheBatchStream(reader, count: epochs * stepsPerEpoch, plan: plan, readers: readers)
+        let stream = CacheBatchStream(reader, first: start, count: epochs * stepsPerEpoch, plan: plan, readers: readers)
         defer { stream.stop() }
-        var optimizerSettings = AdamW.Settings()
-        optimizerSettings.weightDecay = weightDecay
-        let optimizer = AdamW(settings: optimizerSettings)
-        let schedule = CosineSchedule(baseRate: learningRate, warmupSteps: max(1, stepsPerEpoch / 2), totalSteps: epochs * stepsPerEpoch)
-        var best: (score: Double, epoch: Int, weights: SafeTensorsFile)?
-        for epoch in 0..<epochs {
+        /// What `last` says besides the trainer: the best epoch so far and the epoch's running loss.
+        func progressNotes(_ epochLoss: Double, _ epochSteps: Int) -> [String: String] {
+            var notes = ["kind": "classifier", "epoch_loss": String(epochLoss.bitPattern, radix: 16), "epoch_steps": "\(epochSteps)"]
+            if let best { notes["best_epoch"] = "\(best.epoch)"; notes["best_score"] = "\(best.score)" }
+            return notes
+        }
+        var position = start, saved = start
+        var epochLoss = start % stepsPerEpoch == 0 ? 0 : notes["epoch_loss"].flatMap { UInt64($0, radix: 16) }.map(Double.init(bitPattern:)) ?? 0
+        var epochSteps = start % stepsPerEpoch == 0 ? 0 : notes["epoch_steps"].flatMap(Int.init) ?? 0
+        while position < epochs * stepsPerEpoch, !context.isStopping {
+            let epoch = position / stepsPerEpoch
+            guard let batch = stream.next() else { break }
+            for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
+            context.count("\(name).tiles_read", batch.members.count)
             if context.isStopping { break }
-            var epochLoss = 0.0, epochSteps = 0
-            for _ in 0..<stepsPerEpoch {
-                guard let batch = stream.next() else { break }
-                for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
-                context.count("\(name).tiles_read", batch.members.count)
-                guard !batch.members.isEmpty, !context.isStopping else { continue }
-                model.zeroGradients()
-                let logits = model.forward(batch.images, training: true, using: &rng)
-                let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: batch.members.map { labels[$0] }, smoothing: labelSmoothing)
-                guard loss.isFinite else { throw StageError("'\(name)': the loss became \(loss) in epoch \(epoch); lower `lr`") }
-                model.backward(gradient)
-                clipGradients(model.parameters, maxNorm: 1)
-                optimizer.update(model.parameters, learningRate: schedule.rate(atStep: optimizer.step))
+            if !batch.members.isEmpty {
+                let rate = trainer.learningRate
+                let loss = try trainer.step(images: batch.images, labels: batch.members.map { labels[$0] })
+                try record.log(step: position, loss: loss, learningRate: rate)
                 epochLoss += Double(loss)
                 epochSteps += 1
                 context.count("\(name).steps")
             }
-            if context.isStopping { break }
-            let (scored, scores) = try predict(model, validation, context)
-            let metrics = ClassificationMetrics(truth: scored.map { index[validation[$0].label!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
-            context.record(metric: "\(name).train_loss", epochLoss / Double(max(1, epochSteps)))
-            context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
-            if best == nil || metrics.balancedAccuracy > best!.score {
-                best = (metrics.balancedAccuracy, epoch, model.stateDictionary())
+            position += 1
+            if position % stepsPerEpoch == 0 {
+                let (scored, scores) = try predict(model, validation, context)
+                if context.isStopping { break }
+                let metrics = ClassificationMetrics(truth: scored.map { index[validation[$0].label!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
+                context.record(metric: "\(name).train_loss", epochLoss / Double(max(1, epochSteps)))
+                context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
+                if best == nil || metrics.balancedAccuracy > best!.score {
+                    best = (metrics.balancedAccuracy, epoch, model.stateDictionary())
+                    try writeBest(best!, config: config, classes: classes)
+                }
+                (epochLoss, epochSteps) = (0, 0)
+                try record.save(trainer, config: config, position: position, notes: progressNotes(epochLoss, epochSteps))
+                saved = position
+            } else if position % checkpointEvery == 0 {
+                try record.save(trainer, config: config, position: position, notes: progressNotes(epochLoss, epochSteps))
+                saved = position
             }
         }
         context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
-        guard let best else { throw StageError("'\(name)': the run stopped before the first epoch ended") }
+        if context.isStopping {
+            if position > saved && position % stepsPerEpoch != 0 {
+                try record.save(trainer, config: config, position: position, notes: progressNotes(epochLoss, epochSteps))
+            }
+            throw StageError("'\(name)': the run stopped at step \(position) of \(epochs * stepsPerEpoch); `ssmamba run FLOW --resume` continues from \(record.lastURL.path)")
+        }
+        guard let best else { throw StageError("'\(name)': no epoch ended") }
         try model.loadStateDictionary(best.weights, source: "best epoch")
         context.record(metric: "\(name).best_epoch", Double(best.epoch))
 
@@ -154,12 +185,15 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         for (key, value) in report.headline { context.record(metric: "\(name).test_\(key)", value) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try report.write(to: folder)
+        return folder.appendingPathComponent("best")
+    }
+
+    /// The best epoch so far as `<run>/<stage>/best` (the classifier `evaluate_slides` loads).
+    private func writeBest(_ best: (score: Double, epoch: Int, weights: SafeTensorsFile), config: ModelConfiguration, classes: [String]) throws {
         var manifest = Checkpoint.Manifest(model: config)
         manifest.notes = ["kind": "classifier", "classes": classes.joined(separator: ","), "best_epoch": "\(best.epoch)",
                           "validation_balanced_accuracy": "\(best.score)", "initialised_from": initFrom?.description ?? "scratch"]
-        let url = folder.appendingPathComponent("best")
-        try Checkpoint(manifest: manifest, weights: best.weights).write(to: url)
-        return url
+        try Checkpoint(manifest: manifest, weights: best.weights).write(to: folder.appendingPathComponent("best"))
     }
 
     /// Softmax probabilities in evaluation mode, in batches streamed from the cache: the indices

@@ -30,8 +30,9 @@ public enum FlowAssembler {
 
     /// Builds the graph of `flow`, writing run outputs under `runFolder`. Work that can fail on
     /// user data before anything runs (opening the cache, fitting the stain target, listing
-    /// slides) fails here, naming the step and its line in the flow file.
-    public static func build(_ flow: FlowFile, runFolder: URL) throws -> FlowGraph {
+    /// slides) fails here, naming the step and its line in the flow file. With `resume`, training
+    /// stages continue from their `last` checkpoint in `runFolder`.
+    public static func build(_ flow: FlowFile, runFolder: URL, resume: Bool = false) throws -> FlowGraph {
         let graph = FlowGraph(name: flow.name)
         let steps = flow.sources + flow.stages
         var readers: [String: Int] = [:]
@@ -123,12 +124,12 @@ public enum FlowAssembler {
                         for tile in result.tiles { try context.emit(tile) }
                     }, type: "tile")
                 case "pretrain":
-                    graph.sink(step.name, try PretrainStage(name: step.name, p, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                    graph.sink(step.name, try PretrainStage(name: step.name, p, seed: flow.seed, runFolder: runFolder, artifacts: artifacts, resume: resume),
                                from: input!.typed(Tile.self), onError: step.onError)
                     edge = nil
                 case "finetune":
                     let start = try p.optionalText("init").flatMap { $0 == "scratch" ? nil : try checkpoint($0, from: ["pretrain"]) }
-                    graph.sink(step.name, try FinetuneStage(name: step.name, p, initFrom: start, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                    graph.sink(step.name, try FinetuneStage(name: step.name, p, initFrom: start, seed: flow.seed, runFolder: runFolder, artifacts: artifacts, resume: resume),
                                from: input!.typed(Tile.self), onError: step.onError)
                     edge = nil
                 case "evaluate_slides":

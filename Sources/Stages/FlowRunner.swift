@@ -10,7 +10,8 @@ public enum FlowRunner {
 
     /// Runs `flow` into `runFolder` (default: the flow's `output`), writing report.md and
     /// report.json there whatever happens once the graph has started.
-    public static func run(_ flow: FlowFile, runFolder: URL? = nil, cancellation: FlowCancellation? = nil,
+    /// With `resume`, training stages continue from the `last` checkpoints of an earlier run in the same folder.
+    public static func run(_ flow: FlowFile, runFolder: URL? = nil, resume: Bool = false, cancellation: FlowCancellation? = nil,
                            printer: ProgressPrinter? = ProgressPrinter()) throws -> (report: FlowReport, folder: URL) {
         let folder = runFolder ?? URL(fileURLWithPath: flow.output)
         do {
@@ -18,7 +19,7 @@ public enum FlowRunner {
         } catch {
             throw StageError("cannot create the run folder \(folder.path): \(error.localizedDescription) (choose another with --out)")
         }
-        let graph = try FlowAssembler.build(flow, runFolder: folder)
+        let graph = try FlowAssembler.build(flow, runFolder: folder, resume: resume)
         printer?.start(flow: flow.name, runFolder: folder.path)
         let report = try graph.run(cancellation: cancellation, progressInterval: 0.5) { snapshot in printer?.update(snapshot) }
         try report.write(to: folder)

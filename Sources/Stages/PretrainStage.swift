@@ -7,7 +7,8 @@ import Tiling
 
 /// `pretrain`: MAMIM pretraining on the cached tiles of its input (several µm/px mixed when the
 /// tiles stage gives several scales), streamed from the cache epoch by epoch (`EpochOrder`,
-/// `CacheBatchStream`). Writes `<run>/<stage>/checkpoint` and reconstruction pictures.
+/// `CacheBatchStream`). Writes `<run>/<stage>/checkpoint` and reconstruction pictures, and keeps a
+/// resumable `last` checkpoint and `train_log.csv` (`TrainingRecord`).
 final class PretrainStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
@@ -17,13 +18,15 @@ final class PretrainStage: Stage, @unchecked Sendable {
     let learningRate: Float, warmup: Double, weightDecay: Float
     let augmentation: Augmentation
     let seed: UInt64
-    let readers: Int
+    let readers: Int, checkpointEvery: Int
+    let record: TrainingRecord
     let folder: URL
     let collection = TrainingTiles()
     let artifacts: Artifacts
 
-    init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
+    init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts, resume: Bool) throws {
         self.name = name
+        checkpointEvery = p.integer("checkpoint_every")
         config = try ModelConfiguration.named(p.text("model"))
         var s = MaskedPretrainingSettings()
         s.maskRatio = p.number("mask_ratio")
@@ -43,6 +46,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         self.seed = UInt64(seed)
         readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)
+        record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: p, ignoring: ["readers", "checkpoint_every", "reconstructions"], seed: UInt64(seed), resume: resume)
         self.artifacts = artifacts
     }
 
@@ -58,43 +62,58 @@ final class PretrainStage: Stage, @unchecked Sendable {
         let tiles = collection.all
         context.count("\(name).tiles", tiles.count)
         guard !tiles.isEmpty else { throw StageError("'\(name)' received no tiles to pretrain on") }
-        var rng = RandomGenerator(seed: seed)
-        let model = try MaskedAutoencoder(config: config, settings: settings, using: &rng)
-        var optimizerSettings = AdamW.Settings()
-        optimizerSettings.beta2 = 0.95
-        optimizerSettings.weightDecay = weightDecay
-        let optimizer = AdamW(settings: optimizerSettings)
-        let schedule = CosineSchedule(baseRate: learningRate, warmupSteps: max(1, Int(warmup * Double(steps))), totalSteps: steps)
+        var initialisation = RandomGenerator(seed: seed)
+        let model = try MaskedAutoencoder(config: config, settings: settings, using: &initialisation)
+        var training = TrainingSettings(schedule: CosineSchedule(baseRate: learningRate, warmupSteps: max(1, Int(warmup * Double(steps))), totalSteps: steps))
+        training.optimizer.beta2 = 0.95
+        training.optimizer.weightDecay = weightDecay
+        training.seed = seed &+ 1
+        let trainer = Trainer(model: model, settings: training)
+        let (start, _) = try record.start(trainer, tiles: tiles)
+        if start > 0 { context.count("\(name).resumed_at_step", start) }
         let order = EpochOrder(count: tiles.count, seed: seed &+ 101)
         let reader = CacheBatchReader(tiles: tiles, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
-        let stream = CacheBatchStream(reader, count: steps, plan: { [batchSize] in order.batch($0, size: batchSize) }, readers: readers)
+        let stream = CacheBatchStream(reader, first: start, count: steps, plan: { [batchSize] in order.batch($0, size: batchSize) }, readers: readers)
         defer { stream.stop() }
         var recent: [Float] = []
         var imagesSeen = 0
+        var (position, saved) = (start, start)
         let started = Date()
-        for step in 0..<steps {
+        for step in start..<steps {
             if context.isStopping { break }
             guard let batch = stream.next() else { break }
             for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
             context.count("\(name).tiles_read", batch.members.count)
-            guard !batch.members.isEmpty, !context.isStopping else { continue }
-            model.zeroGradients()
-            let visible = model.randomVisibleGrid(batch: batch.members.count, using: &rng)
-            let (loss, _) = model.loss(batch.images, visible: visible, training: true, using: &rng)
-            guard loss.isFinite else { throw StageError("'\(name)': the loss became \(loss) at step \(step); lower `lr`") }
-            model.backward()
-            clipGradients(model.parameters, maxNorm: 1)
-            optimizer.update(model.parameters, learningRate: schedule.rate(atStep: step))
-            imagesSeen += batch.members.count
-            recent.append(loss)
-            if step == 9 { context.record(metric: "\(name).loss_first10", Double(recent.reduce(0, +) / 10)) }
-            if recent.count == 10 || step == steps - 1 {
-                context.record(metric: "\(name).loss", Double(recent.reduce(0, +) / Float(recent.count)))
-                recent.removeAll()
+            guard !context.isStopping else { break }
+            if !batch.members.isEmpty {
+                let rate = trainer.learningRate
+                let loss = try trainer.step { rng, scale in
+                    let visible = model.randomVisibleGrid(batch: batch.members.count, using: &rng)
+                    let loss = model.loss(batch.images, visible: visible, training: true, using: &rng).loss
+                    model.backward(scale: scale)
+                    return loss
+                }
+                try record.log(step: step, loss: loss, learningRate: rate)
+                imagesSeen += batch.members.count
+                recent.append(loss)
+                if step == 9 { context.record(metric: "\(name).loss_first10", Double(recent.reduce(0, +) / 10)) }
+                if recent.count == 10 || step == steps - 1 {
+                    context.record(metric: "\(name).loss", Double(recent.reduce(0, +) / Float(recent.count)))
+                    recent.removeAll()
+                }
+                context.count("\(name).steps")
             }
-            context.count("\(name).steps")
+            position = step + 1
+            if position % checkpointEvery == 0 || position == steps {
+                try record.save(trainer, config: config, position: position, notes: ["kind": "mamim"])
+                saved = position
+            }
         }
-        context.record(metric: "\(name).epochs", Double(imagesSeen) / Double(tiles.count))
+        if context.isStopping {
+            if position > saved { try record.save(trainer, config: config, position: position, notes: ["kind": "mamim"]) }
+            throw StageError("'\(name)': the run stopped at step \(position) of \(steps); `ssmamba run FLOW --resume` continues from \(record.lastURL.path)")
+        }
+        context.record(metric: "\(name).epochs", Double(steps * batchSize) / Double(tiles.count))
         context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
         context.record(metric: "\(name).images_per_second", Double(imagesSeen) / max(Date().timeIntervalSince(started), 1e-9))
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -57,4 +57,10 @@ public enum Fingerprint {
     public static func parameters(_ values: [String: String]) -> UInt64 {
         XXHash64.hash(Array(values.keys.sorted().map { "\($0)=\(values[$0]!)" }.joined(separator: "\n").utf8))
     }
+
+    /// An ordered set of records (e.g. a training stage's tiles): a different tile, or the same
+    /// tiles in another order, gives another value.
+    public static func records(_ keys: [TileKey]) -> UInt64 {
+        keys.reduce(UInt64(keys.count)) { hash, key in XXHash64.hash(key.bytes, seed: hash) }
+    }
 }

@@ -14,10 +14,11 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "The flow file (YAML).") var flow: String
     @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a parameter: step.parameter=value (repeatable).") var overrides: [String] = []
     @Option(help: "Run folder (default: the flow's `output`).") var out: String?
+    @Flag(help: "Continue the training stages of an interrupted run in the same run folder from their last checkpoints (same flow, same overrides).") var resume = false
 
     func run() throws {
         let file = try FlowCommands.load(flow, overrides: overrides)
-        try FlowCommands.execute(file, out: out)
+        try FlowCommands.execute(file, out: out, resume: resume)
     }
 }
 
@@ -31,7 +32,7 @@ enum FlowCommands {
         }
     }
 
-    static func execute(_ file: FlowFile, out: String?) throws {
+    static func execute(_ file: FlowFile, out: String?, resume: Bool = false) throws {
         // Past a file-size limit a write fails (EFBIG, reported like a full disk) instead of killing us.
         signal(SIGXFSZ, SIG_IGN)
         let cancellation = FlowCancellation()
@@ -39,7 +40,7 @@ enum FlowCommands {
         defer { interrupts.stop() }
         let result: (report: FlowReport, folder: URL)
         do {
-            result = try FlowRunner.run(file, runFolder: out.map { URL(fileURLWithPath: $0) }, cancellation: cancellation)
+            result = try FlowRunner.run(file, runFolder: out.map { URL(fileURLWithPath: $0) }, resume: resume, cancellation: cancellation)
         } catch let error as FlowGraphError {
             throw CommandFailure(error.description)
         } catch let error as StageError {

@@ -84,12 +84,12 @@ final class TrainingTests: XCTestCase {
         let model = try Classifier(config: config, using: &rng)
         var settings = TrainingSettings(schedule: CosineSchedule(baseRate: rate, warmupSteps: 10, totalSteps: steps))
         settings.labelSmoothing = 0
-        let trainer = ClassifierTrainer(model: model, settings: settings)
+        let trainer = Trainer(model: model, settings: settings)
         var data = RandomGenerator(seed: seed + 1)
         var firstLoss: Float = 0, lastLoss: Float = 0
         for step in 0..<steps {
             let (images, labels) = syntheticBatch(16, side: side, using: &data)
-            lastLoss = trainer.trainStep(images: images, labels: labels)
+            lastLoss = try trainer.step(images: images, labels: labels)
             if step == 0 { firstLoss = lastLoss }
         }
         var heldOut = RandomGenerator(seed: 999)
@@ -119,11 +119,11 @@ final class TrainingTests: XCTestCase {
     }
 
     func testResumingFromACheckpointContinuesBitExactly() throws {
-        func makeTrainer() throws -> ClassifierTrainer {
+        func makeTrainer() throws -> Trainer<Classifier> {
             var rng = RandomGenerator(seed: 21)
             var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 2e-3, warmupSteps: 2, totalSteps: 8))
             settings.accumulationSteps = 2
-            return ClassifierTrainer(model: try Classifier(config: Self.tinyConfig(classes: 3), using: &rng), settings: settings)
+            return Trainer(model: try Classifier(config: Self.tinyConfig(classes: 3), using: &rng), settings: settings)
         }
         func batches() -> [(Tensor, [Int])] {
             var data = RandomGenerator(seed: 22)
@@ -131,17 +131,17 @@ final class TrainingTests: XCTestCase {
         }
         let data = batches()
         let straight = try makeTrainer()
-        let uninterrupted = data.map { straight.trainStep(images: $0.0, labels: $0.1) }
+        let uninterrupted = try data.map { try straight.step(images: $0.0, labels: $0.1) }
 
         let first = try makeTrainer()
-        var resumedLosses = data[0..<3].map { first.trainStep(images: $0.0, labels: $0.1) }  // stop mid-accumulation
+        var resumedLosses = try data[0..<3].map { try first.step(images: $0.0, labels: $0.1) }  // stop mid-accumulation
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssmamba-resume-\(UUID())/step-3")
         defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
-        try first.checkpoint().write(to: directory)
-        try first.checkpoint().write(to: directory)  // overwriting an existing checkpoint is atomic too
-        let resumed = try ClassifierTrainer.resume(from: try Checkpoint.read(from: directory), source: directory.path)
+        try first.checkpoint(config: first.model.config).write(to: directory)
+        try first.checkpoint(config: first.model.config).write(to: directory)  // overwriting an existing checkpoint is atomic too
+        let resumed = try Trainer<Classifier>.resume(from: try Checkpoint.read(from: directory), source: directory.path)
         XCTAssertEqual(resumed.optimizerStep, first.optimizerStep)
-        resumedLosses += data[3...].map { resumed.trainStep(images: $0.0, labels: $0.1) }
+        resumedLosses += try data[3...].map { try resumed.step(images: $0.0, labels: $0.1) }
         XCTAssertEqual(resumedLosses, uninterrupted, "a resumed run must produce the same loss sequence")
         for (a, b) in zip(straight.model.parameters, resumed.model.parameters) {
             XCTAssertEqual(a.value, b.value, a.name)

@@ -1,0 +1,141 @@
+import Foundation
+import Tensors
+
+/// How a model is trained (MODEL.md's fine-tuning recipe by default).
+public struct TrainingSettings: Codable, Sendable, Equatable {
+    public var optimizer = AdamW.Settings()
+    public var schedule: CosineSchedule
+    /// Micro-batches whose gradients are summed (each scaled by 1/n) before one optimizer step.
+    public var accumulationSteps = 1
+    /// Global gradient-norm clip; 0 turns clipping off.
+    public var clipNorm: Float = 1
+    /// Cross-entropy label smoothing (classifiers only).
+    public var labelSmoothing: Float = 0.1
+    /// Seed of the model's random generator (masks, dropout, drop-path).
+    public var seed: UInt64 = 0
+
+    public init(schedule: CosineSchedule) { self.schedule = schedule }
+}
+
+/// A training run that cannot go on.
+public enum TrainingError: Error, CustomStringConvertible {
+    /// The loss of micro-batch `step` was NaN or infinite; no weight was changed by it.
+    case nonFiniteLoss(Float, step: Int)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLoss(let loss, let step): return "the loss became \(loss) at step \(step); lower `lr` (the weights before it are kept)"
+        }
+    }
+}
+
+/// The one training loop every training stage uses: micro-batches through a loss closure,
+/// gradient accumulation, global-norm clipping, AdamW on the cosine schedule, and checkpoints that
+/// hold everything needed to continue bit for bit (weights, moments, step counters, the model's
+/// random generator and a partial accumulation). The data order is not its business: streams
+/// derive batch k from k alone, so `microStep` is the position to continue from.
+public final class Trainer<Model: ParameterOwner> {
+    public let model: Model
+    public let settings: TrainingSettings
+    let optimizer: AdamW
+    var rng: RandomGenerator
+    /// Micro-batches taken so far (also the index of the next batch of the data stream).
+    public private(set) var microStep = 0
+
+    public init(model: Model, settings: TrainingSettings) {
+        self.model = model
+        self.settings = settings
+        optimizer = AdamW(settings: settings.optimizer)
+        rng = RandomGenerator(seed: settings.seed)
+    }
+
+    public var optimizerStep: Int { optimizer.step }
+    public var learningRate: Float { settings.schedule.rate(atStep: optimizer.step) }
+
+    /// One micro-batch. `body(&rng, scale)` runs the forward pass and the loss, then the backward
+    /// with the loss gradient times `scale` (1 / accumulationSteps), and returns the loss. Every
+    /// `accumulationSteps` calls the gradients are clipped and AdamW takes a step. A loss that is
+    /// not finite throws before any weight changes.
+    @discardableResult
+    public func step(_ body: (inout RandomGenerator, Float) throws -> Float) throws -> Float {
+        if microStep % settings.accumulationSteps == 0 { model.zeroGradients() }
+        let loss = try body(&rng, 1 / Float(settings.accumulationSteps))
+        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(loss, step: microStep) }
+        microStep += 1
+        if microStep % settings.accumulationSteps == 0 {
+            if settings.clipNorm > 0 { clipGradients(model.parameters, maxNorm: settings.clipNorm) }
+            optimizer.update(model.parameters, learningRate: learningRate)
+        }
+        return loss
+    }
+
+    /// Everything needed to continue: `config` describes the model, `notes` are free-form facts.
+    public func checkpoint(config: ModelConfiguration, notes: [String: String] = [:]) -> Checkpoint {
+        var manifest = Checkpoint.Manifest(model: config)
+        manifest.training = settings
+        manifest.optimizerStep = optimizer.step
+        manifest.microStep = microStep
+        manifest.randomState = rng.savedState.map { String($0, radix: 16) }
+        manifest.notes = notes
+        var state = optimizer.momentFile()
+        // Between micro-batches of one accumulation, the partial gradient sum is state too.
+        if microStep % settings.accumulationSteps != 0 {
+            for p in model.parameters { state.set("grad." + p.name, p.gradient) }
+        }
+        return Checkpoint(manifest: manifest, weights: model.stateDictionary(), optimizer: state)
+    }
+
+    /// Continues exactly where `checkpoint` (made by `checkpoint(config:notes:)` with the same
+    /// settings) stopped: weights, moments, counters, random generator, partial gradients.
+    public func restore(from checkpoint: Checkpoint, source: String) throws {
+        let m = checkpoint.manifest
+        guard let saved = m.training, let step = m.optimizerStep, let micro = m.microStep,
+              let words = m.randomState?.compactMap({ UInt64($0, radix: 16) }),
+              let generator = RandomGenerator(state: words), let moments = checkpoint.optimizer else {
+            throw CheckpointError(description: "\(source): a weights-only checkpoint cannot resume training (no optimizer state)")
+        }
+        guard saved == settings else {
+            throw CheckpointError(description: "\(source): made with other training settings than this run's; resume with the same flow, or start afresh without --resume")
+        }
+        if micro % settings.accumulationSteps != 0 {
+            for p in model.parameters where moments.entries["grad." + p.name] == nil {
+                throw CheckpointError(description: "\(source): saved mid-accumulation but has no partial gradient for \(p.name)")
+            }
+        }
+        try model.loadStateDictionary(checkpoint.weights, source: source)
+        try optimizer.restore(step: step, moments: moments)
+        rng = generator
+        microStep = micro
+        if micro % settings.accumulationSteps != 0 {
+            for p in model.parameters { p.gradient = try moments.tensor("grad." + p.name) }
+        }
+    }
+}
+
+extension Trainer where Model == Classifier {
+    /// One micro-batch of supervised classification: label-smoothed cross-entropy.
+    @discardableResult
+    public func step(images: Tensor, labels: [Int]) throws -> Float {
+        try step { rng, scale in
+            let logits = model.forward(images, training: true, using: &rng)
+            let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: labels, smoothing: settings.labelSmoothing)
+            model.backward(scale == 1 ? gradient : gradient * scale)
+            return loss
+        }
+    }
+
+    /// Logits in evaluation mode (no dropout or drop-path).
+    public func predict(_ images: Tensor) -> Tensor { model.predict(images) }
+
+    /// A classifier trainer continuing where `checkpoint` stopped (its model built from the
+    /// checkpoint's configuration, its settings the checkpoint's).
+    public static func resume(from checkpoint: Checkpoint, source: String) throws -> Trainer<Classifier> {
+        guard let settings = checkpoint.manifest.training else {
+            throw CheckpointError(description: "\(source): a weights-only checkpoint cannot resume training (no training settings)")
+        }
+        var unused = RandomGenerator(seed: 0)
+        let trainer = Trainer(model: try Classifier(config: checkpoint.manifest.model, using: &unused), settings: settings)
+        try trainer.restore(from: checkpoint, source: source)
+        return trainer
+    }
+}
