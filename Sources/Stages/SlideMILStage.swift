@@ -125,7 +125,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         for fold in 0..<k {
             let trainIndices = usable.indices.filter { foldOf[usable[$0].slide.patient ?? usable[$0].slide.path] != fold }
             let testIndices = usable.indices.filter { foldOf[usable[$0].slide.patient ?? usable[$0].slide.path] == fold }
-            let model = train(usable, trainIndices, classes: classes, rng: &rng)
+            let model = try train(usable, trainIndices, classes: classes, rng: &rng)
             for i in testIndices { outputs[i] = model.forward(usable[i].embeddings).scalars.map(Double.init) }
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -155,32 +155,42 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         }
         try Data(csv.utf8).write(to: folder.appendingPathComponent("cross_validation.csv"), options: .atomic)
         // The aggregator trained on every slide, for later use.
-        let final = train(usable, Array(usable.indices), classes: classes, rng: &rng)
+        let final = try train(usable, Array(usable.indices), classes: classes, rng: &rng)
         try final.stateDictionary().write(to: folder.appendingPathComponent("abmil.safetensors"))
     }
 
-    private func train(_ bags: [(slide: SlideItem, embeddings: Tensor)], _ indices: [Int], classes: [String], rng: inout RandomGenerator) -> AttentionMIL {
+    /// One aggregator on `indices`: every epoch one full-batch step of the shared `Trainer`
+    /// (AdamW at a constant rate, clipped): cross-entropy over the bags in a shuffled order, or
+    /// the Cox loss, which couples the slides (forward all, then back-propagate each risk's gradient).
+    private func train(_ bags: [(slide: SlideItem, embeddings: Tensor)], _ indices: [Int], classes: [String],
+                       rng: inout RandomGenerator) throws -> AttentionMIL {
         let dim = bags[0].embeddings.shape[1]
         let model = AttentionMIL(dim: dim, hidden: hidden, outputs: survival ? 1 : classes.count, using: &rng)
-        let optimizer = AdamW(settings: AdamW.Settings())
+        var settings = TrainingSettings(schedule: CosineSchedule(baseRate: learningRate, minimumRate: learningRate, warmupSteps: 0, totalSteps: epochs))
+        settings.seed = rng.next()
+        let trainer = Trainer(model: model, settings: settings)
         for _ in 0..<epochs {
-            model.zeroGradients()
             if survival {
-                // The Cox loss couples the slides of a batch: forward all, then back-propagate each risk's gradient.
                 let risks = indices.map { Double(model.forward(bags[$0].embeddings).scalars[0]) }
-                guard let (_, gradient) = CoxLoss.loss(risks: risks, times: indices.map { bags[$0].slide.time! }, events: indices.map { bags[$0].slide.event! }) else { break }
-                for (k, i) in indices.enumerated() {
-                    _ = model.forward(bags[i].embeddings)
-                    model.backward(Tensor(shape: [1, 1], scalars: [Float(gradient[k])]))
+                guard let (loss, gradient) = CoxLoss.loss(risks: risks, times: indices.map { bags[$0].slide.time! }, events: indices.map { bags[$0].slide.event! }) else { break }
+                try trainer.step { _, scale in
+                    for (k, i) in indices.enumerated() {
+                        _ = model.forward(bags[i].embeddings)
+                        model.backward(Tensor(shape: [1, 1], scalars: [Float(gradient[k]) * scale]))
+                    }
+                    return Float(loss)
                 }
             } else {
-                for i in rng.permutation(indices.count).map({ indices[$0] }) {
-                    let (_, g) = CrossEntropy.loss(logits: model.forward(bags[i].embeddings), labels: [classes.firstIndex(of: bags[i].slide.label!)!])
-                    model.backward(g * (1 / Float(indices.count)))
+                try trainer.step { rng, scale in
+                    var total: Float = 0
+                    for i in rng.permutation(indices.count).map({ indices[$0] }) {
+                        let (loss, g) = CrossEntropy.loss(logits: model.forward(bags[i].embeddings), labels: [classes.firstIndex(of: bags[i].slide.label!)!])
+                        model.backward(g * (scale / Float(indices.count)))
+                        total += loss
+                    }
+                    return total / Float(indices.count)
                 }
             }
-            clipGradients(model.parameters, maxNorm: 1)
-            optimizer.update(model.parameters, learningRate: learningRate)
         }
         return model
     }
