@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "Tiling", "TileCache"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
-        .testTarget(name: "ssmambaTests", dependencies: ["ssmamba", "Slides", "SSMamba", "Tensors"]),
+        .testTarget(name: "ssmambaTests", dependencies: ["ssmamba", "Slides", "SSMamba", "Tensors", "TileCache"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], exclude: ["Fixtures"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),

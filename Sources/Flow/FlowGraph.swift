@@ -161,8 +161,7 @@ public final class FlowGraph: @unchecked Sendable {
             let status: FlowReport.Status = run.stopReason == nil ? .completed : (run.failed ? .failed : .cancelled)
             var report = FlowReport(flow: name, status: status, stopReason: run.stopReason, startedAt: startedAt, seconds: elapsed,
                                     stages: unique.map { $0.report(elapsed: elapsed) }, counters: counters, metrics: metrics)
-            var usage = rusage()
-            if getrusage(Int32(RUSAGE_SELF.rawValue), &usage) == 0 { report.peakResidentMegabytes = Double(usage.ru_maxrss) / 1024 }  // KB on Linux
+            report.peakResidentMegabytes = Self.peakResidentMegabytes()
             return report
         }
         if let progress {
@@ -273,6 +272,20 @@ public final class FlowGraph: @unchecked Sendable {
 
     private static func occupancy<T>(of channel: BoundedChannel<T>) -> () -> (now: Int, peak: Int, capacity: Int) {
         { let o = channel.occupancy; return (o.now, o.peak, channel.capacity) }
+    }
+
+    /// This process's peak resident memory: VmHWM of /proc/self/status (the high-water mark of
+    /// this program's memory). getrusage's ru_maxrss is the fallback: it carries the parent's
+    /// resident size at fork across exec, so a small run started by a large process reports the
+    /// parent's size.
+    static func peakResidentMegabytes() -> Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kilobytes = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+            return kilobytes / 1024
+        }
+        var usage = rusage()
+        return getrusage(Int32(RUSAGE_SELF.rawValue), &usage) == 0 ? Double(usage.ru_maxrss) / 1024 : 0  // KB on Linux
     }
 
     static func seconds(since start: UInt64) -> Double {

@@ -21,13 +21,13 @@ public struct CacheBatch: Sendable {
 /// A record that is absent or damaged is not hidden: the batch lists it in `failures` and holds
 /// the others; the consumer reports it under its error policy.
 public struct CacheBatchReader: Sendable {
-    public let tiles: [TrainingTile]
+    public let tiles: TrainingSet
     public let augmentation: Augmentation
     /// Side of the model's input; tiles are resampled to it.
     public let size: Int
     public let seed: UInt64
 
-    public init(tiles: [TrainingTile], augmentation: Augmentation, size: Int, seed: UInt64) {
+    public init(tiles: TrainingSet, augmentation: Augmentation, size: Int, seed: UInt64) {
         self.tiles = tiles
         self.augmentation = augmentation
         self.size = size
@@ -38,22 +38,21 @@ public struct CacheBatchReader: Sendable {
     public func batch(_ k: Int, of wanted: [Int]) -> CacheBatch {
         var images = [RGBImage?](repeating: nil, count: wanted.count)
         var failures: [(tile: TrainingTile, reason: String)] = []
-        let byStore = Dictionary(grouping: wanted.indices) { ObjectIdentifier(tiles[wanted[$0]].entry.store) }
+        let byStore = Dictionary(grouping: wanted.indices) { ObjectIdentifier(tiles.store(wanted[$0])) }
         for slots in byStore.values.map({ $0.sorted() }).sorted(by: { $0[0] < $1[0] }) {
-            let store = tiles[wanted[slots[0]]].entry.store
+            let store = tiles.store(wanted[slots[0]])
             do {
-                let found = try store.read(slots.map { tiles[wanted[$0]].entry.key })
+                let found = try store.read(slots.map { tiles.keys[wanted[$0]] })
                 for (slot, lookup) in zip(slots, found) {
-                    let tile = tiles[wanted[slot]]
                     switch lookup {
                     case .found(let cached) where cached.channels == 3:
                         images[slot] = RGBImage(width: cached.width, height: cached.height, pixels: cached.pixels)
                     case .found(let cached):
-                        failures.append((tile, "the record has \(cached.channels) channels; training needs RGB tiles"))
+                        failures.append((tiles[wanted[slot]], "the record has \(cached.channels) channels; training needs RGB tiles"))
                     case .missing:
-                        failures.append((tile, "absent from the cache (was it changed or cleaned during the run?); re-run the flow to write it again"))
+                        failures.append((tiles[wanted[slot]], "absent from the cache (was it changed or cleaned during the run?); re-run the flow to write it again"))
                     case .corrupt(let reason):
-                        failures.append((tile, reason))
+                        failures.append((tiles[wanted[slot]], reason))
                     }
                 }
             } catch {

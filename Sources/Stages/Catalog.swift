@@ -46,6 +46,14 @@ public enum Catalog {
             ParameterSpec("test_regions", .integer(1...1000), default: "3", "blocks that go to test"),
         ])
 
+    public static let cachedTiles = StepKind(
+        name: "cached_tiles", input: nil, output: "tile",
+        doc: "Every tile of an existing cache (e.g. after `ssmamba cache warm`), without reading its pixels: the input of `pretrain` on a warmed cache. Records carry no labels, so fine-tuning reads a flow's `cache` step instead.",
+        parameters: [
+            ParameterSpec("path", .path(mustExist: true), "the cache folder"),
+            ParameterSpec("parameters", .text, optional: true, "only records of this parameter fingerprint (hexadecimal, as `ssmamba cache stats` lists them)"),
+        ])
+
     public static let tissue = StepKind(
         name: "tissue", input: "slide", output: "slide",
         doc: "Tissue mask of each slide (saturation Otsu, pen suppression, closing, small-region removal, hole filling).",
@@ -126,7 +134,7 @@ public enum Catalog {
             ParameterSpec("reconstructions", .integer(0...256), default: "4", "reconstruction pictures to save"),
             ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
             ParameterSpec("checkpoint_every", .integer(1...10_000_000), default: "100", "steps between resumable checkpoints (`<run>/<name>/last`; also at the end and when the run is stopped)"),
-        ], readsOnly: ["cache"])
+        ], readsOnly: ["cache", "cached_tiles"])
 
     public static let finetune = StepKind(
         name: "finetune", input: "tile", output: nil,
@@ -146,7 +154,7 @@ public enum Catalog {
             ParameterSpec("test_fraction", .number(0...0.9), default: "0.15", "sources for test when the data has no split"),
             ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
             ParameterSpec("checkpoint_every", .integer(1...10_000_000), default: "100", "steps between resumable checkpoints (`<run>/<name>/last`; also at every epoch's end and when the run is stopped)"),
-        ], readsOnly: ["cache"])
+        ], readsOnly: ["cache", "cached_tiles"])
 
     public static let evaluateSlides = StepKind(
         name: "evaluate_slides", input: "slide", output: nil,
@@ -178,7 +186,7 @@ public enum Catalog {
     /// Kinds that stream their tiles' pixels from the cache (a cache stage need not read them).
     static let streamingKinds: Set<String> = [pretrain.name, finetune.name]
 
-    public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV, nuclei],
+    public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV, nuclei, cachedTiles],
                                                 stages: [tissue, tiles, decode, stain, cache, export, pretrain, finetune, evaluateSlides, slideMIL])
 
     /// The catalog as Markdown.

@@ -64,22 +64,24 @@ final class FinetuneStage: Stage, @unchecked Sendable {
 
     /// Splits: the dataset's own (train / validation / test) when every tile has one, otherwise
     /// by source file (tiles of one image never straddle splits), seeded.
-    func split(_ tiles: [TrainingTile]) -> (train: [TrainingTile], validation: [TrainingTile], test: [TrainingTile]) {
-        if tiles.allSatisfy({ $0.split != nil }) {
-            return (tiles.filter { $0.split == "train" }, tiles.filter { $0.split == "validation" }, tiles.filter { $0.split == "test" })
+    func split(_ tiles: TrainingSet) -> (train: TrainingSet, validation: TrainingSet, test: TrainingSet) {
+        let all = Array(0..<tiles.count)
+        if all.allSatisfy({ tiles.split($0) != nil }) {
+            return (tiles.subset(all.filter { tiles.split($0) == "train" }), tiles.subset(all.filter { tiles.split($0) == "validation" }),
+                    tiles.subset(all.filter { tiles.split($0) == "test" }))
         }
-        let sources = Array(Set(tiles.map(\.source))).sorted()
+        let sources = Array(Set(all.map(tiles.source))).sorted()
         var rng = RandomGenerator(seed: seed &+ 17)
         let order = rng.permutation(sources.count).map { sources[$0] }
         let testCount = Int((Double(sources.count) * testFraction).rounded()), validationCount = Int((Double(sources.count) * validationFraction).rounded())
         let test = Set(order.prefix(testCount)), validation = Set(order.dropFirst(testCount).prefix(validationCount))
-        return (tiles.filter { !test.contains($0.source) && !validation.contains($0.source) },
-                tiles.filter { validation.contains($0.source) }, tiles.filter { test.contains($0.source) })
+        return (tiles.subset(all.filter { !test.contains(tiles.source($0)) && !validation.contains(tiles.source($0)) }),
+                tiles.subset(all.filter { validation.contains(tiles.source($0)) }), tiles.subset(all.filter { test.contains(tiles.source($0)) }))
     }
 
     private func train(_ context: StageContext<Never>) throws -> URL {
-        let tiles = collection.all
-        let classes = Array(Set(tiles.compactMap(\.label))).sorted()
+        let tiles = collection.take()
+        let classes = Array(Set((0..<tiles.count).compactMap(tiles.label))).sorted()
         guard classes.count >= 2 else { throw StageError("'\(name)' needs at least two classes; got \(classes)") }
         let (train, validation, test) = split(tiles)
         context.count("\(name).train_tiles", train.count)
@@ -105,7 +107,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             context.count("\(name).initialised_from_pretrained")
         }
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
-        let labels = train.map { index[$0.label!]! }
+        let labels = (0..<train.count).map { index[train.label($0)!]! }
         let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
         var training = TrainingSettings(schedule: CosineSchedule(baseRate: learningRate, warmupSteps: max(1, stepsPerEpoch / 2), totalSteps: epochs * stepsPerEpoch))
         training.optimizer.weightDecay = weightDecay
@@ -152,7 +154,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             if position % stepsPerEpoch == 0 {
                 let (scored, scores) = try predict(model, validation, context)
                 if context.isStopping { break }
-                let metrics = ClassificationMetrics(truth: scored.map { index[validation[$0].label!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
+                let metrics = ClassificationMetrics(truth: scored.map { index[validation.label($0)!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
                 context.record(metric: "\(name).train_loss", epochLoss / Double(max(1, epochSteps)))
                 context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
                 if best == nil || metrics.balancedAccuracy > best!.score {
@@ -180,7 +182,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
 
         // Test metrics of the best checkpoint.
         let (scored, probabilities) = try predict(model, test, context)
-        let truth = scored.map { index[test[$0].label!]! }
+        let truth = scored.map { index[test.label($0)!]! }
         let report = TestReport(classes: classes, truth: truth, probabilities: probabilities, seed: seed)
         for (key, value) in report.headline { context.record(metric: "\(name).test_\(key)", value) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -198,7 +200,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
 
     /// Softmax probabilities in evaluation mode, in batches streamed from the cache: the indices
     /// of the tiles scored and their probabilities (a tile that cannot be read is reported, not scored).
-    func predict(_ model: Classifier, _ tiles: [TrainingTile], _ context: StageContext<Never>) throws -> (scored: [Int], probabilities: [[Double]]) {
+    func predict(_ model: Classifier, _ tiles: TrainingSet, _ context: StageContext<Never>) throws -> (scored: [Int], probabilities: [[Double]]) {
         let chunk = 64
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
         let stream = CacheBatchStream(reader, count: (tiles.count + chunk - 1) / chunk,

@@ -90,6 +90,8 @@ public enum FlowAssembler {
                     edge = AnyEdge(graph.source(step.name, onError: step.onError) { (context: StageContext<ImageItem>) in
                         for item in items { try context.emit(item) }
                     }, type: "image")
+                case "cached_tiles":
+                    edge = AnyEdge(graph.source(step.name, onError: step.onError, produce: try Sources.cachedTiles(p)), type: "tile")
                 case "tissue":
                     edge = add(TissueStage(p, runFolder: runFolder), type: "slide")
                 case "tiles":

@@ -59,7 +59,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
     }
 
     private func train(_ context: StageContext<Never>) throws -> URL {
-        let tiles = collection.all
+        let tiles = collection.take()
         context.count("\(name).tiles", tiles.count)
         guard !tiles.isEmpty else { throw StageError("'\(name)' received no tiles to pretrain on") }
         var initialisation = RandomGenerator(seed: seed)
@@ -122,16 +122,16 @@ final class PretrainStage: Stage, @unchecked Sendable {
                           "decoder_depth": "\(settings.decoderDepth)", "tiles": "\(tiles.count)", "steps": "\(steps)"]
         let url = folder.appendingPathComponent("checkpoint")
         try Checkpoint(manifest: manifest, weights: model.stateDictionary()).write(to: url)
-        try writeReconstructions(model, tiles: Array(tiles.prefix(reconstructions)), context: context)
+        try writeReconstructions(model, tiles: tiles.subset(Array(0..<min(reconstructions, tiles.count))), context: context)
         return url
     }
 
     /// For each tile: the masked input (hidden patches grey), the reconstruction (visible patches
     /// as given, hidden ones predicted, un-normalised with the true patch statistics) and the original.
-    private func writeReconstructions(_ model: MaskedAutoencoder, tiles: [TrainingTile], context: StageContext<Never>) throws {
+    private func writeReconstructions(_ model: MaskedAutoencoder, tiles: TrainingSet, context: StageContext<Never>) throws {
         guard !tiles.isEmpty else { return }
         let size = config.imageSize
-        let read = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: size, seed: seed).batch(0, of: Array(tiles.indices))
+        let read = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: size, seed: seed).batch(0, of: Array(0..<tiles.count))
         for (tile, reason) in read.failures { context.reportFailure(item: tile.description, reason: reason) }
         guard !read.members.isEmpty else { return }
         let images = read.images

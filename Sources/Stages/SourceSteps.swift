@@ -2,6 +2,7 @@ import Flow
 import Foundation
 import Slides
 import TileCache
+import Tiling
 
 /// The slides of a `slides` source, in a deterministic order, with their labels.
 public struct SlideListing: Sendable {
@@ -124,6 +125,48 @@ enum Sources {
             let raw = row.values["path"] ?? ""
             let path = raw.hasPrefix("/") ? raw : (base as NSString).appendingPathComponent(raw)
             return ImageItem(path: path, label: row.values["label"], split: row.values["split"].flatMap { $0.isEmpty ? nil : $0 })
+        }
+    }
+
+    /// Every record of an existing cache (of one parameter fingerprint when `parameters` is
+    /// given), as tiles without pixels whose `cacheEntry` names the record: the input of a training
+    /// stage after `ssmamba cache warm`. A tile's `source` is the cache and the source file's
+    /// identity, so the tiles of one slide or image stay together in source-level splits.
+    static func cachedTiles(_ parameters: ParameterValues) throws -> @Sendable (StageContext<Tile>) throws -> Void {
+        let path = parameters.text("path")
+        let store: TileStore
+        do { store = try TileStore(path: path, readOnly: true) } catch {
+            throw StageError("\(path): not a tile cache (\(error)); give the folder a `cache` stage or `ssmamba cache warm` wrote")
+        }
+        var only: UInt64?
+        if let text = parameters.optionalText("parameters") {
+            guard let value = UInt64(text, radix: 16) else {
+                throw StageError("`parameters: \(text)` is not a hexadecimal fingerprint (`ssmamba cache stats \(path)` lists them)")
+            }
+            only = value
+        }
+        return { [only] context in
+            var names: [UInt64: String] = [:]  // one string per source file, shared by its tiles
+            var emitted = 0
+            try store.environment.read(releasingPages: true) { txn in try txn.forEach { raw, _ in
+                guard let key = TileKey(bytes: raw) else {
+                    context.reportFailure(item: "\(path): key \(Array(raw.prefix(8)))…", reason: "not a tile key (\(raw.count) bytes); run `ssmamba cache verify \(path)`")
+                    return
+                }
+                if let only, key.parameters != only { return }
+                let source = names[key.source] ?? { let name = "\(path)#\(String(key.source, radix: 16))"; names[key.source] = name; return name }()
+                var tile = Tile(source: source, column: 0, row: 0, scaleIndex: 0, level0X: Int(key.x), level0Y: Int(key.y),
+                                requestedMicronsPerPixel: key.micronsPerPixel, effectiveMicronsPerPixel: key.micronsPerPixel,
+                                tissueFraction: 1, image: RGBImage(width: 0, height: 0, pixels: []))
+                tile.sourceIdentity = key.source
+                tile.awaitingCache = true
+                tile.cacheEntry = CacheEntry(store: store, key: key)
+                try context.emit(tile)
+                emitted += 1
+            } }
+            guard emitted > 0 else {
+                throw StageError("\(path): the cache holds no tiles\(only.map { " with parameters \(String($0, radix: 16))" } ?? "")")
+            }
         }
     }
 }

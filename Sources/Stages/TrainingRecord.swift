@@ -52,9 +52,9 @@ final class TrainingRecord {
     /// Starts the record: with `resume` and a `last` checkpoint, restores `trainer` from it and
     /// returns its data position and notes; otherwise (or without one) starts at 0. The log keeps
     /// exactly the rows before the position.
-    func start<Model>(_ trainer: Trainer<Model>, tiles list: [TrainingTile]) throws -> (position: Int, notes: [String: String]) {
+    func start<Model>(_ trainer: Trainer<Model>, tiles list: TrainingSet) throws -> (position: Int, notes: [String: String]) {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        (tiles, tileCount) = (Fingerprint.records(list.map(\.entry.key)), list.count)
+        (tiles, tileCount) = (Fingerprint.records(list.keys), list.count)
         var position = 0, notes: [String: String] = [:]
         let exists = FileManager.default.fileExists(atPath: lastURL.appendingPathComponent("checkpoint.json").path)
         if resume && exists {

@@ -182,7 +182,12 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     /// Runs `body` inside one read transaction. Values handed to `body` point into the map and
     /// are valid only inside it: copy or decode before returning.
-    public func read<R>(_ body: (LMDBReadTransaction) throws -> R) throws -> R {
+    ///
+    /// With `releasingPages`, the pages the transaction read are then dropped from this process's
+    /// mapping (MADV_DONTNEED; they stay in the page cache and fault back in when read again):
+    /// for scans and training reads, which would otherwise leave every page of a large cache
+    /// resident in the process (the kernel maps neighbouring pages on each fault too).
+    public func read<R>(releasingPages: Bool = false, _ body: (LMDBReadTransaction) throws -> R) throws -> R {
         pthread_rwlock_rdlock(&mapLock)
         defer { pthread_rwlock_unlock(&mapLock) }
         var txn: OpaquePointer?
@@ -190,9 +195,31 @@ public final class LMDBEnvironment: @unchecked Sendable {
         defer { mdb_txn_abort(txn) }
         var dbi: MDB_dbi = 0
         let status = mdb_dbi_open(txn, nil, 0, &dbi)
-        if status == MDB_NOTFOUND { return try body(LMDBReadTransaction(txn: txn!, dbi: nil, path: path)) }
+        let touched = releasingPages ? TouchedSpan() : nil
+        if status == MDB_NOTFOUND { return try body(LMDBReadTransaction(txn: txn!, dbi: nil, path: path, touched: nil)) }
         try LMDBEnvironment.check(status, path, "opening the database")
-        return try body(LMDBReadTransaction(txn: txn!, dbi: dbi, path: path))
+        let result = try body(LMDBReadTransaction(txn: txn!, dbi: dbi, path: path, touched: touched))
+        touched?.release()
+        return result
+    }
+}
+
+/// The span of map addresses a read transaction handed out, and how to drop its pages.
+final class TouchedSpan {
+    private var low = UInt.max, high = UInt(0)
+
+    func note(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let start = UInt(bitPattern: base)
+        (low, high) = (min(low, start), max(high, start + UInt(bytes.count)))
+    }
+
+    /// MADV_DONTNEED over the whole pages of the span (read-only shared file pages: nothing is lost).
+    func release() {
+        guard low < high else { return }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let first = low / page * page, end = (high + page - 1) / page * page
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), Int(end - first), Int32(MADV_DONTNEED))
     }
 }
 
@@ -201,6 +228,7 @@ public struct LMDBReadTransaction {
     let txn: OpaquePointer
     let dbi: MDB_dbi?
     let path: String
+    let touched: TouchedSpan?
 
     /// The value of `key`, valid until the transaction ends; nil if absent.
     public func get(_ key: [UInt8]) throws -> UnsafeRawBufferPointer? {
@@ -213,7 +241,9 @@ public struct LMDBReadTransaction {
         }
         if status == MDB_NOTFOUND { return nil }
         try LMDBEnvironment.check(status, path, "reading a record")
-        return UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
+        let bytes = UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
+        touched?.note(bytes)
+        return bytes
     }
 
     /// Every (key, value) in key order; both valid only during the call of `body`.
@@ -225,7 +255,10 @@ public struct LMDBReadTransaction {
         var key = MDB_val(), value = MDB_val()
         var status = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
         while status == 0 {
-            try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size), UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+            let (k, v) = (UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size), UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+            touched?.note(k)
+            touched?.note(v)
+            try body(k, v)
             status = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
         }
         if status != MDB_NOTFOUND { try LMDBEnvironment.check(status, path, "iterating") }

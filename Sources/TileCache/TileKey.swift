@@ -37,6 +37,13 @@ public struct TileKey: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension TileKey: Comparable {
+    /// The order of the encoded keys (LMDB's): source, parameters, x, y, then µm/px's bits.
+    public static func < (a: TileKey, b: TileKey) -> Bool {
+        (a.source, a.parameters, a.x, a.y, a.micronsPerPixel.bitPattern) < (b.source, b.parameters, b.x, b.y, b.micronsPerPixel.bitPattern)
+    }
+}
+
 /// Fingerprints that make cache keys.
 public enum Fingerprint {
     /// A source file's identity: path, size and modification time. Hashing the content of a

@@ -48,11 +48,12 @@ public final class TileStore: @unchecked Sendable {
         case corrupt(String)
     }
 
-    /// The tiles under `keys`, in order, read in one transaction (a training batch's worth).
+    /// The tiles under `keys`, in order, read in one transaction (a training batch's worth); the
+    /// map pages read are released afterwards, so streaming epochs keeps memory flat.
     public func read(_ keys: [TileKey]) throws -> [Lookup] {
         let decompressor = ZSTD_createDCtx()
         defer { ZSTD_freeDCtx(decompressor) }
-        return try environment.read { txn in
+        return try environment.read(releasingPages: true) { txn in
             try keys.map { key in
                 guard let record = try txn.get(key.bytes) else { return .missing }
                 do { return .found(try TileRecord.decode(record, key: key.description, path: path, decompressor: decompressor)) } catch let error as CacheError {

@@ -18,7 +18,7 @@ final class CacheStreamTests: XCTestCase {
 
     /// `count` 8×8 tiles whose every pixel spells the tile's index (red = i mod 256, green = i / 256),
     /// written to a real cache.
-    func writeTiles(_ count: Int, side: Int = 8) throws -> (store: TileStore, tiles: [TrainingTile]) {
+    func writeTiles(_ count: Int, side: Int = 8) throws -> (store: TileStore, tiles: TrainingSet) {
         let store = try TileStore(path: folder.appendingPathComponent("cache").path)
         var tiles: [TrainingTile] = [], records: [(key: TileKey, tile: CachedTile)] = []
         for i in 0..<count {
@@ -29,7 +29,7 @@ final class CacheStreamTests: XCTestCase {
             tiles.append(TrainingTile(entry: CacheEntry(store: store, key: key), label: "c\(i % 3)", source: "tile-\(i)"))
         }
         try store.write(records)
-        return (store, tiles)
+        return (store, try TrainingSet(tiles))
     }
 
     /// Which tile each image of a batch shows, read back from its pixels.
@@ -123,5 +123,45 @@ final class CacheStreamTests: XCTestCase {
         XCTAssertTrue(reasons["tile-3"]?.contains("cache verify") ?? false, "says what to do: \(reasons)")
         XCTAssertTrue(reasons["tile-6"]?.contains("absent") ?? false, "\(reasons)")
         XCTAssertTrue(batch.failures[0].tile.description.contains(store.path), "names the cache")
+    }
+}
+
+/// A data set of 100,000 tiles: one epoch streamed from the cache reads each exactly once.
+final class LargeEpochTests: XCTestCase {
+    func testAHundredThousandTileEpochReadsEachTileOnce() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("large-epoch-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try TileStore(path: folder.path)
+        let count = 100_000, side = 4
+        var tiles = TrainingSet()
+        for chunk in stride(from: 0, to: count, by: 5_000) {
+            let records = (chunk..<min(count, chunk + 5_000)).map { i -> (key: TileKey, tile: CachedTile) in
+                let key = TileKey(source: 3, parameters: 1, x: i, y: 0, micronsPerPixel: 0.5)
+                let colour = (UInt8(i & 0xFF), UInt8((i >> 8) & 0xFF), UInt8(i >> 16))
+                return (key, CachedTile(channels: 3, height: side, width: side, pixels: RGBImage(width: side, height: side, filling: colour).pixels,
+                                        level0Origin: (i, 0), requestedMicronsPerPixel: 0.5, effectiveMicronsPerPixel: 0.5, source: 3, parameters: 1))
+            }
+            try store.write(records)
+            for record in records { try tiles.append(TrainingTile(entry: CacheEntry(store: store, key: record.key), source: "s")) }
+        }
+        let batch = 256
+        let stream = CacheBatchStream(CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: side, seed: 0),
+                                      count: (count + batch - 1) / batch, plan: EpochOrder(count: count, seed: 8).batchPlan(size: batch), readers: 2)
+        defer { stream.stop() }
+        var visits = [UInt8](repeating: 0, count: count)
+        var positions = 0
+        while let next = stream.next() {
+            XCTAssertTrue(next.failures.isEmpty)
+            for b in 0..<next.members.count where positions < count {
+                let image = Augmentation.image(next.images, index: b)
+                let (r, g, bl) = (Int(image[x: 0, y: 0, channel: 0]), Int(image[x: 0, y: 0, channel: 1]), Int(image[x: 0, y: 0, channel: 2]))
+                let i = r | g << 8 | bl << 16
+                XCTAssertEqual(i, next.members[b])
+                visits[i] &+= 1
+                positions += 1
+            }
+        }
+        XCTAssertEqual(positions, count)
+        XCTAssertTrue(visits.allSatisfy { $0 == 1 }, "\(visits.filter { $0 != 1 }.count) tiles not read exactly once")
     }
 }

@@ -377,7 +377,7 @@ final class CacheContractTests: XCTestCase {
         XCTAssertThrowsError(try FlowRunner.load(path)) { error in
             let message = "\(error)"
             XCTAssertTrue(message.contains("uncached.yaml:5:"), message)
-            XCTAssertTrue(message.contains("reads only `cache` steps"), message)
+            XCTAssertTrue(message.contains("reads only `cache` or `cached_tiles` steps"), message)
             XCTAssertTrue(message.contains("from: decode"), message)
         }
     }

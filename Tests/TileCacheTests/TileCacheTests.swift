@@ -38,6 +38,9 @@ final class TileCacheTests: XCTestCase {
         XCTAssertTrue(bytes.lexicographicallyPrecedes(later.bytes))
         let negative = TileKey(source: 5, parameters: 9, x: -4, y: 0, micronsPerPixel: 0.25)
         XCTAssertTrue(negative.bytes.lexicographicallyPrecedes(bytes), "x = −4 sorts before x = −3")
+        for (a, b) in [(negative, key), (key, later), (negative, later)] {
+            XCTAssertTrue(a < b && !(b < a), "Comparable follows the encoded order")
+        }
     }
 
     func testWriteReadSkipIfPresentAndBothCodecs() throws {

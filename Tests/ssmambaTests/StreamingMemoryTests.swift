@@ -2,6 +2,7 @@ import Foundation
 import SSMamba
 import Slides
 import Tensors
+import TileCache
 import XCTest
 
 /// Streaming evaluation keeps memory flat in the slide's size: the same flow on a 4096² and a
@@ -53,5 +54,50 @@ final class StreamingMemoryTests: XCTestCase {
         let growth = peaks[16384]! - peaks[4096]!
         print(String(format: "streaming evaluation peak memory: %.0f MB (4096²) → %.0f MB (16384²); level 0 grew by 720 MB", peaks[4096]!, peaks[16384]!))
         XCTAssertLessThan(growth, 100, "peak memory grew by \(growth) MB for a slide 16× larger")
+    }
+
+    /// Training streams from the cache: pretraining on 100,000 cached 64² tiles holds no more
+    /// memory than on 10,000 (within 10 %), and reads every tile it was given.
+    func testTrainingMemoryIsFlatInDataSetSize() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("training-memory-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var peaks: [Int: Double] = [:]
+        for count in [10_000, 100_000] {
+            // Tiles of one colour each (they compress to a few bytes, so the map stays small and the
+            // test measures the process's memory, not the page cache of a large data file).
+            let cache = folder.appendingPathComponent("cache-\(count)")
+            let store = try TileStore(path: cache.path)
+            for chunk in stride(from: 0, to: count, by: 5_000) {
+                try store.write((chunk..<min(count, chunk + 5_000)).map { i in
+                    let key = TileKey(source: UInt64(i % 97), parameters: 1, x: i, y: 0, micronsPerPixel: 0.5)
+                    let pixels = RGBImage(width: 64, height: 64, filling: (UInt8(150 + i % 100), UInt8(60 + i % 80), UInt8(140 + i % 90))).pixels
+                    return (key, CachedTile(channels: 3, height: 64, width: 64, pixels: pixels, level0Origin: (i, 0),
+                                            requestedMicronsPerPixel: 0.5, effectiveMicronsPerPixel: 0.5, source: UInt64(i % 97), parameters: 1))
+                })
+            }
+            let run = folder.appendingPathComponent("run-\(count)")
+            let flow = folder.appendingPathComponent("flow-\(count).yaml").path
+            try """
+            flow: training-memory
+            output: \(run.path)
+            source: {kind: cached_tiles, path: \(cache.path)}
+            stages:
+              - stage: pretrain
+                steps: 30
+                batch: 32
+                reconstructions: 0
+            """.write(toFile: flow, atomically: true, encoding: .utf8)
+            let result = try BuiltTool.run(["run", flow])
+            XCTAssertEqual(result.status, 0, result.output)
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("report.json"))) as! [String: Any]
+            let counters = report["counters"] as! [String: Int]
+            XCTAssertEqual(counters["pretrain.tiles"], count, "no tile left out")
+            XCTAssertEqual(counters["pretrain.tiles_read"], 30 * 32)
+            XCTAssertEqual((report["failures"] as? [Any])?.count ?? 0, 0)
+            peaks[count] = report["peakResidentMegabytes"] as? Double ?? .infinity
+        }
+        print(String(format: "pretraining peak memory: %.0f MB (10,000 cached tiles) → %.0f MB (100,000)", peaks[10_000]!, peaks[100_000]!))
+        XCTAssertLessThan(peaks[100_000]!, peaks[10_000]! * 1.10, "peak memory grew by more than 10 % for 10× the tiles")
     }
 }
