@@ -157,15 +157,16 @@ public enum Catalog {
         ], readsOnly: ["cache", "cached_tiles"])
 
     public static let evaluateSlides = StepKind(
-        name: "evaluate_slides", input: "slide", output: nil,
-        doc: "Streaming evaluation of slides with a fine-tuned classifier: per-tile probabilities (CSV), a heatmap of one class (pyramidal TIFF aligned with the slide, PNG preview) and slide scores (`slide_scores.csv`), in `<run>/<name>/`.",
+        name: "evaluate_slides", input: "tile", output: nil,
+        doc: "Evaluation of slides with a fine-tuned classifier on the flow's own slide tiles (tissue → tiles → stain → cache: the preprocessing training saw), streamed from the cache slide by slide once the classifier exists: per-tile probabilities (CSV), a heatmap of one class (pyramidal TIFF aligned with the slide, PNG preview) and slide scores (`slide_scores.csv`), in `<run>/<name>/`.",
         parameters: [
             ParameterSpec("checkpoint", .text, "a `finetune` step of this flow, or a checkpoint folder"),
-            ParameterSpec("mpp", .number(0.05...64), default: "0.5", "µm/px of the tiles (as in training)"),
-            ParameterSpec("min_tissue", .number(0...1), default: "0.5", "least tissue fraction of a classified tile"),
+            ParameterSpec("mpp", .number(0.05...64), optional: true, "the crops to classify, by µm/px (default: each grid position's first scale)"),
+            ParameterSpec("min_tissue", .number(0...1), default: "0", "least tissue fraction of a classified tile (the tiles stage's `min_tissue` has already filtered)"),
             ParameterSpec("batch", .integer(1...4096), default: "64", "tiles per forward pass"),
             ParameterSpec("heatmap_class", .text, optional: true, "the class whose probability the heatmap shows (default: the first)"),
-        ])
+            ParameterSpec("readers", .integer(1...64), default: "2", "threads reading and decoding batches from the cache ahead of the model"),
+        ], readsOnly: ["cache"])
 
     public static let slideMIL = StepKind(
         name: "slide_mil", input: "slide", output: nil,
@@ -184,7 +185,7 @@ public enum Catalog {
         ])
 
     /// Kinds that stream their tiles' pixels from the cache (a cache stage need not read them).
-    static let streamingKinds: Set<String> = [pretrain.name, finetune.name]
+    static let streamingKinds: Set<String> = [pretrain.name, finetune.name, evaluateSlides.name]
 
     public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV, nuclei, cachedTiles],
                                                 stages: [tissue, tiles, decode, stain, cache, export, pretrain, finetune, evaluateSlides, slideMIL])

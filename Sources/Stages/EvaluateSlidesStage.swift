@@ -5,74 +5,98 @@ import Slides
 import Tensors
 import Tiling
 
-/// `evaluate_slides`: streaming evaluation of new slides with a fine-tuned classifier. For each
-/// slide, the tissue grid is read and classified batch by batch (memory is the batch and one
-/// probability per grid cell, whatever the slide's size), giving `<slide>.tiles.csv`, a heatmap
-/// of one class's probability as a pyramidal TIFF aligned with the slide (one pixel per tile, the
-/// µm/px set accordingly) and a PNG preview, and a row of `slide_scores.csv` (mean class
-/// probabilities over the tissue tiles).
+/// `evaluate_slides`: evaluation of slides with a fine-tuned classifier, on the tiles of the
+/// flow's own tile stream (tissue → tiles → stain → cache: exactly the preprocessing training saw).
+/// It keeps a reference per tile (cache key, grid cell, tissue fraction: about 60 bytes, never
+/// pixels), and once its input has ended and the classifier exists it streams each slide's tiles
+/// from the cache in batches, giving `<slide>.tiles.csv`, a heatmap of one class's probability as
+/// a pyramidal TIFF aligned with the slide (one pixel per grid cell, the µm/px set accordingly)
+/// and a PNG preview, and a row of `slide_scores.csv` (mean class probabilities over the tiles).
+/// Waiting for the classifier only after its input has ended is what lets one flow train and
+/// evaluate on one tile stream without the two halves blocking each other.
 final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
     let checkpoint: CheckpointSource
-    let micronsPerPixel: Double, minimumTissue: Double
-    let batchSize: Int
+    let micronsPerPixel: Double?, minimumTissue: Double
+    let batchSize: Int, readers: Int
     let heatmapClass: String?
     let folder: URL
     let artifacts: Artifacts
     private let lock = NSLock()
-    private let forwardLock = NSLock()
-    private var scores: [String] = []
-    private var classNames: [String] = []
-    private var loaded: Classifier?
+    private var tiles = TrainingSet()
+    private var cells: [(column: Int32, row: Int32, tissue: Float)] = []
+    private var frames: [String: GridFrame] = [:]
 
     init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, runFolder: URL, artifacts: Artifacts) {
         self.name = name
         self.checkpoint = checkpoint
-        micronsPerPixel = p.number("mpp")
+        micronsPerPixel = p.optionalNumber("mpp")
         minimumTissue = p.number("min_tissue")
         batchSize = p.integer("batch")
+        readers = p.integer("readers")
         heatmapClass = p.optionalText("heatmap_class")
         folder = runFolder.appendingPathComponent(name)
         self.artifacts = artifacts
     }
 
-    /// The classifier, loaded once (from a fine-tuning step of this flow, or a checkpoint folder).
-    private func model(_ context: StageContext<Never>) throws -> (Classifier, [String]) {
+    /// Takes the reference of a tile of the chosen scale (`mpp`, or each position's first crop).
+    func process(_ tile: Tile, _ context: StageContext<Never>) throws {
+        let wanted = micronsPerPixel.map { abs(tile.requestedMicronsPerPixel - $0) <= 1e-9 * $0 } ?? (tile.scaleIndex == 0)
+        guard wanted else { return context.count("\(name).tiles_of_other_scales") }
+        guard let entry = tile.cacheEntry else {
+            throw StageError("\(tile): not from a cache ('\(name)' streams its tiles from the tile cache; put a `cache` stage before it)")
+        }
+        guard let frame = tile.grid else {
+            throw StageError("\(tile): not a tile of a slide grid ('\(name)' evaluates slides: read a cache fed by a `tiles` stage)")
+        }
+        guard tile.tissueFraction >= minimumTissue else { return context.count("\(name).tiles_below_min_tissue") }
         try lock.withLock {
-            if let loaded { return (loaded, classNames) }
-            let url = try checkpoint.url(artifacts, isStopping: { context.isStopping })
-            let saved = try Checkpoint.read(from: url)
-            var rng = RandomGenerator(seed: 0)
-            let model = try Classifier(config: saved.manifest.model, using: &rng)
-            try model.loadStateDictionary(saved.weights, source: url.path)
-            let names = saved.manifest.notes["classes"]?.split(separator: ",").map(String.init)
-                ?? (0..<saved.manifest.model.classes).map { "class\($0)" }
-            loaded = model
-            classNames = names
-            return (model, names)
+            try tiles.append(TrainingTile(entry: entry, label: tile.label, source: tile.source))
+            cells.append((Int32(tile.column), Int32(tile.row), Float(tile.tissueFraction)))
+            frames[tile.source] = frame
         }
     }
 
-    func process(_ slide: SlideItem, _ context: StageContext<Never>) throws {
-        let (model, classes) = try model(context)
-        let size = model.config.imageSize
-        let target = heatmapClass.flatMap { classes.firstIndex(of: $0) } ?? 0
+    func finish(_ context: StageContext<Never>) throws {
+        let (tiles, cells, frames) = lock.withLock { (self.tiles, self.cells, self.frames) }
+        guard !tiles.isEmpty else { return }
+        let url = try checkpoint.url(artifacts, isStopping: { context.isStopping })
+        let saved = try Checkpoint.read(from: url)
+        var rng = RandomGenerator(seed: 0)
+        let model = try Classifier(config: saved.manifest.model, using: &rng)
+        try model.loadStateDictionary(saved.weights, source: url.path)
+        let classes = saved.manifest.notes["classes"]?.split(separator: ",").map(String.init) ?? (0..<saved.manifest.model.classes).map { "class\($0)" }
         if let heatmapClass, !classes.contains(heatmapClass) {
             throw StageError("heatmap_class '\(heatmapClass)' is not one of the model's classes: \(classes.joined(separator: ", "))")
         }
-        let reader = slide.reader
-        let grid = TileGrid(micronsPerPixel: micronsPerPixel, size: size, minimumTissue: minimumTissue)
-        let positions = try grid.positions(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height,
-                                           slideMicronsPerPixel: reader.micronsPerPixel, mask: slide.mask, path: slide.path)
-        let cropper = MultiScaleCropper(scales: [micronsPerPixel], size: size)
-        try cropper.validate(reader)
-        let base = reader.micronsPerPixel!
-        let extent = Double(size) * micronsPerPixel / base
-        let columns = max(1, Int(Double(reader.levels[0].width) / extent)), rows = max(1, Int(Double(reader.levels[0].height) / extent))
-        var heat = [Float](repeating: -1, count: columns * rows)  // −1: no tile
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let stem = ((slide.path as NSString).lastPathComponent as NSString).deletingPathExtension
+        // Slide by slide, each slide's tiles row by row.
+        let bySlide = Dictionary(grouping: 0..<tiles.count, by: tiles.source)
+        var scores: [String] = []
+        for slide in bySlide.keys.sorted() {
+            if context.isStopping { return }
+            let order = bySlide[slide]!.sorted { (cells[$0].row, cells[$0].column) < (cells[$1].row, cells[$1].column) }
+            do {
+                scores.append(try evaluate(slide, tiles.subset(order), cells: order.map { cells[$0] }, frame: frames[slide]!,
+                                           model: model, classes: classes, context: context))
+                context.count("\(name).slides")
+            } catch {
+                if context.isStopping { return }
+                context.reportFailure(item: slide, reason: String(describing: error))
+            }
+        }
+        guard !scores.isEmpty else { return }
+        let header = "slide,tiles," + classes.map { "mean_p_\($0)" }.joined(separator: ",") + ",predicted\n"
+        try Data((header + scores.sorted().joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("slide_scores.csv"), options: .atomic)
+    }
+
+    /// One slide: tile table, heatmap, and its row of the slide scores.
+    private func evaluate(_ slide: String, _ tiles: TrainingSet, cells: [(column: Int32, row: Int32, tissue: Float)], frame: GridFrame,
+                          model: Classifier, classes: [String], context: StageContext<Never>) throws -> String {
+        let target = heatmapClass.flatMap { classes.firstIndex(of: $0) } ?? 0
+        var heat = [Float](repeating: -1, count: frame.columns * frame.rows)  // −1: no tile
+        let stem = ((slide as NSString).lastPathComponent as NSString).deletingPathExtension
         // Rows go straight to the file (written under a temporary name, renamed when complete).
         let csvURL = folder.appendingPathComponent("\(stem).tiles.csv")
         let partial = folder.appendingPathComponent(".\(stem).tiles.csv.partial")
@@ -88,44 +112,39 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         }
         csv.write(Data(("column,row,level0_x,level0_y,tissue_fraction," + classes.map { "p_\($0)" }.joined(separator: ",") + "\n").utf8))
         var sums = [Double](repeating: 0, count: classes.count)
-        var rng = RandomGenerator(seed: 0)
-        for start in stride(from: 0, to: positions.count, by: batchSize) {
-            if context.isStopping { return }
-            let chunk = Array(positions[start..<min(positions.count, start + batchSize)])
-            let images = try chunk.map { try cropper.crops(reader, at: $0)[0].image }
-            let batch = Augmentation.evaluation.batch(images, size: size, using: &rng)
-            forwardLock.lock()  // layers keep per-call state: one forward at a time when workers > 1
-            let logits = model.predict(batch)
-            forwardLock.unlock()
+        var scored = 0
+        let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
+        let stream = CacheBatchStream(reader, count: (tiles.count + batchSize - 1) / batchSize,
+                                      plan: { [batchSize] k in Array((k * batchSize)..<min(tiles.count, (k + 1) * batchSize)) }, readers: readers)
+        defer { stream.stop() }
+        while let batch = stream.next() {
+            for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
+            if context.isStopping { throw StageError("the run stopped before \((slide as NSString).lastPathComponent) was evaluated") }
+            guard !batch.members.isEmpty else { continue }
             var rows = ""
-            for (position, probabilities) in zip(chunk, Probabilities.rows(logits)) {
-                heat[position.row * columns + position.column] = Float(probabilities[target])
+            for (i, probabilities) in zip(batch.members, Probabilities.rows(model.predict(batch.images))) {
+                let cell = cells[i], key = tiles.keys[i]
+                if Int(cell.column) < frame.columns && Int(cell.row) < frame.rows {
+                    heat[Int(cell.row) * frame.columns + Int(cell.column)] = Float(probabilities[target])
+                }
                 for k in classes.indices { sums[k] += probabilities[k] }
-                rows += String(format: "%d,%d,%.0f,%.0f,%.4f,", position.column, position.row, position.level0X, position.level0Y, position.tissueFraction)
+                rows += String(format: "%d,%d,%lld,%lld,%.4f,", cell.column, cell.row, key.x, key.y, cell.tissue)
                     + probabilities.map { String(format: "%.5f", $0) }.joined(separator: ",") + "\n"
             }
             csv.write(Data(rows.utf8))
-            context.count("\(name).tiles", chunk.count)
+            scored += batch.members.count
+            context.count("\(name).tiles", batch.members.count)
         }
         try csv.close()
         _ = try? FileManager.default.removeItem(at: csvURL)
         try FileManager.default.moveItem(at: partial, to: csvURL)
         complete = true
-        let heatmap = Self.colourMap(heat, columns: columns, rows: rows)
-        try PyramidWriter.write(heatmap, to: folder.appendingPathComponent("\(stem).heatmap.tif"), micronsPerPixel: base * extent, compression: .deflate)
+        let heatmap = Self.colourMap(heat, columns: max(1, frame.columns), rows: max(1, frame.rows))
+        try PyramidWriter.write(heatmap, to: folder.appendingPathComponent("\(stem).heatmap.tif"), micronsPerPixel: frame.micronsPerPixel * frame.step, compression: .deflate)
         try PNGWriter.write(Self.enlarge(heatmap, toAtLeast: 512), to: folder.appendingPathComponent("\(stem).heatmap.png"))
-        let means = sums.map { positions.isEmpty ? 0 : $0 / Double(positions.count) }
+        let means = sums.map { scored == 0 ? 0 : $0 / Double(scored) }
         let predicted = classes.isEmpty ? "" : classes[Probabilities.argmax(means)]
-        let row = "\(slide.path),\(positions.count)," + means.map { String(format: "%.5f", $0) }.joined(separator: ",") + ",\(predicted)"
-        lock.withLock { scores.append(row) }
-        context.count("\(name).slides")
-    }
-
-    func finish(_ context: StageContext<Never>) throws {
-        let (rows, classes): ([String], [String]) = lock.withLock { (scores.sorted(), classNames) }
-        guard !rows.isEmpty else { return }
-        let header = "slide,tiles," + classes.map { "mean_p_\($0)" }.joined(separator: ",") + ",predicted\n"
-        try Data((header + rows.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("slide_scores.csv"), options: .atomic)
+        return "\(slide),\(scored)," + means.map { String(format: "%.5f", $0) }.joined(separator: ",") + ",\(predicted)"
     }
 
     /// Probability 0…1 → blue…red through white-ish yellow; cells without a tile are light grey.

@@ -137,7 +137,7 @@ public enum FlowAssembler {
                 case "evaluate_slides":
                     let model = try checkpoint(p.text("checkpoint"), from: ["finetune"])
                     graph.sink(step.name, EvaluateSlidesStage(name: step.name, p, checkpoint: model, runFolder: runFolder, artifacts: artifacts),
-                               from: input!.typed(SlideItem.self), workers: step.workers, onError: step.onError)
+                               from: input!.typed(Tile.self), workers: step.workers, onError: step.onError)
                     edge = nil
                 case "slide_mil":
                     let encoder = try checkpoint(p.text("checkpoint"), from: ["pretrain", "finetune"])

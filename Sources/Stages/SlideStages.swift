@@ -77,7 +77,11 @@ final class TilesStage: Stage, @unchecked Sendable {
             positions = (0..<limit).map { positions[$0 * positions.count / limit] }
         }
         context.count("tiles.positions", positions.count)
+        if positions.isEmpty {
+            context.reportFailure(item: slide.description, reason: "no grid position has tissue ≥ min_tissue \(grid.minimumTissue): nothing to tile (lower `min_tissue`, or check the tissue mask with `ssmamba tissue`)")
+        }
         guard let base = reader.micronsPerPixel else { return }
+        let frame = grid.frame(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height, slideMicronsPerPixel: base)
         for position in positions {
             if context.isStopping { return }
             // Tiles already cached are announced without reading the slide.
@@ -92,6 +96,7 @@ final class TilesStage: Stage, @unchecked Sendable {
                                     label: slide.label, image: RGBImage(width: 0, height: 0, pixels: []))
                     tile.sourceIdentity = slide.fingerprint
                     tile.awaitingCache = true
+                    tile.grid = frame
                     return tile
                 }
                 let present = try presence.store.environment.read { txn in
@@ -105,6 +110,7 @@ final class TilesStage: Stage, @unchecked Sendable {
             do {
                 for var tile in try cropper.crops(reader, at: position, label: slide.label) {
                     tile.sourceIdentity = slide.fingerprint
+                    tile.grid = frame
                     try context.emit(tile)
                 }
             } catch let stopped as FlowStopped {

@@ -29,6 +29,8 @@ public struct Tile: Sendable, CustomStringConvertible {
     /// Where the tile's pixels are stored, once a cache stage has written or found them: the
     /// stages that train stream pixels from there instead of holding them.
     public var cacheEntry: CacheEntry?
+    /// The slide's whole tile grid, for tiles of a slide grid (`column`, `row` are its cells).
+    public var grid: GridFrame?
 
     public init(source: String, column: Int, row: Int, scaleIndex: Int, level0X: Int, level0Y: Int,
                 requestedMicronsPerPixel: Double, effectiveMicronsPerPixel: Double, tissueFraction: Double,

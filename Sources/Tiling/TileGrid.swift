@@ -21,6 +21,20 @@ public struct TilePosition: Sendable, Codable, Equatable {
     public var centre: (x: Double, y: Double) { (level0X + level0Width / 2, level0Y + level0Height / 2) }
 }
 
+/// The whole tile grid of one slide: `columns` × `rows` cells, one every `step` level-0 pixels from
+/// the slide's top-left corner; `micronsPerPixel` is the slide's level 0. An image with one pixel
+/// per cell at `step · micronsPerPixel` µm/px lies exactly over the slide (a heatmap).
+public struct GridFrame: Sendable, Equatable {
+    public let columns: Int
+    public let rows: Int
+    public let step: Double
+    public let micronsPerPixel: Double
+
+    public init(columns: Int, rows: Int, step: Double, micronsPerPixel: Double) {
+        (self.columns, self.rows, self.step, self.micronsPerPixel) = (columns, rows, step, micronsPerPixel)
+    }
+}
+
 /// A grid of square tiles at a target µm/px: `size` pixels per tile, a new tile every `stride`
 /// pixels (stride < size overlaps), whole tiles inside the slide only, kept when the tissue mask
 /// covers at least `minimumTissue` of the tile.
@@ -35,6 +49,15 @@ public struct TileGrid: Sendable {
         self.size = size
         self.stride = stride ?? size
         self.minimumTissue = minimumTissue
+    }
+
+    /// Every cell of the grid on a slide of level-0 `slideWidth` × `slideHeight` at `slideMicronsPerPixel`
+    /// (kept or not): the cells `positions` numbers its columns and rows in.
+    public func frame(slideWidth: Int, slideHeight: Int, slideMicronsPerPixel base: Double) -> GridFrame {
+        let scale = micronsPerPixel / base
+        let extent = Double(size) * scale, step = Double(stride) * scale
+        func cells(_ length: Int) -> Int { Double(length) + 1e-6 < extent ? 0 : Int(((Double(length) + 1e-6 - extent) / step).rounded(.down)) + 1 }
+        return GridFrame(columns: cells(slideWidth), rows: cells(slideHeight), step: step, micronsPerPixel: base)
     }
 
     /// The kept positions, row by row.

@@ -4,13 +4,13 @@ import Foundation
 import SSMamba
 import Stages
 
-/// `ssmamba eval --checkpoint C --slides DIR`: streaming evaluation of new slides without writing a
-/// flow file (it builds the flow tissue → evaluate_slides and runs it).
+/// `ssmamba eval --checkpoint C --slides DIR`: evaluation of new slides without writing a flow file
+/// (it builds the flow tissue → tiles → [stain] → cache → evaluate_slides and runs it).
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Streaming evaluation of slides with a fine-tuned checkpoint: tile probabilities, heatmaps (TIFF + PNG), slide scores.",
-        discussion: "The same as a flow with a slides source, a tissue stage and an evaluate_slides stage (see flows/eval-slides.yaml).")
+        discussion: "The same as a flow with a slides source and tissue, tiles, stain (when --stain-target is given), cache and evaluate_slides stages (see flows/eval-slides.yaml). Give the stain normalization the model was trained with: evaluation must see the training preprocessing.")
 
     @Option(help: "A fine-tuned checkpoint folder (e.g. runs/demo/finetune/best).") var checkpoint: String
     @Option(help: "A slide, a folder of slides or a glob.") var slides: String
@@ -19,6 +19,9 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("min-tissue"), help: "Least tissue fraction of a classified tile.") var minimumTissue = 0.5
     @Option(name: .customLong("heatmap-class"), help: "The class whose probability the heatmaps show (default: the first).") var heatmapClass: String?
     @Option(name: .customLong("mpp-override"), help: "Level-0 µm/px for slides that do not record it.") var micronsPerPixelOverride: Double?
+    @Option(name: .customLong("stain-method"), help: "Stain normalization as in training: macenko, reinhard or vahadane (with --stain-target).") var stainMethod = "macenko"
+    @Option(name: .customLong("stain-target"), help: "The stain target used in training (an image, or a saved target .json); none: no normalization.") var stainTarget: String?
+    @Option(help: "Tile cache folder.") var cache = "cache/eval"
     @Option(help: "Run folder.") var out = "runs/eval"
 
     func run() throws {
@@ -47,10 +50,27 @@ struct EvalCommand: ParsableCommand {
         yaml += """
             stages:
               - stage: tissue
+              - stage: tiles
+                mpp: \(mpp)
+                size: \(manifest.model.imageSize)
+                min_tissue: \(minimumTissue)
+                workers: 2
+
+            """
+        if let stainTarget {
+            yaml += """
+                  - stage: stain
+                    method: \(quoted(stainMethod))
+                    target: \(quoted(stainTarget))
+                    workers: 2
+
+                """
+        }
+        yaml += """
+              - stage: cache
+                path: \(quoted(cache))
               - stage: evaluate_slides
                 checkpoint: \(quoted(checkpoint))
-                mpp: \(mpp)
-                min_tissue: \(minimumTissue)
 
             """
         if let heatmapClass { yaml += "    heatmap_class: \(quoted(heatmapClass))\n" }

@@ -120,11 +120,15 @@ final class TrainingFlowTests: XCTestCase {
                 test_fraction: 0.25
               - stage: tissue
                 from: slides
-              - stage: evaluate_slides
-                from: tissue
-                checkpoint: finetune
+              - stage: tiles
                 mpp: 1.0
+                size: 64
                 min_tissue: 0
+              - stage: cache
+                name: slide_cache
+                path: \(folder.appendingPathComponent("cache").path)
+              - stage: evaluate_slides
+                checkpoint: finetune
                 heatmap_class: purple
             """
         let path = folder.appendingPathComponent("flow.yaml").path

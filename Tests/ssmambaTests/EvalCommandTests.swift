@@ -12,17 +12,28 @@ final class EvalCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: folder) }
         try writeRandomClassifier(classes: ["benign", "tumour"], to: folder.appendingPathComponent("model"), seed: 1)
         for name in ["a", "b"] {
-            try PyramidWriter.write(width: 1024, height: 768, to: folder.appendingPathComponent("slides/\(name).tif"), micronsPerPixel: 0.5) { _, x, _, w, h in
-                x < 256 ? RGBImage(width: w, height: h, filling: (242, 241, 243)) : RGBImage(width: w, height: h, filling: (200, 120, 180))
+            try PyramidWriter.write(width: 1024, height: 768, to: folder.appendingPathComponent("slides/\(name).tif"), micronsPerPixel: 0.5) { level, x, _, w, h in
+                // Level-0 columns left of 256 are glass, the rest tissue, at every level of the pyramid.
+                var pixels = [UInt8](repeating: 0, count: w * h * 3)
+                for row in 0..<h { for column in 0..<w {
+                    let colour: [UInt8] = (x + column) << level < 256 ? [242, 241, 243] : [200, 120, 180]
+                    pixels.replaceSubrange(((row * w + column) * 3)..<((row * w + column) * 3 + 3), with: colour)
+                } }
+                return RGBImage(width: w, height: h, pixels: pixels)
             }
         }
         let out = folder.appendingPathComponent("run").path
         let result = try BuiltTool.run(["eval", "--checkpoint", folder.appendingPathComponent("model").path, "--slides", folder.appendingPathComponent("slides").path,
-                                        "--pattern", "*.tif", "--mpp", "2", "--heatmap-class", "tumour", "--out", out])
+                                        "--pattern", "*.tif", "--mpp", "2", "--heatmap-class", "tumour", "--out", out,
+                                        "--cache", folder.appendingPathComponent("cache").path])
         XCTAssertEqual(result.status, 0, result.output)
         let scores = try String(contentsOfFile: out + "/evaluate_slides/slide_scores.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(scores.first, "slide,tiles,mean_p_benign,mean_p_tumour,predicted")
         XCTAssertEqual(scores.count, 3)
+        for row in scores.dropFirst() {
+            // 1024×768 at 0.5 µm/px, 64-px tiles at 2 µm/px: a 4×3 grid, the first column glass.
+            XCTAssertEqual(row.split(separator: ",")[1], "9", "tissue tiles classified: \(row)")
+        }
         for name in ["a", "b"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/evaluate_slides/\(name).heatmap.tif"))
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/evaluate_slides/\(name).heatmap.png"))

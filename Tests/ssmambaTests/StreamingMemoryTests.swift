@@ -36,9 +36,13 @@ final class StreamingMemoryTests: XCTestCase {
                 source: {kind: slides, path: \(slides.path), pattern: "*.tif"}
                 stages:
                   - stage: tissue
+                  - stage: tiles
+                    mpp: 4.0
+                    size: 64
+                  - stage: cache
+                    path: \(folder.appendingPathComponent("cache-\(side)").path)
                   - stage: evaluate_slides
                     checkpoint: \(folder.appendingPathComponent("model").path)
-                    mpp: 4.0
                 """
             let path = folder.appendingPathComponent("flow-\(side).yaml").path
             try flow.write(toFile: path, atomically: true, encoding: .utf8)
