@@ -34,6 +34,7 @@ bench: build
 	$(RELEASE)/Benchmarks tensor $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks regions $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks cache $(if $(QUICK),--quick)
+	$(RELEASE)/Benchmarks stream $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks stain $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks pipeline $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks model-suite $(if $(QUICK),--quick)

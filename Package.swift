@@ -52,7 +52,7 @@ let package = Package(
                 "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "Stages", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "Tiling", "TileCache"], swiftSettings: numericFlags),
+        .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Stages"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "ssmambaTests", dependencies: ["ssmamba", "Slides", "SSMamba", "Tensors", "TileCache"]),

@@ -4,6 +4,7 @@
 //     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5]
 //     .build/release/Benchmarks regions [--quick]      (random region reads; tifffile and OpenSlide)
 //     .build/release/Benchmarks cache [--quick]        (tile cache writes and model-ready reads; Python lmdb + numpy)
+//     .build/release/Benchmarks stream [--quick]       (training fed from the cache vs from memory; PyTorch DataLoader over py-lmdb)
 //     .build/release/Benchmarks stain [--quick]        (Macenko, Reinhard, Vahadane; torchstain, numpy, staintools)
 //     .build/release/Benchmarks pipeline [--quick]     (slide → tissue → tiles → Macenko → cache; the Python pipeline)
 //     .build/release/Benchmarks model-suite [--quick] [--model ssmamba_tiny]   (ours and PyTorch, side by side)
@@ -30,6 +31,7 @@ case "tensor": TensorBenchmarks.run(quick: quick)
 case "scan": ScanBenchmarks.run(quick: quick)
 case "regions": suite { try RegionBenchmarks.run(quick: quick) }
 case "cache": suite { try CacheBenchmarks.run(quick: quick) }
+case "stream": suite { try StreamBenchmarks.run(quick: quick) }
 case "stain": suite { try StainBenchmarks.run(quick: quick) }
 case "pipeline": suite { try PipelineBenchmarks.run(quick: quick) }
 case "model-suite": suite { try ModelSuite.run(quick: quick, model: option("--model", default: "ssmamba_tiny")) }
@@ -39,6 +41,6 @@ case "model":
                                     training: option("--mode", default: "infer") == "train", steps: Int(option("--steps", default: "5")) ?? 5)
     }
 default:
-    FileHandle.standardError.write(Data("usage: Benchmarks tensor|scan|regions|cache|stain|pipeline|model-suite [--quick] | model --model NAME --batch N --mode infer|train [--steps N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: Benchmarks tensor|scan|regions|cache|stream|stain|pipeline|model-suite [--quick] | model --model NAME --batch N --mode infer|train [--steps N]\n".utf8))
     exit(2)
 }

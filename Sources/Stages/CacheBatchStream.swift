@@ -15,7 +15,8 @@ public struct CacheBatch: Sendable {
 }
 
 /// Reads tiles from the cache (one read transaction per store and batch), decodes them and
-/// augments them into model input. Batch k draws its augmentation from
+/// augments them into model input; tiles must have the model's input size (a tile of another size
+/// is reported, not resampled: that would change the µm/px the model sees). Batch k draws its augmentation from
 /// `RandomGenerator(seed:).stream(k)`, so its images do not depend on which thread made it.
 ///
 /// A record that is absent or damaged is not hidden: the batch lists it in `failures` and holds
@@ -34,6 +35,21 @@ public struct CacheBatchReader: Sendable {
         self.seed = seed
     }
 
+    /// What to say of a tile of another size than the model's input: resampling it would change
+    /// the µm/px the model sees without anyone having asked for it.
+    static func sizeMismatch(width: Int, height: Int, size: Int) -> String {
+        "the tile is \(width)×\(height) px and the model takes \(size)×\(size): set the tiles (or decode) stage's `size: \(size)`, or choose a model for \(width)-px tiles"
+    }
+
+    /// Fails unless the first tile has the model's input size (one clear error, not one per tile).
+    public func checkTileSize() throws {
+        guard !tiles.isEmpty else { return }
+        let first = tiles[0]
+        if case .found(let cached)? = try first.entry.store.read([first.entry.key]).first, cached.width != size || cached.height != size {
+            throw StageError("\(first): \(Self.sizeMismatch(width: cached.width, height: cached.height, size: size))")
+        }
+    }
+
     /// Batch `k` made of `tiles[wanted]`.
     public func batch(_ k: Int, of wanted: [Int]) -> CacheBatch {
         var images = [RGBImage?](repeating: nil, count: wanted.count)
@@ -45,10 +61,12 @@ public struct CacheBatchReader: Sendable {
                 let found = try store.read(slots.map { tiles.keys[wanted[$0]] })
                 for (slot, lookup) in zip(slots, found) {
                     switch lookup {
-                    case .found(let cached) where cached.channels == 3:
+                    case .found(let cached) where cached.channels == 3 && cached.width == size && cached.height == size:
                         images[slot] = RGBImage(width: cached.width, height: cached.height, pixels: cached.pixels)
+                    case .found(let cached) where cached.channels != 3:
+                        failures.append((tiles[wanted[slot]], "the record has \(cached.channels) channels; the model needs RGB tiles"))
                     case .found(let cached):
-                        failures.append((tiles[wanted[slot]], "the record has \(cached.channels) channels; training needs RGB tiles"))
+                        failures.append((tiles[wanted[slot]], Self.sizeMismatch(width: cached.width, height: cached.height, size: size)))
                     case .missing:
                         failures.append((tiles[wanted[slot]], "absent from the cache (was it changed or cleaned during the run?); re-run the flow to write it again"))
                     case .corrupt(let reason):

@@ -120,7 +120,7 @@ public enum Catalog {
         name: "pretrain", input: "tile", output: nil,
         doc: "MAMIM pretraining (masked image modelling), streamed from the tile cache: each epoch a seeded permutation of every cached tile of its input, read and augmented by `readers` threads ahead of the optimizer; writes `<run>/<name>/checkpoint` and reconstruction pictures (masked input, reconstruction, original).",
         parameters: [
-            ParameterSpec("model", .choice(pretrainableModelNames), default: "ssmamba_micro", "model configuration (`ssmamba model list`; plain layouts: MAMIM for the hierarchical R1 is not built); tiles are resized to its input size"),
+            ParameterSpec("model", .choice(pretrainableModelNames), default: "ssmamba_micro", "model configuration (`ssmamba model list`; plain layouts: MAMIM for the hierarchical R1 is not built); tiles must have its input size (`ssmamba model info`)"),
             ParameterSpec("steps", .integer(1...10_000_000), default: "300", "optimizer steps"),
             ParameterSpec("batch", .integer(1...4096), default: "32", "images per step"),
             ParameterSpec("lr", .number(1e-7...1), default: "1e-3", "peak learning rate (AdamW, β₂ 0.95, cosine with warm-up)"),

@@ -114,6 +114,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         var sums = [Double](repeating: 0, count: classes.count)
         var scored = 0
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
+        try reader.checkTileSize()
         let stream = CacheBatchStream(reader, count: (tiles.count + batchSize - 1) / batchSize,
                                       plan: { [batchSize] k in Array((k * batchSize)..<min(tiles.count, (k + 1) * batchSize)) }, readers: readers)
         defer { stream.stop() }

@@ -125,6 +125,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         let plan = balanced ? Self.balancedPlan(labels: labels, classes: classes.count, batch: batchSize, seed: seed &+ 303)
                             : EpochOrder(count: train.count, seed: seed &+ 303).batchPlan(size: batchSize)
         let reader = CacheBatchReader(tiles: train, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
+        try reader.checkTileSize()
         let stream = CacheBatchStream(reader, first: start, count: epochs * stepsPerEpoch, plan: plan, readers: readers)
         defer { stream.stop() }
         /// What `last` says besides the trainer: the best epoch so far and the epoch's running loss.

@@ -73,6 +73,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         if start > 0 { context.count("\(name).resumed_at_step", start) }
         let order = EpochOrder(count: tiles.count, seed: seed &+ 101)
         let reader = CacheBatchReader(tiles: tiles, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
+        try reader.checkTileSize()
         let stream = CacheBatchStream(reader, first: start, count: steps, plan: { [batchSize] in order.batch($0, size: batchSize) }, readers: readers)
         defer { stream.stop() }
         var recent: [Float] = []

@@ -143,6 +143,7 @@ struct DecodeStage: Stage {
         var tile = Tile(source: input.path, column: 0, row: 0, scaleIndex: 0, level0X: 0, level0Y: 0,
                         requestedMicronsPerPixel: micronsPerPixel, effectiveMicronsPerPixel: micronsPerPixel, tissueFraction: 1,
                         label: input.label, image: image)
+        tile.split = input.split
         tile.sourceIdentity = try Fingerprint.source(path: input.path)
         try context.emit(tile)
     }

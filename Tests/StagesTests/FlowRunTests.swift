@@ -300,12 +300,12 @@ final class CacheContractTests: XCTestCase {
             let classFolder = dataset.appendingPathComponent(label)
             try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
             for i in 0..<12 {
-                var pixels = [UInt8](repeating: 0, count: 32 * 32 * 3)
-                for p in 0..<(32 * 32) {
+                var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+                for p in 0..<(64 * 64) {
                     let noise = Int((p &* 2654435761 &+ i &* 97) % 21) - 10
                     pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
                 }
-                try PNGWriter.write(RGBImage(width: 32, height: 32, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
+                try PNGWriter.write(RGBImage(width: 64, height: 64, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
             }
         }
         return dataset
@@ -380,5 +380,61 @@ final class CacheContractTests: XCTestCase {
             XCTAssertTrue(message.contains("reads only `cache` or `cached_tiles` steps"), message)
             XCTAssertTrue(message.contains("from: decode"), message)
         }
+    }
+
+    func testBadTrainingInputsGetClearErrors() throws {
+        let rois = try writeROIs()
+        // Tiles of another size than the model's input: one error naming the sizes and the fix.
+        let small = try run("""
+            flow: small
+            output: \(folder.appendingPathComponent("run-small").path)
+            source: {kind: roi_folder, path: \(rois.path)}
+            stages:
+              - stage: decode
+                size: 32
+              - stage: cache
+                path: \(folder.appendingPathComponent("cache-small").path)
+              - stage: finetune
+                epochs: 1
+            """)
+        XCTAssertEqual(small.failures, 1, small.markdown)
+        XCTAssertTrue(small.markdown.contains("32×32 px and the model takes 64×64") && small.markdown.contains("`size: 64`"), small.markdown)
+        XCTAssertNil(small.counters["finetune.steps"])
+
+        // A cache path that is not a cache: refused before anything runs, naming the path.
+        let empty = folder.appendingPathComponent("not-a-cache")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try run("""
+            flow: nocache
+            source: {kind: cached_tiles, path: \(empty.path)}
+            stages:
+              - stage: pretrain
+                steps: 1
+            """)) { error in
+            XCTAssertTrue("\(error)".contains("\(empty.path): not a tile cache"), "\(error)")
+            XCTAssertTrue("\(error)".contains(":2:"), "names the source's line: \(error)")
+        }
+
+        // An empty split: the counts and what to do.
+        let table = folder.appendingPathComponent("images.csv")
+        var rows = "path,label,split\n"
+        for (i, label) in ["pink", "purple"].enumerated() {
+            for k in 0..<6 { rows += "rois/\(label)/\(label)-\(k).png,\(label),\(k < 4 ? "train" : "validation")\n" }
+            _ = i
+        }
+        try rows.write(to: table, atomically: true, encoding: .utf8)
+        let split = try run("""
+            flow: split
+            output: \(folder.appendingPathComponent("run-split").path)
+            source: {kind: image_csv, path: \(table.path)}
+            stages:
+              - stage: decode
+              - stage: cache
+                path: \(folder.appendingPathComponent("cache-split").path)
+              - stage: finetune
+                epochs: 1
+            """)
+        XCTAssertEqual(split.failures, 1, split.markdown)
+        XCTAssertTrue(split.markdown.contains("empty split (train 8, validation 4, test 0)"), split.markdown)
     }
 }

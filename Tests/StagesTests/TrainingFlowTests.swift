@@ -74,12 +74,12 @@ final class TrainingFlowTests: XCTestCase {
             let classFolder = dataset.appendingPathComponent(label)
             try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
             for i in 0..<24 {
-                var pixels = [UInt8](repeating: 0, count: 48 * 48 * 3)
-                for p in 0..<(48 * 48) {
+                var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+                for p in 0..<(64 * 64) {
                     let noise = Int((p &* 2654435761 &+ i &* 97) % 21) - 10
                     pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
                 }
-                try PNGWriter.write(RGBImage(width: 48, height: 48, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
+                try PNGWriter.write(RGBImage(width: 64, height: 64, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
             }
         }
         // A slide: left half pink tissue, right half purple tissue.

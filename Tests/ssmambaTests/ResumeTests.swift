@@ -21,12 +21,12 @@ final class ResumeTests: XCTestCase {
             let classFolder = dataset.appendingPathComponent(label)
             try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
             for i in 0..<16 {
-                var pixels = [UInt8](repeating: 0, count: 32 * 32 * 3)
-                for p in 0..<(32 * 32) {
+                var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+                for p in 0..<(64 * 64) {
                     let noise = Int((p &* 2654435761 &+ i &* 97) % 41) - 20
                     pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
                 }
-                try PNGWriter.write(RGBImage(width: 32, height: 32, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
+                try PNGWriter.write(RGBImage(width: 64, height: 64, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
             }
         }
         let path = folder.appendingPathComponent("flow.yaml").path
