@@ -169,23 +169,24 @@ public enum Catalog {
         ], readsOnly: ["cache"])
 
     public static let slideMIL = StepKind(
-        name: "slide_mil", input: "slide", output: nil,
-        doc: "Whole-slide tasks: tile embeddings from a checkpoint's encoder (cached as safetensors), then an attention-MIL aggregator (ABMIL) for slide labels, or survival with the Cox loss; k-fold cross-validation over patients (`<run>/<name>/cross_validation.csv`, `abmil.safetensors`). Labels come from the slides source's labels CSV.",
+        name: "slide_mil", input: "tile", output: nil,
+        doc: "Whole-slide tasks on the flow's own slide tiles (tissue → tiles → stain → cache): tile embeddings from a checkpoint's encoder (cached as safetensors), then an attention-MIL aggregator (ABMIL) for slide labels, or survival with the Cox loss; k-fold cross-validation over patients (`<run>/<name>/cross_validation.csv`, `abmil.safetensors`). Labels come from the slides source's labels CSV.",
         parameters: [
             ParameterSpec("checkpoint", .text, "a `pretrain` or `finetune` step of this flow, or a checkpoint folder"),
             ParameterSpec("task", .choice(["classification", "survival"]), default: "classification", "slide labels (`label` column) or survival (`time`, `event` columns)"),
-            ParameterSpec("mpp", .number(0.05...64), default: "0.5", "µm/px of the tiles"),
-            ParameterSpec("min_tissue", .number(0...1), default: "0.5", "least tissue fraction of a tile"),
+            ParameterSpec("mpp", .number(0.05...64), optional: true, "the crops to embed, by µm/px (default: each grid position's first scale)"),
+            ParameterSpec("min_tissue", .number(0...1), default: "0", "least tissue fraction of an embedded tile (the tiles stage's `min_tissue` has already filtered)"),
             ParameterSpec("max_tiles", .integer(1...100_000), default: "2000", "tiles per slide at most (evenly spaced)"),
             ParameterSpec("epochs", .integer(1...100_000), default: "100", "full passes over the training slides"),
             ParameterSpec("hidden", .integer(4...1024), default: "64", "attention width"),
             ParameterSpec("lr", .number(1e-7...1), default: "1e-3", "learning rate (AdamW)"),
             ParameterSpec("folds", .integer(2...100), default: "5", "cross-validation folds (at most one per patient)"),
             ParameterSpec("cache", .path(mustExist: false), default: "cache/embeddings", "folder of cached tile embeddings"),
-        ])
+            ParameterSpec("readers", .integer(1...64), default: "2", "threads reading and decoding tiles from the cache ahead of the encoder"),
+        ], readsOnly: ["cache"])
 
     /// Kinds that stream their tiles' pixels from the cache (a cache stage need not read them).
-    static let streamingKinds: Set<String> = [pretrain.name, finetune.name, evaluateSlides.name]
+    static let streamingKinds: Set<String> = [pretrain.name, finetune.name, evaluateSlides.name, slideMIL.name]
 
     public static let flowCatalog = FlowCatalog(sources: [slides, roiFolder, imageCSV, nuclei, cachedTiles],
                                                 stages: [tissue, tiles, decode, stain, cache, export, pretrain, finetune, evaluateSlides, slideMIL])

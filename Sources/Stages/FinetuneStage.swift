@@ -63,20 +63,22 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     }
 
     /// Splits: the dataset's own (train / validation / test) when every tile has one, otherwise
-    /// by source file (tiles of one image never straddle splits), seeded.
+    /// by patient (slides with a patient in the labels CSV) or by source file, seeded, so one
+    /// patient's or one image's tiles never straddle splits.
     func split(_ tiles: TrainingSet) -> (train: TrainingSet, validation: TrainingSet, test: TrainingSet) {
         let all = Array(0..<tiles.count)
         if all.allSatisfy({ tiles.split($0) != nil }) {
             return (tiles.subset(all.filter { tiles.split($0) == "train" }), tiles.subset(all.filter { tiles.split($0) == "validation" }),
                     tiles.subset(all.filter { tiles.split($0) == "test" }))
         }
-        let sources = Array(Set(all.map(tiles.source))).sorted()
+        func group(_ i: Int) -> String { tiles.patient(i).map { "patient " + $0 } ?? tiles.source(i) }
+        let sources = Array(Set(all.map(group))).sorted()
         var rng = RandomGenerator(seed: seed &+ 17)
         let order = rng.permutation(sources.count).map { sources[$0] }
         let testCount = Int((Double(sources.count) * testFraction).rounded()), validationCount = Int((Double(sources.count) * validationFraction).rounded())
         let test = Set(order.prefix(testCount)), validation = Set(order.dropFirst(testCount).prefix(validationCount))
-        return (tiles.subset(all.filter { !test.contains(tiles.source($0)) && !validation.contains(tiles.source($0)) }),
-                tiles.subset(all.filter { validation.contains(tiles.source($0)) }), tiles.subset(all.filter { test.contains(tiles.source($0)) }))
+        return (tiles.subset(all.filter { !test.contains(group($0)) && !validation.contains(group($0)) }),
+                tiles.subset(all.filter { validation.contains(group($0)) }), tiles.subset(all.filter { test.contains(group($0)) }))
     }
 
     private func train(_ context: StageContext<Never>) throws -> URL {

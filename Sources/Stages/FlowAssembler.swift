@@ -142,7 +142,7 @@ public enum FlowAssembler {
                 case "slide_mil":
                     let encoder = try checkpoint(p.text("checkpoint"), from: ["pretrain", "finetune"])
                     graph.sink(step.name, SlideMILStage(name: step.name, p, checkpoint: encoder, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
-                               from: input!.typed(SlideItem.self), workers: step.workers, onError: step.onError)
+                               from: input!.typed(Tile.self), workers: step.workers, onError: step.onError)
                     edge = nil
                 case "export":
                     let folder = p.text("folder")

@@ -7,38 +7,48 @@ import Tensors
 import TileCache
 import Tiling
 
-/// `slide_mil`: whole-slide tasks from tile embeddings. Each slide's tissue tiles are embedded by
-/// the encoder of a checkpoint (mean of its output tokens), and the bag of embeddings is cached as
-/// safetensors keyed by the slide file, the checkpoint and the grid parameters. At the end an
-/// attention-MIL aggregator (ABMIL) is trained on the labelled slides — classification from the
-/// `label` column, or survival from `time`/`event` with the Cox loss — and evaluated by k-fold
-/// cross-validation over slides (patients kept together), since slide counts are small.
+/// `slide_mil`: whole-slide tasks from tile embeddings, on the flow's own slide tiles (tissue →
+/// tiles → stain → cache, streamed from the cache). It keeps a reference per tile; once its input
+/// has ended and the encoder exists, each slide's tiles (at most `max_tiles`, evenly spaced) are
+/// embedded by the checkpoint's encoder (mean of its output tokens) and the bag is cached as
+/// safetensors keyed by the slide, the encoder and the tiles. Then an attention-MIL aggregator
+/// (ABMIL) is trained on the labelled slides — classification from the `label` column, or
+/// survival from `time`/`event` with the Cox loss — and evaluated by k-fold cross-validation over
+/// slides (patients kept together), since slide counts are small.
 final class SlideMILStage: Stage, @unchecked Sendable {
     typealias Output = Never
+    /// One slide's bag: what the labels CSV says of it and its tile embeddings.
+    struct Bag {
+        let slide: String
+        let label: String?, patient: String?, time: Double?, event: Bool?
+        let embeddings: Tensor
+    }
+
     let name: String
     let checkpoint: CheckpointSource
-    let micronsPerPixel: Double, minimumTissue: Double
+    let micronsPerPixel: Double?, minimumTissue: Double
     let maximumTiles: Int
     let survival: Bool
-    let epochs: Int, hidden: Int, folds: Int
+    let epochs: Int, hidden: Int, folds: Int, readers: Int
     let learningRate: Float
     let cacheFolder: URL, folder: URL
     let seed: UInt64
     let artifacts: Artifacts
     private let lock = NSLock()
-    private var encoder: (model: Encoder, identity: String)?
-    private var bags: [(slide: SlideItem, embeddings: Tensor)] = []
+    private var tiles = TrainingSet()
+    private var facts: [String: (label: String?, patient: String?, time: Double?, event: Bool?)] = [:]
 
     init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, seed: Int, runFolder: URL, artifacts: Artifacts) {
         self.name = name
         self.checkpoint = checkpoint
-        micronsPerPixel = p.number("mpp")
+        micronsPerPixel = p.optionalNumber("mpp")
         minimumTissue = p.number("min_tissue")
         maximumTiles = p.integer("max_tiles")
         survival = p.text("task") == "survival"
         epochs = p.integer("epochs")
         hidden = p.integer("hidden")
         folds = p.integer("folds")
+        readers = p.integer("readers")
         learningRate = Float(p.number("lr"))
         let cache = p.text("cache")
         cacheFolder = cache.hasPrefix("/") ? URL(fileURLWithPath: cache) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(cache)
@@ -47,75 +57,109 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         self.artifacts = artifacts
     }
 
-    private func loadEncoder(_ context: StageContext<Never>) throws -> (model: Encoder, identity: String) {
+    /// Takes the reference of a tile of the chosen scale (`mpp`, or each position's first crop).
+    func process(_ tile: Tile, _ context: StageContext<Never>) throws {
+        let wanted = micronsPerPixel.map { abs(tile.requestedMicronsPerPixel - $0) <= 1e-9 * $0 } ?? (tile.scaleIndex == 0)
+        guard wanted else { return context.count("\(name).tiles_of_other_scales") }
+        guard let entry = tile.cacheEntry else {
+            throw StageError("\(tile): not from a cache ('\(name)' streams its tiles from the tile cache; put a `cache` stage before it)")
+        }
+        guard tile.grid != nil else {
+            throw StageError("\(tile): not a tile of a slide grid ('\(name)' works on slides: read a cache fed by a `tiles` stage)")
+        }
+        guard tile.tissueFraction >= minimumTissue else { return context.count("\(name).tiles_below_min_tissue") }
         try lock.withLock {
-            if let encoder { return encoder }
-            let url = try checkpoint.url(artifacts, isStopping: { context.isStopping })
-            let saved = try Checkpoint.read(from: url)
-            var rng = RandomGenerator(seed: 0)
-            let model = try Encoder(config: saved.manifest.model, using: &rng)
-            var weights = saved.weights
-            weights.entries = weights.entries.filter { !$0.key.hasPrefix("decoder.") && !$0.key.hasPrefix("head.") }
-            try model.loadStateDictionary(weights, source: url.path)
-            let identity = try String(Fingerprint.source(path: url.appendingPathComponent("model.safetensors").path), radix: 16)
-            encoder = (model, identity)
-            return (model, identity)
+            try tiles.append(TrainingTile(entry: entry, label: tile.label, source: tile.source, patient: tile.patient))
+            facts[tile.source] = (tile.label, tile.patient, tile.time, tile.event)
         }
     }
 
-    func process(_ slide: SlideItem, _ context: StageContext<Never>) throws {
-        let (model, identity) = try loadEncoder(context)
-        let size = model.config.imageSize
-        let key = String(Fingerprint.parameters(["slide": String(slide.fingerprint), "encoder": identity, "mpp": "\(micronsPerPixel)",
-                                                 "min_tissue": "\(minimumTissue)", "max_tiles": "\(maximumTiles)"]), radix: 16)
-        let stem = ((slide.path as NSString).lastPathComponent as NSString).deletingPathExtension
-        let file = cacheFolder.appendingPathComponent("\(stem)-\(key).safetensors")
-        if let cached = try? SafeTensorsFile(contentsOf: file), let embeddings = try? cached.tensor("embeddings") {
-            context.count("\(name).embeddings_reused")
-            lock.withLock { bags.append((slide, embeddings)) }
-            return
-        }
-        let reader = slide.reader
-        var positions = try TileGrid(micronsPerPixel: micronsPerPixel, size: size, minimumTissue: minimumTissue)
-            .positions(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height,
-                       slideMicronsPerPixel: reader.micronsPerPixel, mask: slide.mask, path: slide.path)
-        if positions.count > maximumTiles { positions = (0..<maximumTiles).map { positions[$0 * positions.count / maximumTiles] } }
-        guard !positions.isEmpty else { throw StageError("\(slide): no tissue tiles at min_tissue \(minimumTissue)") }
-        let cropper = MultiScaleCropper(scales: [micronsPerPixel], size: size)
-        try cropper.validate(reader)
-        let dim = model.config.outputWidth
-        var embeddings = Tensor(zeros: [positions.count, dim])
+    /// The encoder of the checkpoint and an identity of its weights (for the embedding cache).
+    private func loadEncoder(_ context: StageContext<Never>) throws -> (model: Encoder, identity: String) {
+        let url = try checkpoint.url(artifacts, isStopping: { context.isStopping })
+        let saved = try Checkpoint.read(from: url)
         var rng = RandomGenerator(seed: 0)
-        for start in stride(from: 0, to: positions.count, by: 32) {
-            if context.isStopping { return }
-            let chunk = Array(positions[start..<min(positions.count, start + 32)])
-            let images = Augmentation.evaluation.batch(try chunk.map { try cropper.crops(reader, at: $0)[0].image }, size: size, using: &rng)
-            lock.lock()  // layers keep per-call state: one forward at a time
-            let tokens = model.forward(images, grid: model.fullGrid(batch: chunk.count), training: false, using: &rng)
-            lock.unlock()
-            let pooled = tokens.mean(alongAxis: 1)
-            for i in 0..<chunk.count { for j in 0..<dim { embeddings.scalars[(start + i) * dim + j] = pooled.scalars[i * dim + j] } }
+        let model = try Encoder(config: saved.manifest.model, using: &rng)
+        var weights = saved.weights
+        weights.entries = weights.entries.filter { !$0.key.hasPrefix("decoder.") && !$0.key.hasPrefix("head.") }
+        try model.loadStateDictionary(weights, source: url.path)
+        return (model, try String(Fingerprint.source(path: url.appendingPathComponent("model.safetensors").path), radix: 16))
+    }
+
+    /// One slide's embeddings: from the embedding cache, or its tiles streamed from the tile cache
+    /// through the encoder (32 at a time).
+    private func embed(_ slide: String, _ tiles: TrainingSet, encoder: (model: Encoder, identity: String), context: StageContext<Never>) throws -> Tensor {
+        let model = encoder.model, dim = model.config.outputWidth
+        let key = String(Fingerprint.parameters(["encoder": encoder.identity, "tiles": String(Fingerprint.records(tiles.keys), radix: 16)]), radix: 16)
+        let stem = ((slide as NSString).lastPathComponent as NSString).deletingPathExtension
+        let file = cacheFolder.appendingPathComponent("\(stem)-\(key).safetensors")
+        if let cached = try? SafeTensorsFile(contentsOf: file), let embeddings = try? cached.tensor("embeddings"), embeddings.shape == [tiles.count, dim] {
+            context.count("\(name).embeddings_reused")
+            return embeddings
         }
+        let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
+        try reader.checkTileSize()
+        let chunk = 32
+        let stream = CacheBatchStream(reader, count: (tiles.count + chunk - 1) / chunk,
+                                      plan: { k in Array((k * chunk)..<min(tiles.count, (k + 1) * chunk)) }, readers: readers)
+        defer { stream.stop() }
+        var rows: [Float] = []
+        rows.reserveCapacity(tiles.count * dim)
+        var rng = RandomGenerator(seed: 0)
+        while let batch = stream.next() {
+            if let (tile, reason) = batch.failures.first {
+                throw StageError("\(tile): \(reason) (a bag needs all its tiles: \(batch.failures.count) unreadable in this batch)")
+            }
+            let tokens = model.forward(batch.images, grid: model.fullGrid(batch: batch.members.count), training: false, using: &rng)
+            rows += tokens.mean(alongAxis: 1).scalars
+            if context.isStopping { throw StageError("the run stopped while \((slide as NSString).lastPathComponent) was embedded") }
+        }
+        let embeddings = Tensor(shape: [tiles.count, dim], scalars: rows)
         try FileManager.default.createDirectory(at: cacheFolder, withIntermediateDirectories: true)
         var saved = SafeTensorsFile()
         saved.set("embeddings", embeddings)
         try saved.write(to: file)
         context.count("\(name).embeddings_computed")
-        context.count("\(name).tiles", positions.count)
-        lock.withLock { bags.append((slide, embeddings)) }
+        context.count("\(name).tiles", tiles.count)
+        return embeddings
+    }
+
+    /// Every slide's bag, slide by slide (a slide that cannot be embedded is reported and left out).
+    private func bags(_ context: StageContext<Never>) throws -> [Bag] {
+        let (tiles, facts) = lock.withLock { (self.tiles, self.facts) }
+        guard !tiles.isEmpty else { return [] }
+        let encoder = try loadEncoder(context)
+        let bySlide = Dictionary(grouping: 0..<tiles.count, by: tiles.source)
+        var bags: [Bag] = []
+        for slide in bySlide.keys.sorted() {
+            if context.isStopping { break }
+            // Evenly spaced over the slide's tiles in key order, at most `max_tiles`.
+            let all = bySlide[slide]!.sorted { tiles.keys[$0] < tiles.keys[$1] }
+            let chosen = all.count <= maximumTiles ? all : (0..<maximumTiles).map { all[$0 * all.count / maximumTiles] }
+            do {
+                let embeddings = try embed(slide, tiles.subset(chosen), encoder: encoder, context: context)
+                let f = facts[slide]!
+                bags.append(Bag(slide: slide, label: f.label, patient: f.patient, time: f.time, event: f.event, embeddings: embeddings))
+            } catch {
+                if context.isStopping { break }
+                context.reportFailure(item: slide, reason: String(describing: error))
+            }
+        }
+        return bags
     }
 
     func finish(_ context: StageContext<Never>) throws {
-        let all = lock.withLock { bags.sorted { $0.slide.path < $1.slide.path } }
-        let usable = all.filter { survival ? ($0.slide.time != nil && $0.slide.event != nil) : $0.slide.label != nil }
+        let all = try bags(context)
+        if context.isStopping { return }
+        let usable = all.filter { survival ? ($0.time != nil && $0.event != nil) : $0.label != nil }
         context.count("\(name).slides_with_targets", usable.count)
         guard usable.count >= 2 else {
             throw StageError("'\(name)' needs at least two slides with \(survival ? "time and event" : "a label") in the labels CSV; found \(usable.count) of \(all.count)")
         }
-        let classes = Array(Set(usable.compactMap(\.slide.label))).sorted()
+        let classes = Array(Set(usable.compactMap(\.label))).sorted()
         if !survival && classes.count < 2 { throw StageError("'\(name)' needs at least two slide classes; found \(classes)") }
         // Folds over patients (a slide without a patient is its own patient).
-        let patients = Array(Set(usable.map { $0.slide.patient ?? $0.slide.path })).sorted()
+        let patients = Array(Set(usable.map { $0.patient ?? $0.slide })).sorted()
         var rng = RandomGenerator(seed: seed)
         let order = rng.permutation(patients.count)
         let k = min(folds, patients.count)
@@ -123,8 +167,8 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         for (rank, index) in order.enumerated() { foldOf[patients[index]] = rank % k }
         var outputs = [[Double]](repeating: [], count: usable.count)
         for fold in 0..<k {
-            let trainIndices = usable.indices.filter { foldOf[usable[$0].slide.patient ?? usable[$0].slide.path] != fold }
-            let testIndices = usable.indices.filter { foldOf[usable[$0].slide.patient ?? usable[$0].slide.path] == fold }
+            let trainIndices = usable.indices.filter { foldOf[usable[$0].patient ?? usable[$0].slide] != fold }
+            let testIndices = usable.indices.filter { foldOf[usable[$0].patient ?? usable[$0].slide] == fold }
             let model = try train(usable, trainIndices, classes: classes, rng: &rng)
             for i in testIndices { outputs[i] = model.forward(usable[i].embeddings).scalars.map(Double.init) }
         }
@@ -132,15 +176,15 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         var csv = "slide,patient,fold," + (survival ? "time,event,risk" : "label," + classes.map { "p_\($0)" }.joined(separator: ",")) + "\n"
         if survival {
             let risks = outputs.map { $0[0] }
-            if let c = SurvivalMetrics.concordanceIndex(times: usable.map { $0.slide.time! }, events: usable.map { $0.slide.event! }, risks: risks) {
+            if let c = SurvivalMetrics.concordanceIndex(times: usable.map { $0.time! }, events: usable.map { $0.event! }, risks: risks) {
                 context.record(metric: "\(name).cv_c_index", c)
             }
             for (i, bag) in usable.enumerated() {
-                csv += "\(bag.slide.path),\(bag.slide.patient ?? ""),\(foldOf[bag.slide.patient ?? bag.slide.path]!),\(bag.slide.time!),\(bag.slide.event! ? 1 : 0),\(risks[i])\n"
+                csv += "\(bag.slide),\(bag.patient ?? ""),\(foldOf[bag.patient ?? bag.slide]!),\(bag.time!),\(bag.event! ? 1 : 0),\(risks[i])\n"
             }
         } else {
             let probabilities = Probabilities.rows(Tensor(shape: [outputs.count, classes.count], scalars: outputs.joined().map(Float.init)))
-            let truth = usable.map { classes.firstIndex(of: $0.slide.label!)! }
+            let truth = usable.map { classes.firstIndex(of: $0.label!)! }
             let metrics = ClassificationMetrics(truth: truth, predicted: probabilities.map(Probabilities.argmax), classes: classes.count)
             context.record(metric: "\(name).cv_accuracy", metrics.accuracy)
             context.record(metric: "\(name).cv_balanced_accuracy", metrics.balancedAccuracy)
@@ -149,7 +193,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
                 context.record(metric: "\(name).cv_auc", auc)
             }
             for (i, bag) in usable.enumerated() {
-                csv += "\(bag.slide.path),\(bag.slide.patient ?? ""),\(foldOf[bag.slide.patient ?? bag.slide.path]!),\(bag.slide.label!),"
+                csv += "\(bag.slide),\(bag.patient ?? ""),\(foldOf[bag.patient ?? bag.slide]!),\(bag.label!),"
                     + probabilities[i].map { String(format: "%.5f", $0) }.joined(separator: ",") + "\n"
             }
         }
@@ -162,7 +206,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
     /// One aggregator on `indices`: every epoch one full-batch step of the shared `Trainer`
     /// (AdamW at a constant rate, clipped): cross-entropy over the bags in a shuffled order, or
     /// the Cox loss, which couples the slides (forward all, then back-propagate each risk's gradient).
-    private func train(_ bags: [(slide: SlideItem, embeddings: Tensor)], _ indices: [Int], classes: [String],
+    private func train(_ bags: [Bag], _ indices: [Int], classes: [String],
                        rng: inout RandomGenerator) throws -> AttentionMIL {
         let dim = bags[0].embeddings.shape[1]
         let model = AttentionMIL(dim: dim, hidden: hidden, outputs: survival ? 1 : classes.count, using: &rng)
@@ -172,7 +216,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         for _ in 0..<epochs {
             if survival {
                 let risks = indices.map { Double(model.forward(bags[$0].embeddings).scalars[0]) }
-                guard let (loss, gradient) = CoxLoss.loss(risks: risks, times: indices.map { bags[$0].slide.time! }, events: indices.map { bags[$0].slide.event! }) else { break }
+                guard let (loss, gradient) = CoxLoss.loss(risks: risks, times: indices.map { bags[$0].time! }, events: indices.map { bags[$0].event! }) else { break }
                 try trainer.step { _, scale in
                     for (k, i) in indices.enumerated() {
                         _ = model.forward(bags[i].embeddings)
@@ -184,7 +228,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
                 try trainer.step { rng, scale in
                     var total: Float = 0
                     for i in rng.permutation(indices.count).map({ indices[$0] }) {
-                        let (loss, g) = CrossEntropy.loss(logits: model.forward(bags[i].embeddings), labels: [classes.firstIndex(of: bags[i].slide.label!)!])
+                        let (loss, g) = CrossEntropy.loss(logits: model.forward(bags[i].embeddings), labels: [classes.firstIndex(of: bags[i].label!)!])
                         model.backward(g * (scale / Float(indices.count)))
                         total += loss
                     }

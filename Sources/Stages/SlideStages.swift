@@ -97,6 +97,7 @@ final class TilesStage: Stage, @unchecked Sendable {
                     tile.sourceIdentity = slide.fingerprint
                     tile.awaitingCache = true
                     tile.grid = frame
+                    (tile.patient, tile.time, tile.event) = (slide.patient, slide.time, slide.event)
                     return tile
                 }
                 let present = try presence.store.environment.read { txn in
@@ -111,6 +112,7 @@ final class TilesStage: Stage, @unchecked Sendable {
                 for var tile in try cropper.crops(reader, at: position, label: slide.label) {
                     tile.sourceIdentity = slide.fingerprint
                     tile.grid = frame
+                    (tile.patient, tile.time, tile.event) = (slide.patient, slide.time, slide.event)
                     try context.emit(tile)
                 }
             } catch let stopped as FlowStopped {

@@ -11,29 +11,33 @@ public struct TrainingTile: Sendable, CustomStringConvertible {
     public let split: String?
     /// The slide or image file (source-level splits keep one file's tiles together).
     public let source: String
+    /// The patient, when the data names one (patient-level splits keep a patient's slides together).
+    public let patient: String?
 
-    public init(entry: CacheEntry, label: String? = nil, split: String? = nil, source: String) {
+    public init(entry: CacheEntry, label: String? = nil, split: String? = nil, source: String, patient: String? = nil) {
         self.entry = entry
         self.label = label
         self.split = split
         self.source = source
+        self.patient = patient
     }
 
     public var description: String { "\((source as NSString).lastPathComponent) record \(entry.key) in \(entry.store.path)" }
 }
 
-/// The tiles of a training stage, column by column: a cache key (40 bytes) and four small codes
-/// into tables of stores, labels, splits and sources, 48 bytes a tile whatever its size, so a
-/// data set of 100,000 tiles costs under 5 MB and no pixels are held.
+/// The tiles of a training stage, column by column: a cache key (40 bytes) and five small codes
+/// into tables of stores, labels, splits, sources and patients, 52 bytes a tile whatever its
+/// size, so a data set of 100,000 tiles costs about 5 MB and no pixels are held.
 public struct TrainingSet: Sendable {
     public private(set) var keys: [TileKey] = []
     private var storeCodes: [UInt8] = []
     private var labelCodes: [UInt16] = []
     private var splitCodes: [UInt8] = []
     private var sourceCodes: [UInt32] = []
+    private var patientCodes: [UInt32] = []
     /// The tables the codes index (code 0 of labels and splits means none).
     private var stores: [TileStore] = []
-    private var labels: [String?] = [nil], splits: [String?] = [nil], sources: [String] = []
+    private var labels: [String?] = [nil], splits: [String?] = [nil], patients: [String?] = [nil], sources: [String] = []
     private var codes: [String: Int] = [:]
 
     public init() {}
@@ -47,12 +51,13 @@ public struct TrainingSet: Sendable {
 
     public subscript(index: Int) -> TrainingTile {
         TrainingTile(entry: CacheEntry(store: stores[Int(storeCodes[index])], key: keys[index]), label: label(index),
-                     split: split(index), source: source(index))
+                     split: split(index), source: source(index), patient: patient(index))
     }
 
     public func label(_ index: Int) -> String? { labels[Int(labelCodes[index])] }
     public func split(_ index: Int) -> String? { splits[Int(splitCodes[index])] }
     public func source(_ index: Int) -> String { sources[Int(sourceCodes[index])] }
+    public func patient(_ index: Int) -> String? { patients[Int(patientCodes[index])] }
     public func store(_ index: Int) -> TileStore { stores[Int(storeCodes[index])] }
 
     /// Adds a tile; throws past the tables' sizes (256 caches, 65,535 labels, 255 splits).
@@ -66,11 +71,13 @@ public struct TrainingSet: Sendable {
         let label = try code(tile.label, in: \.labels, prefix: "l", limit: Int(UInt16.max), what: "labels")
         let split = try code(tile.split, in: \.splits, prefix: "t", limit: Int(UInt8.max), what: "split names")
         let source = try code(tile.source, in: \.sources, prefix: "s", limit: Int(UInt32.max), what: "source files")
+        let patient = try code(tile.patient, in: \.patients, prefix: "p", limit: Int(UInt32.max), what: "patients")
         keys.append(tile.entry.key)
         storeCodes.append(UInt8(store))
         labelCodes.append(UInt16(label))
         splitCodes.append(UInt8(split))
         sourceCodes.append(UInt32(source))
+        patientCodes.append(UInt32(patient))
     }
 
     private mutating func code(_ value: String?, in table: WritableKeyPath<TrainingSet, [String?]>, prefix: String, limit: Int, what: String) throws -> Int {
@@ -98,6 +105,7 @@ public struct TrainingSet: Sendable {
         out.labelCodes = indices.map { labelCodes[$0] }
         out.splitCodes = indices.map { splitCodes[$0] }
         out.sourceCodes = indices.map { sourceCodes[$0] }
+        out.patientCodes = indices.map { patientCodes[$0] }
         return out
     }
 
@@ -113,16 +121,17 @@ public struct TrainingSet: Sendable {
         var placed = [Bool](repeating: false, count: keys.count)
         for start in keys.indices where !placed[start] {
             // Row i takes row order[i]: follow the cycle through `start`, holding its first row.
-            let held = (keys[start], storeCodes[start], labelCodes[start], splitCodes[start], sourceCodes[start])
+            let held = (keys[start], storeCodes[start], labelCodes[start], splitCodes[start], sourceCodes[start], patientCodes[start])
             var i = start
             while true {
                 placed[i] = true
                 let j = order[i]
                 if j == start {
-                    (keys[i], storeCodes[i], labelCodes[i], splitCodes[i], sourceCodes[i]) = held
+                    (keys[i], storeCodes[i], labelCodes[i], splitCodes[i], sourceCodes[i], patientCodes[i]) = held
                     break
                 }
-                (keys[i], storeCodes[i], labelCodes[i], splitCodes[i], sourceCodes[i]) = (keys[j], storeCodes[j], labelCodes[j], splitCodes[j], sourceCodes[j])
+                (keys[i], storeCodes[i], labelCodes[i], splitCodes[i], sourceCodes[i], patientCodes[i])
+                    = (keys[j], storeCodes[j], labelCodes[j], splitCodes[j], sourceCodes[j], patientCodes[j])
                 i = j
             }
         }
@@ -140,7 +149,7 @@ final class TrainingTiles: @unchecked Sendable {
         guard let entry = tile.cacheEntry else {
             throw StageError("\(tile): not from a cache ('\(stage)' streams its tiles from the tile cache; put a `cache` stage before it)")
         }
-        let reference = TrainingTile(entry: entry, label: tile.label, split: tile.split, source: tile.source)
+        let reference = TrainingTile(entry: entry, label: tile.label, split: tile.split, source: tile.source, patient: tile.patient)
         try lock.withLock { try tiles.append(reference) }
     }
 

@@ -20,6 +20,11 @@ public struct Tile: Sendable, CustomStringConvertible {
     public var label: String?
     /// train / validation / test, when the dataset assigns one.
     public var split: String?
+    /// The patient of the tile's slide, and its survival (follow-up time, event observed), from
+    /// the slides' labels CSV.
+    public var patient: String?
+    public var time: Double?
+    public var event: Bool?
     public var image: RGBImage
     /// Cache identity of the source file (set by flows; 0 when unknown).
     public var sourceIdentity: UInt64 = 0

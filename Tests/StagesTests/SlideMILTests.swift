@@ -53,10 +53,14 @@ final class SlideMILTests: XCTestCase {
                   labels: \(folder.appendingPathComponent("labels.csv").path)
                 stages:
                   - stage: tissue
+                  - stage: tiles
+                    mpp: 1.0
+                    size: 64
+                  - stage: cache
+                    path: \(folder.appendingPathComponent("tiles").path)
                   - stage: slide_mil
                     checkpoint: \(checkpoint.path)
                     task: \(task)
-                    mpp: 1.0
                     epochs: 60
                     folds: 3
                     cache: \(folder.appendingPathComponent("embeddings").path)

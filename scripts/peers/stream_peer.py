@@ -97,23 +97,28 @@ try:
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch, shuffle=True, num_workers=2, persistent_workers=True,
                                          prefetch_factor=2, drop_last=True)
     batches = iter(loader)
+
+    def next_batch():
+        """The next batch, starting a new epoch (a new shuffle) when one ends, as a training loop does."""
+        global batches
+        try:
+            return next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            return next(batches)
+
     for _ in range(3):  # warm-up: workers started, kernels and allocator warm
-        step(*next(batches))
+        step(*next_batch())
     in_memory, streamed = [], []
     for _ in range(args.rounds):
-        held = [next(batches) for _ in range(args.steps)]
+        held = [next_batch() for _ in range(args.steps)]
         start = time.perf_counter()
         for images, labels in held:
             step(images, labels)
         in_memory.append(args.steps * args.batch / (time.perf_counter() - start))
         start = time.perf_counter()
         for _ in range(args.steps):
-            try:
-                images, labels = next(batches)
-            except StopIteration:
-                batches = iter(loader)
-                images, labels = next(batches)
-            step(images, labels)
+            step(*next_batch())
         streamed.append(args.steps * args.batch / (time.perf_counter() - start))
     print(json.dumps({"in_memory_images_per_second": statistics.median(in_memory),
                       "dataloader_images_per_second": statistics.median(streamed),
