@@ -159,3 +159,57 @@ final class TrainingFlowTests: XCTestCase {
         XCTAssertTrue(scores.hasPrefix("slide,tiles,mean_p_pink,mean_p_purple,predicted\n"), scores)
     }
 }
+
+/// Fine-tuning on slide tiles keeps a patient's slides in one split.
+final class PatientSplitTests: XCTestCase {
+    func testSlidesOfOnePatientShareASplit() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("patients-\(UUID())")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("slides"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Six slides of three patients; every slide all tissue, 4×4 tiles of 64 px at 1 µm/px.
+        var labels = "slide,patient,label\n"
+        for i in 0..<6 {
+            let (w, h) = (512, 512)
+            var pixels = [UInt8](repeating: 0, count: w * h * 3)
+            for y in 0..<h { for x in 0..<w {
+                let c = (x / 16 + y / 16) % 2 == 0 ? (110, 60, 160) : (230, 140, 190)
+                let o = (y * w + x) * 3
+                pixels[o] = UInt8(c.0); pixels[o + 1] = UInt8(c.1); pixels[o + 2] = UInt8(c.2)
+            } }
+            try PyramidWriter.write(RGBImage(width: w, height: h, pixels: pixels), to: folder.appendingPathComponent("slides/s\(i).tif"),
+                                    micronsPerPixel: 0.5, compression: .deflate)
+            labels += "s\(i).tif,p\(i / 2),\(i % 2 == 0 ? "a" : "b")\n"
+        }
+        try labels.write(to: folder.appendingPathComponent("labels.csv"), atomically: true, encoding: .utf8)
+        let path = folder.appendingPathComponent("flow.yaml").path
+        try """
+        flow: patients
+        output: \(folder.appendingPathComponent("run").path)
+        source:
+          kind: slides
+          path: \(folder.appendingPathComponent("slides").path)
+          pattern: "*.tif"
+          labels: \(folder.appendingPathComponent("labels.csv").path)
+        stages:
+          - stage: tissue
+          - stage: tiles
+            mpp: 1.0
+            size: 64
+            min_tissue: 0
+          - stage: cache
+            path: \(folder.appendingPathComponent("cache").path)
+          - stage: finetune
+            epochs: 1
+            batch: 8
+            validation_fraction: 0.2
+            test_fraction: 0.2
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let report = try FlowRunner.run(FlowRunner.load(path), printer: nil).report
+        XCTAssertEqual(report.failures, 0, report.markdown)
+        // By patient: one of three patients (two slides, 32 tiles) each for validation and test;
+        // split by slide it would have been one slide (16 tiles) each.
+        XCTAssertEqual(report.counters["finetune.validation_tiles"], 32, report.markdown)
+        XCTAssertEqual(report.counters["finetune.test_tiles"], 32, report.markdown)
+        XCTAssertEqual(report.counters["finetune.train_tiles"], 32, report.markdown)
+    }
+}
