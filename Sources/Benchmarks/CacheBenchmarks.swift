@@ -74,18 +74,20 @@ enum CacheBenchmarks {
 
     static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
-    /// 224² tiles on a half-overlapping grid over both samples' level 0 (real H&E, background included).
-    static func realTiles(limit: Int) throws -> [(key: TileKey, tile: CachedTile)] {
+    /// `side`² level-0 crops on a half-overlapping grid over both samples (real H&E, background
+    /// included), at most `limit`, half from each slide when `perSlide` is set.
+    static func realTiles(limit: Int, side: Int = 224, perSlide: Bool = false) throws -> [(key: TileKey, tile: CachedTile)] {
         var result: [(key: TileKey, tile: CachedTile)] = []
         for name in ["cmu_small_region.svs", "tcga-cr-7395-01a-01-ts1.svs"] {
             let path = "data/samples/\(name)"
             let slide = try TIFFSlide(path: path)
             let source = try Fingerprint.source(path: path)
-            for y in stride(from: 0, to: slide.levels[0].height - 224, by: 112) {
-                for x in stride(from: 0, to: slide.levels[0].width - 224, by: 112) where result.count < limit {
-                    let image = try slide.readRegion(level0Origin: (x, y), size: (224, 224), level: 0)
+            let quota = perSlide ? result.count + limit / 2 : limit
+            for y in stride(from: 0, to: slide.levels[0].height - side, by: side / 2) {
+                for x in stride(from: 0, to: slide.levels[0].width - side, by: side / 2) where result.count < quota {
+                    let image = try slide.readRegion(level0Origin: (x, y), size: (side, side), level: 0)
                     let key = TileKey(source: source, parameters: 1, x: x, y: y, micronsPerPixel: 0.5)
-                    result.append((key, CachedTile(channels: 3, height: 224, width: 224, pixels: image.pixels, level0Origin: (x, y),
+                    result.append((key, CachedTile(channels: 3, height: side, width: side, pixels: image.pixels, level0Origin: (x, y),
                                                    requestedMicronsPerPixel: 0.5, effectiveMicronsPerPixel: 0.5, source: source, parameters: 1)))
                 }
             }

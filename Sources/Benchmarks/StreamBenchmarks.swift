@@ -17,7 +17,7 @@ enum StreamBenchmarks {
         try? FileManager.default.removeItem(at: root)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let (batch, steps, rounds) = (32, quick ? 12 : 40, quick ? 2 : 3)
-        let tiles = try realTiles(limit: quick ? 1_024 : 4_096)
+        let tiles = try CacheBenchmarks.realTiles(limit: quick ? 1_024 : 4_096, side: 64, perSlide: true)
         let store = try TileStore(path: root.appendingPathComponent("cache").path)
         for chunk in stride(from: 0, to: tiles.count, by: 256) { try store.write(Array(tiles[chunk..<min(tiles.count, chunk + 256)])) }
         var dump = Data()
@@ -84,25 +84,4 @@ enum StreamBenchmarks {
 
     static func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
     static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-
-    /// 64² level-0 crops on a grid over both samples (real H&E, background included).
-    static func realTiles(limit: Int) throws -> [(key: TileKey, tile: CachedTile)] {
-        var result: [(key: TileKey, tile: CachedTile)] = []
-        for name in ["cmu_small_region.svs", "tcga-cr-7395-01a-01-ts1.svs"] {
-            let path = "data/samples/\(name)"
-            let slide = try TIFFSlide(path: path)
-            let source = try Fingerprint.source(path: path)
-            var taken = 0  // half from each slide
-            for y in stride(from: 0, to: slide.levels[0].height - 64, by: 64) {
-                for x in stride(from: 0, to: slide.levels[0].width - 64, by: 64) where taken < limit / 2 {
-                    let image = try slide.readRegion(level0Origin: (x, y), size: (64, 64), level: 0)
-                    let key = TileKey(source: source, parameters: 1, x: x, y: y, micronsPerPixel: 0.25)
-                    result.append((key, CachedTile(channels: 3, height: 64, width: 64, pixels: image.pixels, level0Origin: (x, y),
-                                                   requestedMicronsPerPixel: 0.25, effectiveMicronsPerPixel: 0.25, source: source, parameters: 1)))
-                    taken += 1
-                }
-            }
-        }
-        return result
-    }
 }

@@ -294,22 +294,7 @@ final class CacheContractTests: XCTestCase {
     }
 
     /// Labelled ROI images through decode and a cache into fine-tuning.
-    func writeROIs() throws -> URL {
-        let dataset = folder.appendingPathComponent("rois")
-        for (label, base) in [("pink", (230, 140, 190)), ("purple", (110, 60, 160))] {
-            let classFolder = dataset.appendingPathComponent(label)
-            try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
-            for i in 0..<12 {
-                var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
-                for p in 0..<(64 * 64) {
-                    let noise = Int((p &* 2654435761 &+ i &* 97) % 21) - 10
-                    pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
-                }
-                try PNGWriter.write(RGBImage(width: 64, height: 64, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
-            }
-        }
-        return dataset
-    }
+    func writeROIs() throws -> URL { try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 12) }
 
     func finetuneFlow(_ rois: URL, cache: URL, onError: String) -> String {
         """

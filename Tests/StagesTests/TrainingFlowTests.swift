@@ -4,6 +4,24 @@ import Slides
 import Stages
 import XCTest
 
+/// Two classes of 64² ROI images, one folder each (pink and purple with noise): a data set whose
+/// labels a model can learn from colour.
+func writeColourROIs(into dataset: URL, perClass: Int) throws -> URL {
+    for (label, base) in [("pink", (230, 140, 190)), ("purple", (110, 60, 160))] {
+        let classFolder = dataset.appendingPathComponent(label)
+        try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
+        for i in 0..<perClass {
+            var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+            for p in 0..<(64 * 64) {
+                let noise = Int((p &* 2654435761 &+ i &* 97) % 21) - 10
+                pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
+            }
+            try PNGWriter.write(RGBImage(width: 64, height: 64, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
+        }
+    }
+    return dataset
+}
+
 /// The training stages on small data with known answers: nucleus patches from synthetic masks,
 /// pretraining + fine-tuning on separable classes, streaming evaluation of a slide.
 final class TrainingFlowTests: XCTestCase {
@@ -69,19 +87,7 @@ final class TrainingFlowTests: XCTestCase {
 
     /// Two classes that differ in colour and texture: fine-tuning from a pretrained encoder learns them.
     func testPretrainFinetuneAndEvaluateSlides() throws {
-        let dataset = folder.appendingPathComponent("rois")
-        for (label, base) in [("pink", (230, 140, 190)), ("purple", (110, 60, 160))] {
-            let classFolder = dataset.appendingPathComponent(label)
-            try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
-            for i in 0..<24 {
-                var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
-                for p in 0..<(64 * 64) {
-                    let noise = Int((p &* 2654435761 &+ i &* 97) % 21) - 10
-                    pixels[3 * p] = UInt8(base.0 + noise); pixels[3 * p + 1] = UInt8(base.1 + noise); pixels[3 * p + 2] = UInt8(base.2 + noise)
-                }
-                try PNGWriter.write(RGBImage(width: 64, height: 64, pixels: pixels), to: classFolder.appendingPathComponent("\(label)-\(i).png"))
-            }
-        }
+        let dataset = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 24)
         // A slide: left half pink tissue, right half purple tissue.
         let (w, h) = (1024, 512)
         var slidePixels = [UInt8](repeating: 0, count: w * h * 3)
