@@ -391,6 +391,26 @@ struct FlowFileParser {
                 report(node, wrong + suggestion(node.string ?? "", options)); return nil
             }
             return .text(text)
+        case .named(let options, let fields):
+            guard case .mapping(let map) = node else {
+                return parameter(node, ParameterSpec(spec.name, .choice(options), spec.doc), checkExistence: checkExistence)
+            }
+            checkKeys(map, allowed: ["name"] + fields.map(\.name), in: "'\(spec.name)'")
+            guard let nameNode = map["name"] else { report(node, "'\(spec.name)' needs `name:` (one of \(options.joined(separator: ", ")))"); return nil }
+            guard case .text(let chosen)? = parameter(nameNode, ParameterSpec("name", .choice(options), spec.doc)) else { return nil }
+            var values: [String: ParameterValue] = [:]
+            var complete = true
+            for field in fields {
+                guard let valueNode = map[field.name] else { continue }
+                guard let value = parameter(valueNode, field, checkExistence: checkExistence) else { complete = false; continue }
+                values[field.name] = value
+            }
+            return complete ? .named(chosen, ParameterValues(values)) : nil
+        case .list(let element):
+            guard case .sequence(let seq) = node, !seq.isEmpty else { report(node, wrong); return nil }
+            let items = seq.map { parameter($0, ParameterSpec(spec.name, element, spec.doc), checkExistence: checkExistence) }
+            guard items.allSatisfy({ $0 != nil }) else { return nil }
+            return .list(items.map { $0! })
         }
     }
 

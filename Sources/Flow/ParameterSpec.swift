@@ -1,5 +1,5 @@
 /// The type of a stage parameter, as written in a flow file.
-public enum ParameterType: Sendable, Equatable {
+public indirect enum ParameterType: Sendable, Equatable {
     case integer(ClosedRange<Int>)
     case number(ClosedRange<Double>)
     case text
@@ -9,6 +9,11 @@ public enum ParameterType: Sendable, Equatable {
     /// A list of numbers, e.g. several µm/px.
     case numbers(ClosedRange<Double>)
     case choice([String])
+    /// One of `choices` by name, or a mapping `{name: one of choices, field: value, …}` whose
+    /// other keys are the `fields` (e.g. a named model with some of its settings overridden).
+    case named([String], fields: [ParameterSpec])
+    /// A non-empty list of values of one type, e.g. `[h, h_flip, v]`.
+    case list(ParameterType)
 
     public var summary: String {
         switch self {
@@ -19,6 +24,9 @@ public enum ParameterType: Sendable, Equatable {
         case .path(let mustExist): return mustExist ? "path to an existing file or folder" : "path"
         case .numbers(let r): return "list of numbers in \(r.lowerBound)…\(r.upperBound)"
         case .choice(let options): return "one of " + options.joined(separator: ", ")
+        case .named(let options, let fields):
+            return "one of " + options.joined(separator: ", ") + ", or {name: …, " + fields.map(\.name).joined(separator: ", ") + "}"
+        case .list(let element): return "a list, each " + element.summary
         }
     }
 
@@ -27,13 +35,13 @@ public enum ParameterType: Sendable, Equatable {
         switch self {
         case .integer: return "an " + summary
         case .number, .path, .numbers: return "a " + summary
-        case .text, .flag, .choice: return summary
+        case .text, .flag, .choice, .named, .list: return summary
         }
     }
 }
 
 /// One documented parameter of a stage or source kind.
-public struct ParameterSpec: Sendable {
+public struct ParameterSpec: Sendable, Equatable {
     public let name: String
     public let type: ParameterType
     /// The default as it would be written in YAML; `nil` means the parameter is required

@@ -5,11 +5,14 @@ public enum ParameterValue: Sendable, Equatable {
     case text(String)
     case flag(Bool)
     case numbers([Double])
+    /// A `named` parameter: the name and the fields given beside it.
+    case named(String, ParameterValues)
+    case list([ParameterValue])
 }
 
 /// The validated parameters of one step. Accessors trap only on a programming error (asking for
 /// a parameter the kind does not declare, or with the wrong type): user input was checked before.
-public struct ParameterValues: Sendable {
+public struct ParameterValues: Sendable, Equatable {
     public let values: [String: ParameterValue]
 
     public init(_ values: [String: ParameterValue]) { self.values = values }
@@ -37,6 +40,33 @@ public struct ParameterValues: Sendable {
         guard case .flag(let v)? = values[name] else { preconditionFailure("no flag parameter '\(name)'") }
         return v
     }
+    /// A list of text values.
+    public func texts(_ name: String) -> [String] {
+        guard case .list(let items)? = values[name] else { preconditionFailure("no list parameter '\(name)'") }
+        return items.map { item in
+            guard case .text(let v) = item else { preconditionFailure("'\(name)' is not a list of text") }
+            return v
+        }
+    }
+
+    /// A list of integers.
+    public func integers(_ name: String) -> [Int] {
+        guard case .list(let items)? = values[name] else { preconditionFailure("no list parameter '\(name)'") }
+        return items.map { item in
+            guard case .integer(let v) = item else { preconditionFailure("'\(name)' is not a list of integers") }
+            return v
+        }
+    }
+
+    /// A `named` parameter: the name, and the fields set beside it (none for a plain name).
+    public func named(_ name: String) -> (name: String, fields: ParameterValues) {
+        switch values[name] {
+        case .named(let chosen, let fields)?: return (chosen, fields)
+        case .text(let chosen)?: return (chosen, ParameterValues([:]))
+        default: preconditionFailure("no named parameter '\(name)'")
+        }
+    }
+
     public func numbers(_ name: String) -> [Double] {
         switch values[name] {
         case .numbers(let v)?: return v

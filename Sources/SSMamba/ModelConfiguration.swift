@@ -119,6 +119,21 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         _ = try scanDirections()
     }
 
+    /// The fields in which `other` builds a different network (its weights do not fit this one):
+    /// everything but the name, the class count and the training-time rates and memory mode.
+    public func architectureDifferences(from other: ModelConfiguration) -> [String] {
+        var a = self, b = other
+        for c in [\ModelConfiguration.name] { a[keyPath: c] = ""; b[keyPath: c] = "" }
+        (a.classes, b.classes) = (0, 0)
+        (a.dropPathRate, b.dropPathRate, a.headDropout, b.headDropout) = (0, 0, 0, 0)
+        (a.scanMemory, b.scanMemory) = (.recompute, .recompute)
+        guard a != b else { return [] }
+        let mirrorA = Mirror(reflecting: a), mirrorB = Mirror(reflecting: b)
+        return zip(mirrorA.children, mirrorB.children).compactMap { x, y in
+            "\(x.value)" == "\(y.value)" ? nil : "\(x.label ?? "?") \(y.value) → \(x.value)"
+        }
+    }
+
     /// Named configurations (timm-style registry).
     public static let registry: [String: ModelConfiguration] = {
         var tiny = ModelConfiguration(name: "ssmamba_tiny")
@@ -142,7 +157,13 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         hierarchical.dim = 80
         hierarchical.mlpRatio = 4
         hierarchical.dropPathRate = 0.2
-        return [tiny.name: tiny, small.name: small, micro.name: micro, hierarchical.name: hierarchical]
+        // The 64-px form of tiny: patch 8 (8×8 tokens), dim 192, depth 12, four scan directions
+        // (h, v and their flips), attention in the last 3 blocks.
+        var tiny64 = ModelConfiguration(name: "ssmamba_tiny_64")
+        tiny64.imageSize = 64
+        tiny64.patchSize = 8
+        tiny64.directions = ["h", "h_flip", "v", "v_flip"]
+        return [tiny.name: tiny, small.name: small, micro.name: micro, hierarchical.name: hierarchical, tiny64.name: tiny64]
     }()
 
     public static func named(_ name: String) throws -> ModelConfiguration {

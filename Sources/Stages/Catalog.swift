@@ -120,7 +120,7 @@ public enum Catalog {
         name: "pretrain", input: "tile", output: nil,
         doc: "MAMIM pretraining (masked image modelling), streamed from the tile cache: each epoch a seeded permutation of every cached tile of its input, read and augmented by `readers` threads ahead of the optimizer; writes `<run>/<name>/checkpoint` and reconstruction pictures (masked input, reconstruction, original).",
         parameters: [
-            ParameterSpec("model", .choice(pretrainableModelNames), default: "ssmamba_micro", "model configuration (`ssmamba model list`; plain layouts: MAMIM for the hierarchical R1 is not built); tiles must have its input size (`ssmamba model info`)"),
+            ParameterSpec("model", ModelParameter.type(pretrainableModelNames), default: "ssmamba_micro", "model configuration by name (`ssmamba model list`; plain layouts: MAMIM for the hierarchical R1 is not built), or `{name: …, dim: …, directions: […], …}` with fields set; tiles must have its input size (`ssmamba model info`)"),
             ParameterSpec("steps", .integer(1...10_000_000), default: "300", "optimizer steps"),
             ParameterSpec("batch", .integer(1...4096), default: "32", "images per step"),
             ParameterSpec("lr", .number(1e-7...1), default: "1e-3", "peak learning rate (AdamW, β₂ 0.95, cosine with warm-up)"),
@@ -140,7 +140,7 @@ public enum Catalog {
         name: "finetune", input: "tile", output: nil,
         doc: "Supervised fine-tuning of the classifier on labelled tiles streamed from the tile cache, from scratch or from a `pretrain` step's encoder; keeps the best epoch on validation (balanced accuracy) and reports test accuracy, balanced accuracy, macro-F1 and AUC with bootstrap 95 % intervals (`<run>/<name>/metrics.json`).",
         parameters: [
-            ParameterSpec("model", .choice(modelNames), default: "ssmamba_micro", "model configuration"),
+            ParameterSpec("model", ModelParameter.type(modelNames), default: "ssmamba_micro", "model configuration by name (`ssmamba model list`), or `{name: …, dim: …, directions: […], …}` with fields set; with `init`, it must build the pretrained network"),
             ParameterSpec("init", .text, optional: true, "a `pretrain` step of this flow, or a checkpoint folder; absent or `scratch`: from scratch"),
             ParameterSpec("epochs", .integer(1...10_000), default: "10", "passes over the training tiles"),
             ParameterSpec("batch", .integer(1...4096), default: "32", "images per step"),

@@ -12,7 +12,7 @@ import Tiling
 final class FinetuneStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
-    let modelName: String
+    let baseConfiguration: ModelConfiguration
     let initFrom: CheckpointSource?
     let epochs: Int, batchSize: Int
     let learningRate: Float, weightDecay: Float, labelSmoothing: Float
@@ -29,8 +29,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     init(name: String, _ p: ParameterValues, initFrom: CheckpointSource?, seed: Int, runFolder: URL, artifacts: Artifacts, resume: Bool) throws {
         self.name = name
         checkpointEvery = p.integer("checkpoint_every")
-        modelName = p.text("model")
-        _ = try ModelConfiguration.named(modelName)
+        baseConfiguration = try ModelParameter.configuration(p)
         self.initFrom = initFrom
         epochs = p.integer("epochs")
         batchSize = p.integer("batch")
@@ -92,16 +91,17 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         guard !train.isEmpty, !validation.isEmpty, !test.isEmpty else {
             throw StageError("'\(name)': empty split (train \(train.count), validation \(validation.count), test \(test.count)); add data or change the fractions")
         }
-        var config = try ModelConfiguration.named(modelName)
+        var config = baseConfiguration
         config.classes = classes.count
         var rng = RandomGenerator(seed: seed)
         let model = try Classifier(config: config, using: &rng)
         if let initFrom {
             let url = try initFrom.url(artifacts, isStopping: { context.isStopping })
             let pretrained = try Checkpoint.read(from: url)
-            guard pretrained.manifest.model.imageSize == config.imageSize, pretrained.manifest.model.dim == config.dim,
-                  pretrained.manifest.model.depth == config.depth else {
-                throw StageError("'\(name)': the checkpoint \(url.path) is a \(pretrained.manifest.model.name) model; `model:` says \(modelName)")
+            let differences = config.architectureDifferences(from: pretrained.manifest.model)
+            guard differences.isEmpty else {
+                throw StageError("'\(name)': the checkpoint \(url.path) was made with another network than `model:` describes "
+                                 + "(\(differences.joined(separator: "; "))); set `model:` to the checkpoint's configuration")
             }
             var encoder = pretrained.weights
             encoder.entries = encoder.entries.filter { !$0.key.hasPrefix("decoder.") && !$0.key.hasPrefix("head.") }

@@ -27,7 +27,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
     init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts, resume: Bool) throws {
         self.name = name
         checkpointEvery = p.integer("checkpoint_every")
-        config = try ModelConfiguration.named(p.text("model"))
+        config = try ModelParameter.configuration(p)
         var s = MaskedPretrainingSettings()
         s.maskRatio = p.number("mask_ratio")
         s.decoderDim = p.integer("decoder_dim")

@@ -15,7 +15,13 @@ final class FlowFileTests: XCTestCase {
                 ParameterSpec("scales", .numbers(0.1...10), default: "[0.5, 1]", "µm/px list"),
                 ParameterSpec("method", .choice(["macenko", "reinhard"]), default: "macenko", "the method"),
             ]),
-            StepKind(name: "label", input: "number", output: "text", doc: "formats", parameters: []),
+            StepKind(name: "label", input: "number", output: "text", doc: "formats", parameters: [
+                ParameterSpec("model", .named(["small", "large"], fields: [
+                    ParameterSpec("width", .integer(1...64), "the width"),
+                    ParameterSpec("orders", .list(.text), "scan orders"),
+                    ParameterSpec("kernels", .list(.integer(1...9)), "kernel sizes"),
+                ]), default: "small", "a named model with fields"),
+            ]),
             StepKind(name: "print", input: "text", output: nil, doc: "prints", parameters: [
                 ParameterSpec("prefix", .text, "required prefix"),
             ]),
@@ -88,6 +94,28 @@ final class FlowFileTests: XCTestCase {
     func testUnknownKeyNamesLineColumnAndSuggestion() {
         let yaml = good.replacingOccurrences(of: "    factor: 3", with: "    facter: 3")
         assertIssue(yaml, line: 9, column: 5, contains: "unknown key 'facter' in stage 'scale' (did you mean 'factor'?)")
+    }
+
+    func testNamedParametersTakeANameOrAMappingOfFields() throws {
+        func model(_ text: String) throws -> (name: String, fields: ParameterValues) {
+            try FlowFile.parse(good.replacingOccurrences(of: "  - stage: label", with: "  - stage: label\n    model: \(text)"),
+                               path: "test.yaml", catalog: catalog).stages[1].parameters.named("model")
+        }
+        XCTAssertEqual(try FlowFile.parse(good, path: "test.yaml", catalog: catalog).stages[1].parameters.named("model").name, "small")
+        XCTAssertEqual(try model("large").name, "large")
+        let set = try model("{name: large, width: 8, orders: [h, v_flip], kernels: [3, 5]}")
+        XCTAssertEqual(set.name, "large")
+        XCTAssertEqual(set.fields.integer("width"), 8)
+        XCTAssertEqual(set.fields.texts("orders"), ["h", "v_flip"])
+        XCTAssertEqual(set.fields.integers("kernels"), [3, 5])
+        XCTAssertFalse(set.fields.has("other"))
+        let withModel = { (text: String) in self.good.replacingOccurrences(of: "  - stage: label", with: "  - stage: label\n    model: \(text)") }
+        assertIssue(withModel("{name: large, widht: 8}"), line: 12, column: 26, contains: "unknown key 'widht' in 'model' (did you mean 'width'?)")
+        assertIssue(withModel("{name: larg}"), line: 12, column: 19, contains: "(did you mean 'large'?)")
+        assertIssue(withModel("{width: 8}"), line: 12, column: 12, contains: "'model' needs `name:`")
+        assertIssue(withModel("{name: small, width: 99}"), line: 12, column: 33, contains: "'width' must be an integer in 1…64")
+        assertIssue(withModel("{name: small, kernels: [3, 11]}"), line: 12, column: 39, contains: "'kernels' must be an integer in 1…9")
+        assertIssue(withModel("{name: small, orders: h}"), line: 12, column: 34, contains: "'orders' must be a list")
     }
 
     func testWrongTypes() {

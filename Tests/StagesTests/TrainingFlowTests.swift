@@ -1,5 +1,6 @@
 import Flow
 import Foundation
+import SSMamba
 import Slides
 import Stages
 import XCTest
@@ -217,5 +218,64 @@ final class PatientSplitTests: XCTestCase {
         XCTAssertEqual(report.counters["finetune.validation_tiles"], 32, report.markdown)
         XCTAssertEqual(report.counters["finetune.test_tiles"], 32, report.markdown)
         XCTAssertEqual(report.counters["finetune.train_tiles"], 32, report.markdown)
+    }
+}
+
+/// `model:` with fields set: built, saved in the checkpoint, and a pretrained encoder is loaded only
+/// into the network it was made for.
+final class ModelParameterTests: XCTestCase {
+    func testModelsFromFlowFiles() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("models-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 12)
+        func flow(finetuneModel: String, pretrainModel: String = "{name: ssmamba_micro, dim: 32, heads: 2, directions: [h, v_flip], local_kernels: [3, 5]}") throws -> String {
+            let path = folder.appendingPathComponent("flow-\(UUID()).yaml").path
+            try """
+            flow: models
+            output: \(folder.appendingPathComponent("run").path)
+            source: {kind: roi_folder, path: \(rois.path)}
+            stages:
+              - stage: decode
+              - stage: cache
+                path: \(folder.appendingPathComponent("cache").path)
+              - stage: pretrain
+                model: \(pretrainModel)
+                steps: 3
+                batch: 4
+                reconstructions: 0
+              - stage: finetune
+                from: cache
+                init: pretrain
+                model: \(finetuneModel)
+                epochs: 1
+                batch: 4
+                validation_fraction: 0.25
+                test_fraction: 0.25
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        // Another network than the pretrained one: refused, naming what differs.
+        let mismatch = try FlowRunner.run(FlowRunner.load(try flow(finetuneModel: "ssmamba_micro")), printer: nil).report
+        XCTAssertEqual(mismatch.failures, 1, mismatch.markdown)
+        XCTAssertTrue(mismatch.markdown.contains("dim 32 → 64") && mismatch.markdown.contains("directions"), mismatch.markdown)
+
+        // The same fields: trained, and the checkpoints record the configuration.
+        let same = "{name: ssmamba_micro, dim: 32, heads: 2, directions: [h, v_flip], local_kernels: [3, 5], drop_path: 0.05}"
+        let report = try FlowRunner.run(FlowRunner.load(try flow(finetuneModel: same)), printer: nil).report
+        XCTAssertEqual(report.failures, 0, report.markdown)
+        XCTAssertEqual(report.counters["finetune.initialised_from_pretrained"], 1)
+        for checkpoint in ["pretrain/checkpoint", "finetune/best"] {
+            let model = try Checkpoint.read(from: folder.appendingPathComponent("run/\(checkpoint)")).manifest.model
+            XCTAssertEqual(model.dim, 32, checkpoint)
+            XCTAssertEqual(model.directions, ["h", "v_flip"], checkpoint)
+            XCTAssertEqual(model.localKernels, [3, 5], checkpoint)
+        }
+        XCTAssertEqual(try Checkpoint.read(from: folder.appendingPathComponent("run/finetune/best")).manifest.model.dropPathRate, 0.05)
+
+        // Fields that do not fit together: an error naming the step's line before anything runs.
+        XCTAssertThrowsError(try FlowRunner.run(FlowRunner.load(try flow(finetuneModel: same, pretrainModel: "{name: ssmamba_micro, patch: 7}")), printer: nil)) { error in
+            XCTAssertTrue("\(error)".contains(":8:5:") && "\(error)".contains("multiple of patchSize 7"), "\(error)")
+        }
     }
 }
