@@ -23,12 +23,16 @@ public final class AdamW {
 
     public init(settings: Settings = Settings()) { self.settings = settings }
 
-    public func update(_ parameters: [Parameter], learningRate lr: Float) {
+    /// One step; `scales[i]` (when given) multiplies the learning rate of `parameters[i]`
+    /// (layer-wise decay), weight decay included.
+    public func update(_ parameters: [Parameter], learningRate baseRate: Float, scales: [Float]? = nil) {
+        precondition(scales == nil || scales!.count == parameters.count, "one learning-rate scale per parameter")
         step += 1
         let (b1, b2) = (settings.beta1, settings.beta2)
         let correction1 = 1 - Float(Foundation.pow(Double(b1), Double(step)))
         let correction2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
-        for p in parameters {
+        for (index, p) in parameters.enumerated() {
+            let lr = baseRate * (scales?[index] ?? 1)
             // Taken out of the dictionaries while updated, so the moments are not copied on write.
             var m = firstMoments.removeValue(forKey: p.name) ?? Tensor(zeros: p.value.shape)
             var v = secondMoments.removeValue(forKey: p.name) ?? Tensor(zeros: p.value.shape)

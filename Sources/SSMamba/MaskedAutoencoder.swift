@@ -7,6 +7,8 @@ public struct MaskedPretrainingSettings: Codable, Sendable, Equatable {
     public var decoderDim = 128
     public var decoderDepth = 2
     public var decoderHeads = 4
+    /// MLP width of the decoder blocks as a multiple of their width; nil: the encoder's `mlpRatio`.
+    public var decoderMlpRatio: Int?
     public init() {}
 }
 
@@ -50,6 +52,7 @@ public final class MaskedAutoencoder: ParameterOwner {
         var decoder = config
         decoder.dim = settings.decoderDim
         decoder.heads = settings.decoderHeads
+        decoder.mlpRatio = settings.decoderMlpRatio ?? config.mlpRatio
         decoder.dropPathRate = 0
         embed = Linear("decoder.embed", inFeatures: config.dim, outFeatures: settings.decoderDim, using: &rng)
         maskToken = Parameter("decoder.mask_token", Tensor.normal([settings.decoderDim], using: &rng) * 0.02, decays: false)

@@ -37,14 +37,24 @@ public enum TrainingError: Error, CustomStringConvertible {
 public final class Trainer<Model: ParameterOwner> {
     public let model: Model
     public let settings: TrainingSettings
+    /// The parameters the optimizer updates (all of the model's unless a subset was given: a
+    /// frozen encoder's are left out), and each one's learning-rate multiplier.
+    public let trainable: [Parameter]
+    public let learningRateScales: [Float]?
     let optimizer: AdamW
     var rng: RandomGenerator
     /// Micro-batches taken so far (also the index of the next batch of the data stream).
     public private(set) var microStep = 0
 
-    public init(model: Model, settings: TrainingSettings) {
+    /// - Parameters:
+    ///   - trainable: the parameters to update (default: all of the model's).
+    ///   - learningRateScales: a learning-rate multiplier per trainable parameter (layer-wise decay).
+    public init(model: Model, settings: TrainingSettings, trainable: [Parameter]? = nil, learningRateScales: [Float]? = nil) {
         self.model = model
         self.settings = settings
+        self.trainable = trainable ?? model.parameters
+        precondition(learningRateScales == nil || learningRateScales!.count == self.trainable.count, "one scale per trainable parameter")
+        self.learningRateScales = learningRateScales
         optimizer = AdamW(settings: settings.optimizer)
         rng = RandomGenerator(seed: settings.seed)
     }
@@ -63,8 +73,8 @@ public final class Trainer<Model: ParameterOwner> {
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(loss, step: microStep) }
         microStep += 1
         if microStep % settings.accumulationSteps == 0 {
-            if settings.clipNorm > 0 { clipGradients(model.parameters, maxNorm: settings.clipNorm) }
-            optimizer.update(model.parameters, learningRate: learningRate)
+            if settings.clipNorm > 0 { clipGradients(trainable, maxNorm: settings.clipNorm) }
+            optimizer.update(trainable, learningRate: learningRate, scales: learningRateScales)
         }
         return loss
     }
@@ -137,5 +147,25 @@ extension Trainer where Model == Classifier {
         let trainer = Trainer(model: try Classifier(config: checkpoint.manifest.model, using: &unused), settings: settings)
         try trainer.restore(from: checkpoint, source: source)
         return trainer
+    }
+}
+
+/// Layer-wise learning-rate decay (BEiT/MAE fine-tuning): a parameter of layer l of L blocks
+/// learns at decay^(L + 1 − l) of the rate, where the patch embedding is layer 0, block i is layer
+/// i + 1 and everything after the blocks (final norm, head) layer L + 1.
+public enum LayerDecay {
+    public static func scales(_ parameters: [Parameter], depth: Int, decay: Float) -> [Float] {
+        parameters.map { p in
+            let layer: Int
+            if let range = p.name.range(of: "blocks."), range.lowerBound == p.name.startIndex,
+               let index = Int(p.name[range.upperBound...].prefix { $0.isNumber }) {
+                layer = index + 1
+            } else if p.name.hasPrefix("patch_embed") || p.name.hasPrefix("pos_embed") {
+                layer = 0
+            } else {
+                layer = depth + 1
+            }
+            return Float(Foundation.pow(Double(decay), Double(depth + 1 - layer)))
+        }
     }
 }

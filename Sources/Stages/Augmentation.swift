@@ -1,10 +1,14 @@
+import Flow
 import Foundation
 import Slides
 import Tensors
 
 /// Turns 8-bit tiles into model input: an optional random resized crop, one of the eight
-/// flips/90° rotations (histology has no up), light brightness jitter, then bilinear resampling to
-/// `size` and normalisation (v/255 − mean)/std per channel into NCHW float32.
+/// flips/90° rotations (histology has no up), colour jitter (brightness, contrast, saturation),
+/// then bilinear resampling to `size` and normalisation (v/255 − mean)/std per channel into NCHW
+/// float32. Jitter, per image with factors b, c, s drawn from their ranges, on each resampled
+/// pixel v (RGB, 0…255) with grey g = 0.299R + 0.587G + 0.114B and m the tile's mean grey:
+/// v ← b·v, then v ← g' + s·(v − g') (g' the grey of b·v), then v ← m' + c·(v − m') (m' = b·m).
 public struct Augmentation: Sendable {
     /// Per-channel normalisation (ImageNet statistics, as the reference models use).
     public static let mean: [Float] = [0.485, 0.456, 0.406]
@@ -13,8 +17,10 @@ public struct Augmentation: Sendable {
     /// Area fraction range of the random resized crop (1…1 turns it off).
     public var cropScale: ClosedRange<Double> = 0.2...1
     public var flipsAndRotations = true
-    /// Brightness factor range per image (1…1 turns it off).
+    /// Brightness, contrast and saturation factor ranges per image (1…1 turns each off).
     public var brightness: ClosedRange<Float> = 1...1
+    public var contrast: ClosedRange<Float> = 1...1
+    public var saturation: ClosedRange<Float> = 1...1
 
     public init() {}
 
@@ -55,9 +61,17 @@ public struct Augmentation: Sendable {
             }
         }
         let orientation = flipsAndRotations ? rng.integer(below: 8) : 0
-        let factor = brightness.lowerBound < brightness.upperBound ? rng.uniform(brightness.lowerBound, brightness.upperBound) : brightness.lowerBound
+        func draw(_ range: ClosedRange<Float>) -> Float { range.lowerBound < range.upperBound ? rng.uniform(range.lowerBound, range.upperBound) : range.lowerBound }
+        let factor = draw(brightness), contrastFactor = draw(contrast), saturationFactor = draw(saturation)
+        let jitters = contrastFactor != 1 || saturationFactor != 1
+        // The tile's mean grey (contrast pivots on it), brightened like every pixel.
+        let meanGrey = contrastFactor == 1 ? 0 : factor * tile.pixels.withUnsafeBufferPointer { p -> Float in
+            var sum: Float = 0
+            for i in 0..<(tile.width * tile.height) { sum += 0.299 * Float(p[3 * i]) + 0.587 * Float(p[3 * i + 1]) + 0.114 * Float(p[3 * i + 2]) }
+            return sum / Float(max(1, tile.width * tile.height))
+        }
         let plane = size * size
-        let scales = (0..<3).map { factor / (255 * Self.std[$0]) }
+        let scales = (0..<3).map { (jitters ? 1 : factor) / (255 * Self.std[$0]) }
         let offsets = (0..<3).map { -Self.mean[$0] / Self.std[$0] }
         tile.pixels.withUnsafeBufferPointer { src in
             for v in 0..<size {
@@ -72,12 +86,26 @@ public struct Augmentation: Sendable {
                     let x0 = max(0, min(tile.width - 1, Int(sx.rounded(.down)))), y0 = max(0, min(tile.height - 1, Int(sy.rounded(.down))))
                     let x1 = min(tile.width - 1, x0 + 1), y1 = min(tile.height - 1, y0 + 1)
                     let fx = Float(max(0, min(1, sx - Double(x0)))), fy = Float(max(0, min(1, sy - Double(y0))))
+                    var rgb: (Float, Float, Float) = (0, 0, 0)
                     for c in 0..<3 {
                         let p00 = Float(src[(y0 * tile.width + x0) * 3 + c]), p10 = Float(src[(y0 * tile.width + x1) * 3 + c])
                         let p01 = Float(src[(y1 * tile.width + x0) * 3 + c]), p11 = Float(src[(y1 * tile.width + x1) * 3 + c])
                         let top = p00 + fx * (p10 - p00), bottom = p01 + fx * (p11 - p01)
-                        dst[c * plane + v * size + u] = (top + fy * (bottom - top)) * scales[c] + offsets[c]
+                        let value = top + fy * (bottom - top)
+                        if c == 0 { rgb.0 = value } else if c == 1 { rgb.1 = value } else { rgb.2 = value }
                     }
+                    if jitters {
+                        rgb = (rgb.0 * factor, rgb.1 * factor, rgb.2 * factor)
+                        let grey = 0.299 * rgb.0 + 0.587 * rgb.1 + 0.114 * rgb.2
+                        rgb = (grey + saturationFactor * (rgb.0 - grey), grey + saturationFactor * (rgb.1 - grey), grey + saturationFactor * (rgb.2 - grey))
+                        rgb = (meanGrey + contrastFactor * (rgb.0 - meanGrey), meanGrey + contrastFactor * (rgb.1 - meanGrey),
+                               meanGrey + contrastFactor * (rgb.2 - meanGrey))
+                        rgb = (min(255, max(0, rgb.0)), min(255, max(0, rgb.1)), min(255, max(0, rgb.2)))
+                    }
+                    let at = v * size + u
+                    dst[at] = rgb.0 * scales[0] + offsets[0]
+                    dst[plane + at] = rgb.1 * scales[1] + offsets[1]
+                    dst[2 * plane + at] = rgb.2 * scales[2] + offsets[2]
                 }
             }
         }
@@ -96,5 +124,19 @@ public struct Augmentation: Sendable {
             }
         }
         return RGBImage(width: size, height: size, pixels: pixels)
+    }
+}
+
+extension Augmentation {
+    /// The augmentation a training stage's parameters describe (`crop_scale_min`, `flips`,
+    /// `brightness`, `contrast`, `saturation`: each jitter ± its fraction).
+    init(_ p: ParameterValues) {
+        self.init()
+        cropScale = p.number("crop_scale_min")...1
+        flipsAndRotations = p.flag("flips")
+        func range(_ name: String) -> ClosedRange<Float> { Float(1 - p.number(name))...Float(1 + p.number(name)) }
+        brightness = range("brightness")
+        contrast = range("contrast")
+        saturation = range("saturation")
     }
 }

@@ -17,6 +17,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let epochs: Int, batchSize: Int
     let learningRate: Float, weightDecay: Float, labelSmoothing: Float
     let balanced: Bool
+    let warmup: Double?, layerDecay: Float, freezeEncoder: Bool
     let validationFraction: Double, testFraction: Double
     let augmentation: Augmentation
     let seed: UInt64
@@ -39,10 +40,10 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         balanced = p.flag("balanced")
         validationFraction = p.number("validation_fraction")
         testFraction = p.number("test_fraction")
-        var a = Augmentation()
-        a.cropScale = p.number("crop_scale_min")...1
-        a.brightness = Float(1 - p.number("brightness"))...Float(1 + p.number("brightness"))
-        augmentation = a
+        augmentation = Augmentation(p)
+        warmup = p.optionalNumber("warmup")
+        layerDecay = Float(p.number("layer_decay"))
+        freezeEncoder = p.flag("freeze_encoder")
         self.seed = UInt64(seed)
         readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)
@@ -93,6 +94,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         }
         var config = baseConfiguration
         config.classes = classes.count
+        if freezeEncoder { config.dropPathRate = 0 }  // a probe reads the encoder's deterministic features
         var rng = RandomGenerator(seed: seed)
         let model = try Classifier(config: config, using: &rng)
         if let initFrom {
@@ -111,11 +113,16 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let labels = (0..<train.count).map { index[train.label($0)!]! }
         let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
-        var training = TrainingSettings(schedule: CosineSchedule(baseRate: learningRate, warmupSteps: max(1, stepsPerEpoch / 2), totalSteps: epochs * stepsPerEpoch))
+        let warmupSteps = warmup.map { Int(($0 * Double(epochs * stepsPerEpoch)).rounded()) } ?? stepsPerEpoch / 2
+        var training = TrainingSettings(schedule: CosineSchedule(baseRate: learningRate, warmupSteps: max(1, warmupSteps), totalSteps: epochs * stepsPerEpoch))
         training.optimizer.weightDecay = weightDecay
         training.labelSmoothing = labelSmoothing
         training.seed = seed &+ 1
-        let trainer = Trainer(model: model, settings: training)
+        // A frozen encoder: the head alone learns. Layer-wise decay scales each block's rate.
+        let trainable = freezeEncoder ? model.parameters.filter { $0.name.hasPrefix("head.") } : model.parameters
+        let scales = layerDecay < 1 ? LayerDecay.scales(trainable, depth: config.depth, decay: layerDecay) : nil
+        let trainer = Trainer(model: model, settings: training, trainable: trainable, learningRateScales: scales)
+        if freezeEncoder { context.count("\(name).frozen_encoder_parameters", model.parameters.count - trainable.count) }
         let (start, notes) = try record.start(trainer, tiles: tiles)
         var best: (score: Double, epoch: Int, weights: SafeTensorsFile)?
         if start > 0 {

@@ -27,12 +27,15 @@ final class PretrainStage: Stage, @unchecked Sendable {
     init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts, resume: Bool) throws {
         self.name = name
         checkpointEvery = p.integer("checkpoint_every")
-        config = try ModelParameter.configuration(p)
+        var model = try ModelParameter.configuration(p)
+        if !p.named("model").fields.has("drop_path") { model.dropPathRate = 0 }  // no drop-path in pretraining unless asked for
+        config = model
         var s = MaskedPretrainingSettings()
         s.maskRatio = p.number("mask_ratio")
         s.decoderDim = p.integer("decoder_dim")
         s.decoderDepth = p.integer("decoder_depth")
         s.decoderHeads = p.integer("decoder_heads")
+        if p.has("decoder_mlp_ratio") { s.decoderMlpRatio = p.integer("decoder_mlp_ratio") }
         settings = s
         steps = p.integer("steps")
         batchSize = p.integer("batch")
@@ -40,9 +43,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         learningRate = Float(p.number("lr"))
         warmup = p.number("warmup")
         weightDecay = Float(p.number("weight_decay"))
-        var a = Augmentation()
-        a.cropScale = p.number("crop_scale_min")...1
-        augmentation = a
+        augmentation = Augmentation(p)
         self.seed = UInt64(seed)
         readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)

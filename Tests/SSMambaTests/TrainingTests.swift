@@ -152,6 +152,13 @@ final class TrainingTests: XCTestCase {
                        ["model.safetensors", "optimizer.safetensors", "checkpoint.json"])
     }
 
+    func testLayerDecayScalesEachBlocksRate() {
+        let names = ["patch_embed.proj.weight", "blocks.0.norm1.weight", "blocks.3.mixer.in_proj.weight", "norm.weight", "head.bias"]
+        let parameters = names.map { Parameter($0, Tensor(zeros: [1]), decays: true) }
+        let scales = LayerDecay.scales(parameters, depth: 4, decay: 0.5)
+        XCTAssertEqual(scales, [0.03125, 0.0625, 0.5, 1, 1])
+    }
+
     func testCheckpointErrorsNameTheDirectory() {
         let missing = URL(fileURLWithPath: "/nonexistent/checkpoint")
         XCTAssertThrowsError(try Checkpoint.read(from: missing)) { error in

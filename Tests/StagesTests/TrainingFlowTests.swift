@@ -3,6 +3,7 @@ import Foundation
 import SSMamba
 import Slides
 import Stages
+import Tensors
 import XCTest
 
 /// Two classes of 64² ROI images, one folder each (pink and purple with noise): a data set whose
@@ -277,5 +278,93 @@ final class ModelParameterTests: XCTestCase {
         XCTAssertThrowsError(try FlowRunner.run(FlowRunner.load(try flow(finetuneModel: same, pretrainModel: "{name: ssmamba_micro, patch: 7}")), printer: nil)) { error in
             XCTAssertTrue("\(error)".contains(":8:5:") && "\(error)".contains("multiple of patchSize 7"), "\(error)")
         }
+    }
+}
+
+/// The recipe knobs of the training stages, each with a known answer.
+final class RecipeTests: XCTestCase {
+    func testColourJitterSaturationAndContrast() {
+        // Two-tone tile: left half (200, 100, 50), right half (100, 150, 200).
+        var pixels = [UInt8](repeating: 0, count: 8 * 8 * 3)
+        for i in 0..<64 { let c: [UInt8] = i % 8 < 4 ? [200, 100, 50] : [100, 150, 200]; pixels.replaceSubrange((3 * i)..<(3 * i + 3), with: c) }
+        let tile = RGBImage(width: 8, height: 8, pixels: pixels)
+        var rng = RandomGenerator(seed: 1)
+        var grey = Augmentation.evaluation
+        grey.saturation = 0...0
+        let greyed = Augmentation.image(grey.batch([tile], size: 8, using: &rng), index: 0)
+        for x in [0, 7] {
+            let (r, g, b) = (greyed[x: x, y: 3, channel: 0], greyed[x: x, y: 3, channel: 1], greyed[x: x, y: 3, channel: 2])
+            XCTAssertTrue(abs(Int(r) - Int(g)) <= 1 && abs(Int(g) - Int(b)) <= 1, "saturation 0 gives grey: \(r) \(g) \(b)")
+        }
+        let expectedGrey: Double = 0.299 * 200 + 0.587 * 100 + 0.114 * 50
+        XCTAssertEqual(Double(greyed[x: 0, y: 0, channel: 0]), expectedGrey, accuracy: 1)
+        var flat = Augmentation.evaluation
+        flat.contrast = 0...0
+        let flattened = Augmentation.image(flat.batch([tile], size: 8, using: &rng), index: 0)
+        let otherGrey: Double = 0.299 * 100 + 0.587 * 150 + 0.114 * 200
+        let mean = (expectedGrey + otherGrey) / 2
+        for x in [0, 7] { for c in 0..<3 { XCTAssertEqual(Double(flattened[x: x, y: 5, channel: c]), mean, accuracy: 1, "contrast 0: every pixel the mean grey") } }
+        // Off (1…1), the output is the plain resampled tile.
+        var off = Augmentation.evaluation
+        (off.contrast, off.saturation) = (1...1, 1...1)
+        XCTAssertEqual(Augmentation.image(off.batch([tile], size: 8, using: &rng), index: 0), tile)
+    }
+
+    func testFrozenEncoderDecoderMLPAndWarmup() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("recipe-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 12)
+        let path = folder.appendingPathComponent("flow.yaml").path
+        try """
+        flow: recipe
+        output: \(folder.appendingPathComponent("run").path)
+        source: {kind: roi_folder, path: \(rois.path)}
+        stages:
+          - stage: decode
+          - stage: cache
+            path: \(folder.appendingPathComponent("cache").path)
+          - stage: pretrain
+            decoder_mlp_ratio: 2
+            steps: 2
+            batch: 4
+            reconstructions: 0
+          - stage: finetune
+            from: cache
+            init: pretrain
+            freeze_encoder: true
+            warmup: 0.5
+            epochs: 2
+            batch: 4
+            lr: 0.001
+            validation_fraction: 0.25
+            test_fraction: 0.25
+          - stage: pretrain
+            name: pretrain_tiny
+            from: cache
+            model: ssmamba_tiny_64
+            steps: 1
+            batch: 2
+            reconstructions: 0
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let report = try FlowRunner.run(FlowRunner.load(path), printer: nil).report
+        XCTAssertEqual(report.failures, 0, report.markdown)
+        let run = folder.appendingPathComponent("run")
+        let pretrained = try Checkpoint.read(from: run.appendingPathComponent("pretrain/checkpoint")).weights
+        XCTAssertTrue(pretrained.entries.keys.contains { $0.hasPrefix("decoder.blocks.0.mlp.") }, "decoder blocks with MLPs")
+        // The probe changed the head only.
+        let probe = try Checkpoint.read(from: run.appendingPathComponent("finetune/best")).weights
+        XCTAssertGreaterThan(report.counters["finetune.frozen_encoder_parameters"] ?? 0, 0)
+        for key in probe.entries.keys where !key.hasPrefix("head.") {
+            XCTAssertEqual(try probe.tensor(key), try pretrained.tensor(key), "\(key) moved in a frozen encoder")
+        }
+        // Warm-up over half of all steps: the rate climbs linearly from base / warm-up steps.
+        let rows = try String(contentsOf: run.appendingPathComponent("finetune/train_log.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+        let rates = rows.map { Double($0.split(separator: ",")[2])! }
+        let warmupSteps = Int((0.5 * Double(rates.count)).rounded())
+        XCTAssertEqual(rates[0], 0.001 / Double(warmupSteps), accuracy: 1e-9)
+        XCTAssertEqual(rates[warmupSteps - 1], 0.001, accuracy: 1e-9)
+        // Drop-path is 0 in pretraining unless the flow sets it (ssmamba_tiny_64 fine-tunes at 0.1).
+        XCTAssertEqual(try Checkpoint.read(from: run.appendingPathComponent("pretrain_tiny/checkpoint")).manifest.model.dropPathRate, 0)
     }
 }
