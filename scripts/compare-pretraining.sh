@@ -1,34 +1,81 @@
 #!/usr/bin/env bash
-# Fine-tuning on the labelled nucleus patches from scratch, from MAMIM pretraining on three
-# magnifications, and from MAMIM pretraining on one, over three seeds each; prints a table of
-# test metrics (mean ± sample standard deviation). Usage: scripts/compare-pretraining.sh [SEEDS...]
+# Does MAMIM pretraining on the target data beat training from scratch? Paired seeds: for each
+# seed, flows/pretrain-finetune.yaml runs four arms on the same region-disjoint split of the
+# nucleus patches and the same pretraining:
+#   scratch        fine-tuning from random weights
+#   mamim          fine-tuning from the MAMIM-pretrained encoder
+#   probe-random   a linear probe (frozen encoder, head only) on random features
+#   probe-mamim    a linear probe on the pretrained features
+# and prints the test balanced accuracy per seed, the paired differences (mamim − scratch,
+# probe-mamim − probe-random), their mean and a bootstrap 95 % interval over seeds, and the CPU
+# seconds each arm took. Extra `--set` overrides apply to every arm (e.g. a model or a recipe):
+#   scripts/compare-pretraining.sh [--seeds "0 1 2 3 4"] [--out runs/compare] [--set step.param=value ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release/ssmamba
-seeds=("${@:-0 1 2}")
-seeds=(${seeds[@]})
-declare -A variants=(
+seeds="0 1 2 3 4"
+out=runs/compare
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seeds) seeds="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --set) overrides+=(--set "$2"); shift 2 ;;
+    *) echo "unknown argument $1 (use --seeds, --out, --set)" >&2; exit 64 ;;
+  esac
+done
+[ -x "$bin" ] || swift build -c release
+declare -A arms=(
   [scratch]="--set finetune.init=scratch"
-  [pretrained-3-scales]=""
-  [pretrained-1-scale]="--set tiles.scales=[0.5]"
+  [mamim]=""
+  [probe-random]="--set finetune.init=scratch --set finetune.freeze_encoder=true"
+  [probe-mamim]="--set finetune.freeze_encoder=true"
 )
-for variant in scratch pretrained-3-scales pretrained-1-scale; do
-  for seed in "${seeds[@]}"; do
+mkdir -p "$out"
+# Runs a command and writes its CPU seconds (user + system, children included) to the file $1.
+timed() {
+  python3 -c 'import resource, subprocess, sys
+code = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1] + ".log", "w")).returncode
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(str(usage.ru_utime + usage.ru_stime))
+sys.exit(code)' "$@"
+}
+for seed in $seeds; do
+  for arm in scratch mamim probe-random probe-mamim; do
     # shellcheck disable=SC2086
-    $bin run flows/pretrain-finetune.yaml --set seed="$seed" ${variants[$variant]} --out "runs/compare/$variant-$seed" 2>/dev/null | tail -1
+    if ! timed "$out/$arm-$seed.cpu" $bin run flows/pretrain-finetune.yaml --set seed="$seed" ${arms[$arm]} "${overrides[@]}" --out "$out/$arm-$seed"; then
+      echo "compare-pretraining: $arm, seed $seed failed; see $out/$arm-$seed.cpu.log" >&2
+      exit 1
+    fi
+    echo "$arm seed $seed: balanced accuracy $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['balanced_accuracy'], 4))" "$out/$arm-$seed/finetune/metrics.json"), $(cat "$out/$arm-$seed.cpu") CPU s"
   done
 done
-python3 - "${seeds[@]}" <<'PY'
-import json, statistics, sys
-seeds = sys.argv[1:]
-print("| start | test accuracy | balanced accuracy | macro-F1 | macro AUC |")
-print("|---|---|---|---|---|")
-for variant in ["scratch", "pretrained-3-scales", "pretrained-1-scale"]:
-    rows = [json.load(open(f"runs/compare/{variant}-{s}/finetune/metrics.json")) for s in seeds]
-    cells = []
-    for key in ["accuracy", "balanced_accuracy", "macro_f1", "auc"]:
-        values = [r[key] for r in rows]
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f}")
-    print(f"| {variant} | " + " | ".join(cells) + " |")
+python3 - "$out" $seeds <<'PY'
+import json, random, statistics, sys
+out, seeds = sys.argv[1], sys.argv[2:]
+arms = ["scratch", "mamim", "probe-random", "probe-mamim"]
+score = {a: [json.load(open(f"{out}/{a}-{s}/finetune/metrics.json"))["balanced_accuracy"] for s in seeds] for a in arms}
+seconds = {a: [float(open(f"{out}/{a}-{s}.cpu").read()) for s in seeds] for a in arms}
+
+def interval(differences, resamples=10000):
+    rng = random.Random(0)
+    means = sorted(statistics.mean(rng.choices(differences, k=len(differences))) for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+
+print("| seed | " + " | ".join(arms) + " | mamim − scratch | probe-mamim − probe-random |")
+print("|---" * (len(arms) + 3) + "|")
+for i, s in enumerate(seeds):
+    cells = [f"{score[a][i]:.3f}" for a in arms]
+    print(f"| {s} | " + " | ".join(cells) + f" | {score['mamim'][i] - score['scratch'][i]:+.3f} | {score['probe-mamim'][i] - score['probe-random'][i]:+.3f} |")
+summary = {"seeds": seeds, "balanced_accuracy": score, "cpu_seconds": seconds}
+for name, a, b in [("fine-tuning", "mamim", "scratch"), ("linear probe", "probe-mamim", "probe-random")]:
+    differences = [x - y for x, y in zip(score[a], score[b])]
+    low, high = interval(differences)
+    summary[name] = {"mean_difference": statistics.mean(differences), "interval_95": [low, high]}
+    print(f"{name}: {a} − {b} = {statistics.mean(differences):+.4f} balanced accuracy on average over {len(seeds)} paired seeds, "
+          f"bootstrap 95 % interval [{low:+.4f}, {high:+.4f}]")
+print("CPU seconds per run (user + system): " + ", ".join(f"{a} {statistics.mean(seconds[a]):.0f}" for a in arms)
+      + " (every run pretrains, so the scratch arms include pretraining they do not use)")
+json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
+print(f"summary: {out}/summary.json")
 PY
