@@ -30,7 +30,7 @@ public final class Block: ParameterOwner {
             mixer = .directional(DirectionalMultiScale(
                 parameterName(name, "mixer"), dim: dim, expand: config.expand, state: config.stateSize,
                 directions: try config.scanDirections(), kernels: config.localKernels, merge: config.merge,
-                padding: config.localPadding, memoryMode: config.scanMemory, using: &rng))
+                padding: config.localPadding, localPerDirection: config.localPerDirection, memoryMode: config.scanMemory, using: &rng))
         }
         if config.mlpRatio > 0 {
             norm2 = LayerNormalization(parameterName(name, "norm2"), width: dim)

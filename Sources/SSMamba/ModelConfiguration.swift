@@ -15,6 +15,9 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var localKernels: [Int] = [3]
     /// The DMS local path's padding: "same" (non-causal, the SSMamba default) or causal (Vim).
     public var localPadding: DepthwiseConv1D.Padding = .same
+    /// Whether each scan direction has its own local path run along its visiting order (Vim's form:
+    /// a vertical scan convolves vertical neighbours) instead of one shared in storage order.
+    public var localPerDirection = false
     /// How direction outputs combine: mean (default), sum, or learned softmax weights.
     public var merge: DirectionalMultiScale.Merge = .mean
     /// How many of the last blocks use self-attention instead of DMS (MODEL.md: the last quarter).
@@ -52,7 +55,7 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         }
         try read(.imageSize, &imageSize); try read(.patchSize, &patchSize); try read(.channels, &channels)
         try read(.dim, &dim); try read(.depth, &depth); try read(.stateSize, &stateSize); try read(.expand, &expand)
-        try read(.directions, &directions); try read(.localKernels, &localKernels); try read(.localPadding, &localPadding)
+        try read(.directions, &directions); try read(.localKernels, &localKernels); try read(.localPadding, &localPadding); try read(.localPerDirection, &localPerDirection)
         try read(.merge, &merge); try read(.attentionBlocks, &attentionBlocks); try read(.heads, &heads)
         try read(.mlpRatio, &mlpRatio); try read(.useLPR, &useLPR); try read(.dropPathRate, &dropPathRate)
         try read(.headDropout, &headDropout); try read(.classes, &classes); try read(.scanMemory, &scanMemory)

@@ -16,6 +16,7 @@ enum ModelParameter {
         ParameterSpec("directions", .list(.text), "scan orders of each DMS block: h, v or wK (K ≥ 1), each optionally with _flip"),
         ParameterSpec("local_kernels", .list(.integer(1...31)), "odd kernel sizes of the DMS local path (several are summed)"),
         ParameterSpec("local_padding", .choice(["same", "causal"]), "padding of the DMS local path"),
+        ParameterSpec("local_path", .choice(["shared", "per_direction"]), "one DMS local path in storage order, or one per scan direction along its visiting order (Vim)"),
         ParameterSpec("merge", .choice(["mean", "sum", "softmax"]), "how the scan directions' outputs combine"),
         ParameterSpec("attention_blocks", .integer(0...256), "how many of the last blocks use self-attention"),
         ParameterSpec("heads", .integer(1...64), "attention heads"),
@@ -40,6 +41,7 @@ enum ModelParameter {
         if set.has("directions") { c.directions = set.texts("directions") }
         if set.has("local_kernels") { c.localKernels = set.integers("local_kernels") }
         if set.has("local_padding") { c.localPadding = DepthwiseConv1D.Padding(rawValue: set.text("local_padding"))! }
+        if set.has("local_path") { c.localPerDirection = set.text("local_path") == "per_direction" }
         if set.has("merge") { c.merge = DirectionalMultiScale.Merge(rawValue: set.text("merge"))! }
         if set.has("attention_blocks") { c.attentionBlocks = set.integer("attention_blocks") }
         if set.has("heads") { c.heads = set.integer("heads") }

@@ -97,6 +97,37 @@ final class LayerGradientTests: XCTestCase {
                             forward: { layer.forward($0, grid: full) }, backward: layer.backward)
     }
 
+    func testDirectionalMultiScaleWithALocalPathPerDirection() throws {
+        let directions = try ["h", "v_flip", "w2"].map { try XCTUnwrap(ScanDirection(name: $0)) }
+        let layer = DirectionalMultiScale("mixer", dim: 4, expand: 2, state: 3, directions: directions, kernels: [3, 5],
+                                          localPerDirection: true, using: &rng)
+        XCTAssertTrue(layer.parameters.contains { $0.name == "mixer.scans.1.convs.1.weight" })
+        XCTAssertFalse(layer.parameters.contains { $0.name == "mixer.convs.0.weight" })
+        randomize(layer.parameters, std: 0.4)
+        let full = TokenGrid.full(batch: 2, height: 3, width: 3)
+        GradientCheck.check(input: Tensor.normal([2, 9, 4], using: &rng), parameters: layer.parameters,
+                            forward: { layer.forward($0, grid: full) }, backward: layer.backward)
+        // On a masked grid each direction convolves the visible tokens in its own visiting order.
+        let visible = TokenGrid(batch: 2, height: 3, width: 3, positions: [0, 2, 4, 7, 8, 1, 3, 5, 6, 8])
+        GradientCheck.check(input: Tensor.normal([2, 5, 4], using: &rng), parameters: layer.parameters,
+                            forward: { layer.forward($0, grid: visible) }, backward: layer.backward)
+    }
+
+    /// One horizontal direction visits tokens in storage order: its own local path is the shared one.
+    func testAPerDirectionLocalPathOfARasterScanIsTheSharedPath() throws {
+        let directions = try [XCTUnwrap(ScanDirection(name: "h"))]
+        var a = RandomGenerator(seed: 9), b = RandomGenerator(seed: 9)
+        let shared = DirectionalMultiScale("m", dim: 4, expand: 2, state: 3, directions: directions, kernels: [3], using: &a)
+        let own = DirectionalMultiScale("m", dim: 4, expand: 2, state: 3, directions: directions, kernels: [3], localPerDirection: true, using: &b)
+        let x = Tensor.normal([2, 6, 4], using: &rng), grid = TokenGrid.full(batch: 2, height: 2, width: 3)
+        XCTAssertEqual(shared.forward(x, grid: grid).scalars, own.forward(x, grid: grid).scalars)
+        let v = try [XCTUnwrap(ScanDirection(name: "v"))]
+        var c = RandomGenerator(seed: 9), d = RandomGenerator(seed: 9)
+        let sharedV = DirectionalMultiScale("m", dim: 4, expand: 2, state: 3, directions: v, kernels: [3], using: &c)
+        let ownV = DirectionalMultiScale("m", dim: 4, expand: 2, state: 3, directions: v, kernels: [3], localPerDirection: true, using: &d)
+        XCTAssertNotEqual(sharedV.forward(x, grid: grid).scalars, ownV.forward(x, grid: grid).scalars, "a vertical scan convolves vertical neighbours")
+    }
+
     /// Equal logits make the learned merge exactly the mean.
     func testSoftmaxMergeStartsAsTheMean() throws {
         let directions = try ["h", "v"].map { try XCTUnwrap(ScanDirection(name: $0)) }
@@ -116,7 +147,7 @@ final class LayerGradientTests: XCTestCase {
         // Every field away from its default survives a round trip (a field the decoder forgets fails here).
         var changed = ModelConfiguration(name: "every-field")
         changed.imageSize = 96; changed.patchSize = 8; changed.channels = 4; changed.dim = 24; changed.depth = 3
-        changed.stateSize = 8; changed.expand = 3; changed.directions = ["h", "w3_flip"]; changed.localKernels = [5, 7]
+        changed.stateSize = 8; changed.expand = 3; changed.directions = ["h", "w3_flip"]; changed.localKernels = [5, 7]; changed.localPerDirection = true
         changed.localPadding = .causal; changed.merge = .softmax; changed.attentionBlocks = 1; changed.heads = 4
         changed.mlpRatio = 2; changed.useLPR = false; changed.dropPathRate = 0.2; changed.headDropout = 0.3
         changed.classes = 5; changed.scanMemory = .storeStates
@@ -125,7 +156,7 @@ final class LayerGradientTests: XCTestCase {
         let back = try JSONDecoder().decode(ModelConfiguration.self, from: JSONEncoder().encode(changed))
         XCTAssertEqual(back, changed)
         let fields = Mirror(reflecting: changed).children.count
-        XCTAssertEqual(fields, 25, "a new configuration field needs a line in init(from:) and in this test")
+        XCTAssertEqual(fields, 26, "a new configuration field needs a line in init(from:) and in this test")
     }
 
     func testDirectionalMultiScaleEveryDirectionKind() throws {

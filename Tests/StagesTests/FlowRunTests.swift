@@ -190,6 +190,7 @@ final class FlowRunTests: XCTestCase {
         try "path,label,split\nrois/tumour/0.png,tumour,train\nrois/stroma/1.png,stroma\n".write(to: table, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try run("""
             flow: csv
+            output: \(folder.appendingPathComponent("run-csv").path)
             source:
               kind: image_csv
               path: \(table.path)
@@ -391,13 +392,14 @@ final class CacheContractTests: XCTestCase {
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         XCTAssertThrowsError(try run("""
             flow: nocache
+            output: \(folder.appendingPathComponent("run-nocache").path)
             source: {kind: cached_tiles, path: \(empty.path)}
             stages:
               - stage: pretrain
                 steps: 1
             """)) { error in
             XCTAssertTrue("\(error)".contains("\(empty.path): not a tile cache"), "\(error)")
-            XCTAssertTrue("\(error)".contains(":2:"), "names the source's line: \(error)")
+            XCTAssertTrue("\(error)".contains(":3:"), "names the source's line: \(error)")
         }
 
         // An empty split: the counts and what to do.
