@@ -39,6 +39,13 @@ final class PyTorchParityTests: XCTestCase {
         try checkClassifier("parity_variant.safetensors")
     }
 
+    /// A local path per scan direction, along its visiting order, against the reference.
+    func testLocalPathPerDirection() throws {
+        let (_, config) = try load("parity_per_direction.safetensors")
+        XCTAssertTrue(config.localPerDirection)
+        try checkClassifier("parity_per_direction.safetensors")
+    }
+
     /// R1: convolutional stem and levels, then SSMamba levels with attention, against the reference.
     func testHierarchicalLayout() throws {
         let (_, config) = try load("parity_hierarchical.safetensors")

@@ -1,14 +1,17 @@
 """Parity fixtures for the Swift engine: a tiny SSMamba in float64 with PyTorch autograd.
 
 Writes Tests/SSMambaTests/Fixtures/parity_classifier.safetensors, parity_encoder_masked.safetensors,
-parity_variant.safetensors (learned softmax merge, causal local convolutions) and
-parity_hierarchical.safetensors (R1: convolutional stem and levels, then SSMamba levels):
+parity_variant.safetensors (learned softmax merge, causal local convolutions),
+parity_hierarchical.safetensors (R1: convolutional stem and levels, then SSMamba levels) and
+parity_per_direction.safetensors (a local path per scan direction, along its visiting order):
 weights (`param/NAME`), inputs, outputs, the loss and every parameter's gradient (`grad/NAME`),
-with the configuration as JSON in the metadata. Run once; the outputs are committed:
+with the configuration as JSON in the metadata. Run once; the outputs are committed. Names given
+on the command line write only those files (every part is still computed, so the seeds match):
 
-    .venv-ref/bin/python scripts/reference/make_model_fixtures.py
+    .venv-ref/bin/python scripts/reference/make_model_fixtures.py [parity_per_direction.safetensors ...]
 """
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -54,6 +57,8 @@ def tensors_of(prefix, named):
 
 
 def save(name, tensors, configuration=None):
+    if len(sys.argv) > 1 and name not in sys.argv[1:]:
+        return
     path = out_dir / name
     save_file(tensors, str(path), metadata={"config": json.dumps(configuration or config), "smoothing": str(smoothing)})
     print(f"wrote {path} ({path.stat().st_size} bytes)")
@@ -111,10 +116,11 @@ for step, lr in enumerate([0.01, 0.02, 0.005]):
     gradients[f"grad.{step}.bias"] = bias.grad.clone()
     optimizer.step()
 path = out_dir / "adamw_steps.safetensors"
-save_file({"initial.weight": initial["weight"], "initial.bias": initial["bias"], **gradients,
-           "final.weight": weight.detach().clone(), "final.bias": bias.detach().clone()}, str(path),
-          metadata={"learning_rates": "0.01,0.02,0.005", "betas": "0.9,0.95", "weight_decay": "0.05"})
-print(f"wrote {path}")
+if len(sys.argv) == 1 or path.name in sys.argv[1:]:
+    save_file({"initial.weight": initial["weight"], "initial.bias": initial["bias"], **gradients,
+               "final.weight": weight.detach().clone(), "final.bias": bias.detach().clone()}, str(path),
+              metadata={"learning_rates": "0.01,0.02,0.005", "betas": "0.9,0.95", "weight_decay": "0.05"})
+    print(f"wrote {path}")
 
 # 4. A variant: learned softmax merge of the directions and causal local convolutions (Vim's form).
 torch.manual_seed(7)
@@ -132,3 +138,11 @@ hierarchical_model = Classifier(hierarchical).double()
 randomize(hierarchical_model)
 images = torch.randn(2, 3, 32, 32)
 save_classifier("parity_hierarchical.safetensors", hierarchical_model, hierarchical)
+
+# 6. A local path per scan direction, run along the direction's visiting order (Vim's form).
+torch.manual_seed(13)
+per_direction = {**config, "name": "parity_per_direction", "localPerDirection": True, "directions": ["h", "v_flip", "w2"]}
+per_direction_model = Classifier(per_direction).double()
+randomize(per_direction_model)
+images = torch.randn(2, 3, 16, 16)
+save_classifier("parity_per_direction.safetensors", per_direction_model, per_direction)

@@ -85,22 +85,36 @@ class DirectionalMultiScale(nn.Module):
         self.directions = config["directions"]
         self.merge = config["merge"]
         self.causal = config.get("localPadding", "same") == "causal"
+        # One local path shared in storage order, or one per direction along its visiting order (Vim).
+        self.per_direction = config.get("localPerDirection", False)
         self.in_proj = nn.Linear(dim, 2 * channels, bias=False)
-        # "same": centred kernel; causal (Vim): pad k − 1 on both sides and keep the first L outputs.
-        self.convs = nn.ModuleList(
-            nn.Conv1d(channels, channels, k, padding=(k - 1) if self.causal else (k - 1) // 2, groups=channels)
-            for k in config["localKernels"])
+
+        def local_path():
+            # "same": centred kernel; causal (Vim): pad k − 1 on both sides and keep the first L outputs.
+            return nn.ModuleList(
+                nn.Conv1d(channels, channels, k, padding=(k - 1) if self.causal else (k - 1) // 2, groups=channels)
+                for k in config["localKernels"])
+        self.convs = nn.ModuleList() if self.per_direction else local_path()
         if self.merge == "softmax":
             self.merge_logits = nn.Parameter(torch.zeros(len(self.directions)))
         rank = (dim + 15) // 16
         self.scans = nn.ModuleList(DirectionalScan(channels, config["stateSize"], rank) for _ in self.directions)
+        if self.per_direction:
+            for scan in self.scans:
+                scan.convs = local_path()
         self.out_proj = nn.Linear(channels, dim, bias=False)
+
+    @staticmethod
+    def local(convs, x):
+        """silu(Σ_k conv_k(x)) along the token axis of (B, L, C)."""
+        xt = x.transpose(1, 2)
+        length = xt.shape[-1]
+        return F.silu(sum(conv(xt)[..., :length] for conv in convs).transpose(1, 2))
 
     def forward(self, u, positions, height, width):
         x, z = self.in_proj(u).chunk(2, dim=-1)
-        xt = x.transpose(1, 2)
-        length = xt.shape[-1]
-        x = F.silu(sum(conv(xt)[..., :length] for conv in self.convs).transpose(1, 2))
+        if not self.per_direction:
+            x = self.local(self.convs, x)
         if self.merge == "softmax":
             weights = self.merge_logits.softmax(0)
         else:
@@ -108,7 +122,10 @@ class DirectionalMultiScale(nn.Module):
         y = torch.zeros_like(x)
         for s, (direction, scan) in enumerate(zip(self.directions, self.scans)):
             order = scan_order(direction, positions, height, width)
-            ys = scan(gather_tokens(x, order)) * weights[s]
+            visited = gather_tokens(x, order)
+            if self.per_direction:
+                visited = self.local(scan.convs, visited)
+            ys = scan(visited) * weights[s]
             y = y.scatter_add(1, order.unsqueeze(-1).expand(-1, -1, y.shape[-1]), ys)
         return self.out_proj(y * F.silu(z))
 
