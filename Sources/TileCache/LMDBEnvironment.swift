@@ -31,18 +31,20 @@ public final class LMDBEnvironment: @unchecked Sendable {
         } else if !fm.fileExists(atPath: path + "/data.mdb") {
             throw CacheError(.cannotOpen, path, "no cache here (no data.mdb); check the path")
         }
+        // Opened through a local handle and stored only once open: a throw before `env` is set
+        // leaves the object uninitialised, so `deinit` does not close the handle a second time.
         var handle: OpaquePointer?
         try LMDBEnvironment.check(mdb_env_create(&handle), path, "creating the environment")
-        env = handle!
-        mdb_env_set_mapsize(env, initialMapSize)
-        mdb_env_set_maxreaders(env, 126)
+        mdb_env_set_mapsize(handle, initialMapSize)
+        mdb_env_set_maxreaders(handle, 126)
         let flags = UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : 0)
-        let status = mdb_env_open(env, path, flags, 0o644)
+        let status = mdb_env_open(handle, path, flags, 0o644)
         if status != 0 {
-            mdb_env_close(env)
+            mdb_env_close(handle)
             let kind: CacheError.Kind = status == EACCES || status == EROFS ? .readOnly : .cannotOpen
-            throw CacheError(kind, path, "cannot open the LMDB cache (\(LMDBEnvironment.message(status))); check the path and permissions")
+            throw CacheError(kind, path, "cannot open the LMDB cache (\(LMDBEnvironment.message(status))); check the path and permissions, or run `ssmamba cache verify \(path)`")
         }
+        env = handle!
         pthread_rwlock_init(&mapLock, nil)
     }
 

@@ -116,6 +116,21 @@ final class TileCacheTests: XCTestCase {
         }
     }
 
+    /// A data.mdb that is not an LMDB file: a typed error naming the cache, not a double free
+    /// (the handle was closed after the failed open and again when the object went away).
+    func testAGarbageCacheFileIsATypedError() throws {
+        let directory = try temporaryDirectory("garbage")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var rng = RandomGenerator(seed: 5)
+        try Data((0..<16_384).map { _ in UInt8(rng.integer(below: 256)) }).write(to: directory.appendingPathComponent("data.mdb"))
+        for readOnly in [true, false] {
+            XCTAssertThrowsError(try TileStore(path: directory.path, readOnly: readOnly)) { error in
+                XCTAssertEqual((error as? CacheError)?.kind, .cannotOpen)
+                XCTAssertTrue("\(error)".contains(directory.path), "\(error)")
+            }
+        }
+    }
+
     func testStaleEntriesAreListedAndRemoved() throws {
         let directory = try temporaryDirectory("stale")
         defer { try? FileManager.default.removeItem(at: directory) }
