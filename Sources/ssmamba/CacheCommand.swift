@@ -43,7 +43,7 @@ struct CacheCommand: ParsableCommand {
 
         func run() throws {
             let stats: TileStore.Statistics
-            do { stats = try TileStore(path: path, readOnly: true).statistics() } catch { throw ValidationError(String(describing: error)) }
+            do { stats = try TileStore(path: path, readOnly: true).statistics() } catch { throw CommandFailure(String(describing: error)) }
             let hex = { (v: UInt64) in String(format: "%016llx", v) }
             if json {
                 let object: [String: Any] = [
@@ -74,7 +74,7 @@ struct CacheCommand: ParsableCommand {
                 let store = try TileStore(path: path, readOnly: true)
                 damaged = try store.verify()
                 records = try store.statistics().records
-            } catch { throw ValidationError(String(describing: error)) }
+            } catch { throw CommandFailure(String(describing: error)) }
             if damaged.isEmpty {
                 print("\(path): all \(records) records decode and match their checksums")
                 return
@@ -99,7 +99,7 @@ struct CacheCommand: ParsableCommand {
                     print("\(source): \(copied) new records copied into \(into)" + (damaged.isEmpty ? "" : ", \(damaged.count) damaged records skipped"))
                     for line in damaged { print("  damaged: \(line)") }
                 }
-            } catch let error as CacheError { throw ValidationError(error.description) }
+            } catch let error as CacheError { throw CommandFailure(error.description) }
         }
     }
 }

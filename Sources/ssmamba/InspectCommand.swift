@@ -17,7 +17,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let reader: TIFFSlide
         do { reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride) } catch {
-            throw ValidationError(String(describing: error))
+            throw CommandFailure(String(describing: error))
         }
         let selected = ["aperio.AppMag", "aperio.MPP", "aperio.ScanScope ID", "aperio.Date", "tiff.Software", "tiff.ResolutionUnit"]
         let shown = allProperties ? reader.properties.filter { $0.key != "tiff.ImageDescription" } : reader.properties.filter { selected.contains($0.key) }

@@ -41,7 +41,7 @@ struct RegionCommand: ParsableCommand {
                              region.effectiveMicronsPerPixel, mpp, region.level))
             }
         } catch let error as SlideError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
     }
 

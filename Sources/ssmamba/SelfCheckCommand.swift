@@ -37,7 +37,7 @@ struct SelfCheckCommand: ParsableCommand {
         let rate = TensorSelfCheck.gemmRate(size: 512)
         print(String(format: "GEMM 512×512×512: %.1f GFLOP/s with %d BLAS thread(s)", rate, BLAS.threads))
         if failures > 0 {
-            throw ValidationError("\(failures) kernel check(s) failed: this build or its BLAS computes wrong results on this machine")
+            throw CommandFailure("\(failures) kernel check(s) failed: this build or its BLAS computes wrong results on this machine")
         }
         print("all kernel checks passed")
     }

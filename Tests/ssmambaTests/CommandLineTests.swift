@@ -44,4 +44,22 @@ final class CommandLineTests: XCTestCase {
         XCTAssertNotEqual(cache.status, 0)
         XCTAssertTrue(cache.output.contains("no cache here"), cache.output)
     }
+
+    /// Run-time failures are errors (exit 1, what went wrong and what to do), not usage mistakes
+    /// (exit 64 with the usage text).
+    func testRuntimeFailuresAreNotUsageErrors() throws {
+        let slide = Self.fixtures.appendingPathComponent("pyramid_chain.tif").path
+        for arguments in [["inspect", "/nonexistent.svs"],
+                          ["region", slide, "--x", "1000000", "--y", "0", "--width", "16", "--height", "16", "--level", "0", "--out", "/tmp/ssmamba-never.png"],
+                          ["cache", "stats", "/nonexistent-cache"], ["cache", "verify", "/nonexistent-cache"]] {
+            let result = try run(arguments)
+            XCTAssertEqual(result.status, 1, "\(arguments): \(result.output)")
+            XCTAssertFalse(result.output.contains("Usage:"), "\(arguments) printed the usage text: \(result.output)")
+            XCTAssertTrue(result.output.contains("Error:"), "\(arguments): \(result.output)")
+        }
+        // A usage mistake still shows the usage.
+        let usage = try run(["region", slide, "--x", "0", "--y", "0", "--width", "16", "--height", "16", "--out", "/tmp/x.png"])
+        XCTAssertEqual(usage.status, 64, usage.output)
+        XCTAssertTrue(usage.output.contains("Usage:"), usage.output)
+    }
 }
