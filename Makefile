@@ -29,7 +29,7 @@ test: samples
 
 ## Benchmarks (never tests): tensor kernels, then the model against PyTorch in the same run.
 ## `make bench QUICK=1` runs every case small.
-bench: build
+bench: samples build
 	@scripts/peers/install.sh
 	$(RELEASE)/Benchmarks tensor $(if $(QUICK),--quick)
 	$(RELEASE)/Benchmarks regions $(if $(QUICK),--quick)
