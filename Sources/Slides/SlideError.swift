@@ -1,6 +1,7 @@
 /// What went wrong reading a slide or image, always naming the file and saying what to do.
 public struct SlideError: Error, CustomStringConvertible, Equatable {
     public enum Kind: String, Sendable {
+        /// `missingResolution`: the file records no usable µm/px (none, or an implausible value).
         case cannotOpen, notSupported, corruptData, missingResolution, invalidRequest
     }
 

@@ -77,7 +77,11 @@ enum Sources {
             for entry in listing.entries {
                 if context.isStopping { return }
                 do {
-                    var reader = try TIFFSlide(path: entry.path)
+                    // The override serves slides that record no usable µm/px (none, or an implausible value).
+                    var reader: TIFFSlide
+                    do { reader = try TIFFSlide(path: entry.path) } catch let error as SlideError where error.kind == .missingResolution && micronsPerPixelOverride != nil {
+                        reader = try TIFFSlide(path: entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
+                    }
                     if reader.micronsPerPixel == nil, let micronsPerPixelOverride {
                         reader = try TIFFSlide(path: entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
                     }

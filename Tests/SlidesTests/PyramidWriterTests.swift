@@ -40,4 +40,27 @@ final class PyramidWriterTests: XCTestCase {
             XCTAssertTrue(String(describing: error).contains("/nonexistent/dir/x.tif"))
         }
     }
+
+    /// µm/px outside 0.01…100, recorded in a file or given as an override, is refused with what
+    /// to do (it made later size arithmetic trap); a plausible override opens such a file.
+    func testImplausibleMicronsPerPixelIsRefused() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssmamba-mpp-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let image = RGBImage(width: 64, height: 64, filling: (200, 120, 180))
+        for mpp in [0.001, 500] {
+            let url = directory.appendingPathComponent("mpp-\(mpp).tif")
+            try PyramidWriter.write(image, to: url, micronsPerPixel: mpp, compression: .deflate)
+            XCTAssertThrowsError(try TIFFSlide(path: url.path)) { error in
+                XCTAssertEqual((error as? SlideError)?.kind, .missingResolution, "\(error)")
+                XCTAssertTrue("\(error)".contains("outside 0.01…100") && "\(error)".contains("mpp_override"), "\(error)")
+            }
+            XCTAssertEqual(try TIFFSlide(path: url.path, micronsPerPixelOverride: 0.5).micronsPerPixel, 0.5)
+            for override in [0.0, 1e-300, 1e300, .nan, .infinity] {
+                XCTAssertThrowsError(try TIFFSlide(path: url.path, micronsPerPixelOverride: override)) { error in
+                    XCTAssertEqual((error as? SlideError)?.kind, .invalidRequest, "\(override): \(error)")
+                }
+            }
+        }
+    }
 }
