@@ -242,35 +242,6 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         return out
     }
 
-    public func readRegion(level0Origin origin: (x: Int, y: Int), size: (width: Int, height: Int), micronsPerPixel target: Double,
-                           allowUpsampling: Bool) throws -> SlideRegion {
-        guard let base = micronsPerPixel else {
-            throw SlideError(.missingResolution, path, "the slide records no µm/px, so it cannot be read by resolution; give it with --mpp-override (or `mpp_override:` in a flow file), or read by level")
-        }
-        guard target > 0 && target.isFinite else { throw SlideError(.invalidRequest, path, "µm/px must be positive, got \(target)") }
-        guard size.width > 0 && size.height > 0 else {
-            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive")
-        }
-        if target < base * (1 - 1e-3) && !allowUpsampling {
-            throw SlideError(.invalidRequest, path, String(format: "%.4g µm/px is finer than the slide's level 0 (%.4g µm/px); reading it would upsample. Request ≥ %.4g µm/px or allow upsampling", target, base, base))
-        }
-        let level = bestLevel(forMicronsPerPixel: target, base: base)
-        let downsample = levels[level].downsample
-        let level0Width = Double(size.width) * target / base, level0Height = Double(size.height) * target / base
-        // The source window at the chosen level, fractional, and the whole pixels that hold it.
-        let sx = Double(origin.x) / downsample, sy = Double(origin.y) / downsample
-        let sw = level0Width / downsample, sh = level0Height / downsample
-        let left = Int(sx.rounded(.down)), top = Int(sy.rounded(.down))
-        let right = Int((sx + sw).rounded(.up)), bottom = Int((sy + sh).rounded(.up))
-        let window = try readRegion(level0Origin: (Int((Double(left) * downsample).rounded()), Int((Double(top) * downsample).rounded())),
-                                    size: (max(1, right - left), max(1, bottom - top)), level: level)
-        let image = AreaResampler.resample(window, x0: sx - Double(left), y0: sy - Double(top), sourceWidth: sw, sourceHeight: sh,
-                                           width: size.width, height: size.height)
-        return SlideRegion(image: image, level: level, requestedMicronsPerPixel: target,
-                           effectiveMicronsPerPixel: level0Width * base / Double(size.width), level0Origin: origin,
-                           level0Size: (Int(level0Width.rounded()), Int(level0Height.rounded())))
-    }
-
     public func associatedImage(_ name: String) throws -> RGBImage {
         guard let directory = associated[name] else {
             throw SlideError(.invalidRequest, path, "no associated image '\(name)'; this slide has: \(associatedImageNames.joined(separator: ", "))")

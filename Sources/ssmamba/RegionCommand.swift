@@ -9,7 +9,7 @@ struct RegionCommand: ParsableCommand {
         abstract: "Write one region of a slide to a PNG or tiled TIFF file (x, y in the level-0 frame).",
         discussion: "A .tif/.tiff output is a tiled pyramidal TIFF (deflate) carrying the region's µm/px when known.")
 
-    @Argument(help: "A TIFF or SVS slide.") var slide: String
+    @Argument(help: "A TIFF or SVS slide, or a PNG, JPEG or TIFF image.") var slide: String
     @Option(help: "Left edge, level-0 pixels.") var x: Int
     @Option(help: "Top edge, level-0 pixels.") var y: Int
     @Option(help: "Output width in pixels.") var width: Int
@@ -29,7 +29,7 @@ struct RegionCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride)
+            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride)
             if let level {
                 let image = try reader.readRegion(level0Origin: (x, y), size: (width, height), level: level)
                 try save(image, micronsPerPixel: reader.micronsPerPixel.map { $0 * reader.levels[level].downsample })

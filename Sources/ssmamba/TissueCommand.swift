@@ -9,7 +9,7 @@ struct TissueCommand: ParsableCommand {
         commandName: "tissue",
         abstract: "Detect tissue: print the tissue fraction and write the mask (PNG, or pyramidal TIFF aligned by µm/px).")
 
-    @Argument(help: "A TIFF or SVS slide.") var slide: String
+    @Argument(help: "A TIFF or SVS slide, or a PNG, JPEG or TIFF image.") var slide: String
     @Option(help: "Write the mask to this .png, .tif or .tiff file.") var out: String?
     @Flag(help: "Print JSON instead of text.") var json = false
     @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0.") var micronsPerPixelOverride: Double?
@@ -18,7 +18,7 @@ struct TissueCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride)
+            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride)
             var parameters = TissueDetector.Parameters()
             parameters.micronsPerPixel = maskMicronsPerPixel
             parameters.suppressPen = !keepPen

@@ -1,4 +1,5 @@
 import Foundation
+import Slides
 import XCTest
 
 /// `ssmamba tissue | tiles | stain` on the real samples, as a user runs them.
@@ -51,5 +52,39 @@ final class TilingCommandTests: XCTestCase {
         let wrong = try BuiltTool.run(["stain", "--method", "macenco", "--target", target, image, "--out", folder.path])
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.output.contains("macenko, reinhard, vahadane"), wrong.output)
+    }
+
+    /// PNG and JPEG images open as one-level slides: tissue, tiles and regions work on them.
+    func testImagesAreOneLevelSlides() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("image-slides-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func fraction(_ path: String) throws -> Double {
+            let result = try BuiltTool.run(["tissue", path, "--json"])
+            XCTAssertEqual(result.status, 0, result.output)
+            let report = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as! [String: Any]
+            return try XCTUnwrap(report["tissue_fraction"] as? Double)
+        }
+        // A real H&E crop (JPEG) is mostly tissue; a blank and an almost-white PNG are not.
+        XCTAssertGreaterThan(try fraction(try sample("hgsc_nest.jpg")), 0.5)
+        let white = folder.appendingPathComponent("white.png"), almost = folder.appendingPathComponent("almost-white.png")
+        try PNGWriter.write(RGBImage(width: 300, height: 200, filling: (255, 255, 255)), to: white)
+        var pixels = [UInt8](repeating: 0, count: 300 * 200 * 3)
+        for i in 0..<pixels.count { pixels[i] = UInt8(238 + (i * 7919) % 12) }
+        try PNGWriter.write(RGBImage(width: 300, height: 200, pixels: pixels), to: almost)
+        XCTAssertLessThan(try fraction(white.path), 0.2)
+        XCTAssertLessThan(try fraction(almost.path), 0.2)
+
+        // Tiles of an image by µm/px (given, since an image records none), and a region by level.
+        let tiles = folder.appendingPathComponent("tiles")
+        let exported = try BuiltTool.run(["tiles", try sample("hgsc_nest.jpg"), "--mpp-override", "0.5", "--mpp", "1", "--size", "64", "--out", tiles.path])
+        XCTAssertEqual(exported.status, 0, exported.output)
+        XCTAssertGreaterThan(try FileManager.default.contentsOfDirectory(atPath: tiles.path).filter { $0.hasSuffix(".png") }.count, 50)
+        let region = folder.appendingPathComponent("region.png")
+        let read = try BuiltTool.run(["region", try sample("hgsc_nest.jpg"), "--x", "100", "--y", "200", "--width", "64", "--height", "32", "--level", "0", "--out", region.path])
+        XCTAssertEqual(read.status, 0, read.output)
+        let crop = try ImageFile.read(region.path), whole = try ImageFile.read(try sample("hgsc_nest.jpg"))
+        XCTAssertEqual(crop.width, 64)
+        XCTAssertEqual(crop[x: 5, y: 7, channel: 1], whole[x: 105, y: 207, channel: 1])
     }
 }

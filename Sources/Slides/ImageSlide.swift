@@ -1,0 +1,60 @@
+import Foundation
+
+/// A single PNG, JPEG or TIFF image (an ROI, a tile) read as a one-level slide, so tissue
+/// detection, tiling and region reads work on it as on a whole-slide image. Its µm/px is the
+/// override when given, else unknown (read by level, or give one). Pixels outside the image are
+/// white.
+public final class ImageSlide: SlideReader, @unchecked Sendable {
+    public let path: String
+    public let vendor = "image"
+    public let levels: [SlideLevel]
+    public let micronsPerPixel: Double?
+    public let objectivePower: Double? = nil
+    public let associatedImageNames: [String] = []
+    public let properties: [String: String]
+    private let image: RGBImage
+
+    public init(path: String, micronsPerPixelOverride: Double? = nil) throws {
+        if let override = micronsPerPixelOverride, !(0.01...100).contains(override) {
+            throw SlideError(.invalidRequest, path, "the µm/px override \(override) is outside 0.01…100; give the image's µm/px (e.g. 0.5 for a 20× scan)")
+        }
+        self.path = path
+        image = try ImageFile.read(path)
+        levels = [SlideLevel(width: image.width, height: image.height, downsample: 1, tileWidth: 0, tileHeight: 0,
+                             compression: (path as NSString).pathExtension.lowercased())]
+        micronsPerPixel = micronsPerPixelOverride
+        properties = ["image.width": "\(image.width)", "image.height": "\(image.height)"]
+    }
+
+    public func readRegion(level0Origin origin: (x: Int, y: Int), size: (width: Int, height: Int), level: Int) throws -> RGBImage {
+        guard size.width > 0 && size.height > 0 && size.width * size.height <= 1 << 28 else {
+            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive and below 2²⁸ pixels")
+        }
+        guard level == 0 else { throw SlideError(.invalidRequest, path, "level \(level) does not exist; an image has level 0 only") }
+        guard origin.x < image.width && origin.y < image.height && origin.x + size.width > 0 && origin.y + size.height > 0 else {
+            throw SlideError(.invalidRequest, path, "region at (\(origin.x), \(origin.y)) of \(size.width)×\(size.height) lies entirely outside the \(image.width)×\(image.height) image")
+        }
+        if origin == (0, 0) && size == (image.width, image.height) { return image }
+        var out = RGBImage(width: size.width, height: size.height, filling: (255, 255, 255))
+        let x0 = max(0, origin.x), x1 = min(image.width, origin.x + size.width)
+        for y in max(0, origin.y)..<min(image.height, origin.y + size.height) {
+            let from = (y * image.width + x0) * 3, to = ((y - origin.y) * size.width + (x0 - origin.x)) * 3
+            out.pixels.replaceSubrange(to..<(to + (x1 - x0) * 3), with: image.pixels[from..<(from + (x1 - x0) * 3)])
+        }
+        return out
+    }
+
+    public func associatedImage(_ name: String) throws -> RGBImage {
+        throw SlideError(.invalidRequest, path, "an image has no associated images")
+    }
+}
+
+/// Opens a slide or an image: TIFF and SVS files through `TIFFSlide`, PNG and JPEG files (and
+/// TIFFs libtiff cannot read as a slide but the image decoder can) as one-level `ImageSlide`s.
+public enum Slide {
+    public static func open(_ path: String, micronsPerPixelOverride: Double? = nil) throws -> SlideReader {
+        let ext = (path as NSString).pathExtension.lowercased()
+        if ["png", "jpg", "jpeg"].contains(ext) { return try ImageSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride) }
+        return try TIFFSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride)
+    }
+}
