@@ -49,32 +49,41 @@ enum FlowCommands {
         print("report: \(result.folder.path)/report.md")
         switch result.report.status {
         case .completed: return
-        case .cancelled: throw ExitCode(130)
+        case .cancelled: throw ExitCode(128 + (interrupts.signalNumber ?? SIGINT))
         case .failed: throw ExitCode(1)
         }
     }
 }
 
-/// Ctrl-C: the first stops the run cleanly, the second exits at once.
+/// Ctrl-C (SIGINT) and SIGTERM (what Slurm, `docker stop` and `kill` send): the first stops the
+/// run cleanly (stages finish, caches flush, training saves its `last` checkpoint, the report is
+/// written), the second exits at once. The exit status then says which signal: 130 or 143.
 final class InterruptHandler: @unchecked Sendable {
-    private let source: DispatchSourceSignal
+    private var sources: [DispatchSourceSignal] = []
     private let lock = NSLock()
-    private var interrupted = false
+    private var received: Int32?
 
     init(_ cancellation: FlowCancellation) {
-        signal(SIGINT, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { [unowned self] in
-            let again = lock.withLock { defer { interrupted = true }; return interrupted }
-            if again { exit(130) }
-            FileHandle.standardError.write(Data("\ninterrupted: stopping cleanly (Ctrl-C again to quit at once)\n".utf8))
-            cancellation.cancel(reason: "interrupted (Ctrl-C)")
+        for (number, name) in [(SIGINT, "interrupted (Ctrl-C)"), (SIGTERM, "terminated (SIGTERM)")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [unowned self] in
+                let earlier = lock.withLock { defer { received = received ?? number }; return received }
+                if earlier != nil { exit(128 + number) }
+                FileHandle.standardError.write(Data("\n\(name): stopping cleanly (again to quit at once)\n".utf8))
+                cancellation.cancel(reason: name)
+            }
+            source.resume()
+            sources.append(source)
         }
-        source.resume()
     }
 
+    /// The signal that stopped the run, if one did.
+    var signalNumber: Int32? { lock.withLock { received } }
+
     func stop() {
-        source.cancel()
+        sources.forEach { $0.cancel() }
         signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
     }
 }

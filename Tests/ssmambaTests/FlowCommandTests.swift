@@ -100,6 +100,15 @@ final class FlowCommandTests: XCTestCase {
     }
 
     func testInterruptStopsCleanlyAndWritesTheReport() throws {
+        try stopCleanly(with: SIGINT, status: 130, reason: "interrupted (Ctrl-C)")
+    }
+
+    /// SIGTERM (Slurm's and `docker stop`'s) stops like Ctrl-C: report written, caches flushed, 143.
+    func testTerminationStopsCleanlyAndWritesTheReport() throws {
+        try stopCleanly(with: SIGTERM, status: 143, reason: "terminated (SIGTERM)")
+    }
+
+    func stopCleanly(with signalNumber: Int32, status: Int32, reason: String) throws {
         try makeSlide()
         let flow = try writeFlow()
         let child = process(["cache", "warm", flow])
@@ -109,12 +118,12 @@ final class FlowCommandTests: XCTestCase {
             usleep(50_000)
             if try records() >= 8 { break }
         }
-        kill(child.processIdentifier, SIGINT)
+        kill(child.processIdentifier, signalNumber)
         child.waitUntilExit()
-        XCTAssertEqual(child.terminationStatus, 130)
+        XCTAssertEqual(child.terminationStatus, status)
         let report = try report()
         XCTAssertEqual(report["status"] as? String, "cancelled")
-        XCTAssertEqual(report["stopReason"] as? String, "interrupted (Ctrl-C)")
+        XCTAssertEqual(report["stopReason"] as? String, reason)
         // The cache writer flushed: everything the cache stage took in is in the cache.
         let stages = report["stages"] as! [[String: Any]]
         let cacheIn = stages.first { $0["name"] as? String == "cache" }?["itemsIn"] as? Int ?? -1
