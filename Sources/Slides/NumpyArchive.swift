@@ -53,7 +53,12 @@ public struct NumpyArray: Sendable, Equatable {
         guard shape.count == 2, shape[0] > 0, shape[1] > 0 else {
             throw SlideError(.notSupported, path, "expected a 2-D array, got shape \(shape)")
         }
-        let count = shape[0] * shape[1]
+        // Sizes from the header are checked before any arithmetic trusts them: a product that
+        // overflows, or an array larger than the file could hold, is a damaged header.
+        let (count, overflow) = shape[0].multipliedReportingOverflow(by: shape[1])
+        guard !overflow, count <= bytes.count else {
+            throw SlideError(.corruptData, path, "the header's shape \(shape) is larger than the file (\(bytes.count) bytes): a damaged or hostile header")
+        }
         let sizes: [String: Int] = ["<i4": 4, "<u4": 4, "<i8": 8, "<u8": 8, "<i2": 2, "<u2": 2, "|u1": 1, "|i1": 1, "<i1": 1, "|b1": 1]
         guard let size = sizes[descr] else { throw SlideError(.notSupported, path, "array type \(descr) is not supported (use integers)") }
         let offset = start + headerLength

@@ -33,5 +33,18 @@ final class NumpyArchiveTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(junk.path), "\(error)")
         }
         XCTAssertThrowsError(try NumpyArray.read(SlideFixtures.fixture("pyramid_chain.tif")))
+        // Shapes whose product overflows, or exceeds the file: a typed error, not a trap.
+        for shape in ["(4294967296, 4294967296)", "(9223372036854775807, 2)", "(100000, 100000)"] {
+            var header = "{'descr': '<i4', 'fortran_order': False, 'shape': \(shape), }"
+            while (10 + header.count + 1) % 64 != 0 { header += " " }
+            header += "\n"
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID()).npy")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try (Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)]) + Data(header.utf8) + Data(count: 64)).write(to: file)
+            XCTAssertThrowsError(try NumpyArray.read(file.path)) { error in
+                XCTAssertEqual((error as? SlideError)?.kind, .corruptData, "\(shape): \(error)")
+                XCTAssertTrue("\(error)".contains(file.path), "\(error)")
+            }
+        }
     }
 }
