@@ -93,9 +93,26 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
         }
     }
 
-    /// Checks the fields fit together, with an error naming the field.
+    /// Checks every field is within bounds (a configuration can come from a damaged or hostile
+    /// checkpoint: sizes are bounded before any allocation uses them) and that the fields fit
+    /// together, with an error naming the field.
     public func validate() throws {
         func require(_ ok: Bool, _ message: String) throws { if !ok { throw ConfigurationError(message) } }
+        func bounded(_ value: Int, _ range: ClosedRange<Int>, _ field: String) throws {
+            try require(range.contains(value), "\(field) \(value) is outside \(range.lowerBound)…\(range.upperBound)")
+        }
+        try bounded(imageSize, 8...4096, "imageSize"); try bounded(patchSize, 1...256, "patchSize"); try bounded(channels, 1...16, "channels")
+        try bounded(dim, 1...8192, "dim"); try bounded(depth, 1...512, "depth"); try bounded(stateSize, 1...256, "stateSize")
+        try bounded(expand, 1...8, "expand"); try bounded(heads, 1...256, "heads"); try bounded(mlpRatio, 0...16, "mlpRatio")
+        try bounded(classes, 1...100_000, "classes"); try bounded(attentionBlocks, 0...512, "attentionBlocks")
+        try bounded(directions.count, 1...64, "the number of directions"); try bounded(localKernels.count, 1...8, "the number of localKernels")
+        for k in localKernels { try bounded(k, 1...63, "a local kernel") }
+        try bounded(levelDepths.count, 1...8, "the number of levels")
+        for d in levelDepths + levelHeads + levelAttentionBlocks { try bounded(d, 0...512, "a level's depth, heads or attention blocks") }
+        try bounded(convolutionLevels, 0...8, "convolutionLevels")
+        try require(dim * expand * stateSize <= 1 << 24 && (dim << max(0, levelDepths.count - 1)) <= 1 << 16,
+                    "dim \(dim) × expand \(expand) × stateSize \(stateSize) is too large for one layer")
+        try require(dropPathRate.isFinite && headDropout.isFinite, "drop rates must be finite")
         try require(patchSize > 0 && imageSize > 0 && imageSize % patchSize == 0, "imageSize \(imageSize) must be a positive multiple of patchSize \(patchSize)")
         try require(dim > 0 && depth > 0 && stateSize > 0 && expand > 0, "dim, depth, stateSize and expand must be positive")
         if layout == .plain {

@@ -159,6 +159,19 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(scales, [0.03125, 0.0625, 0.5, 1, 1])
     }
 
+    /// Hostile checkpoint configurations are refused before any allocation (they aborted or trapped).
+    func testOutOfBoundsConfigurationsAreRefused() throws {
+        for (field, value) in [("dim", "1000000000"), ("channels", "-1"), ("stateSize", "4611686018427387904"),
+                               ("imageSize", "1073741824"), ("localKernels", "[99999999]"), ("depth", "0")] {
+            let json = #"{"name": "hostile", "\#(field)": \#(value)}"#
+            let config = try JSONDecoder().decode(ModelConfiguration.self, from: Data(json.utf8))
+            var rng = RandomGenerator(seed: 0)
+            XCTAssertThrowsError(try Classifier(config: config, using: &rng), field) { error in
+                XCTAssertTrue(error is ConfigurationError, "\(field): \(error)")
+            }
+        }
+    }
+
     func testCheckpointErrorsNameTheDirectory() {
         let missing = URL(fileURLWithPath: "/nonexistent/checkpoint")
         XCTAssertThrowsError(try Checkpoint.read(from: missing)) { error in
