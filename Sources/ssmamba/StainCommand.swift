@@ -31,7 +31,7 @@ struct StainCommand: ParsableCommand {
             if let saveTarget { try normalizer.target.save(to: URL(fileURLWithPath: saveTarget)) }
             if let out {
                 let folder = URL(fileURLWithPath: out)
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try CommandFailure.makeOutputFolder(folder)
                 var passed = 0
                 let started = Date()
                 let progress = CommandProgress(total: images.count, label: "stain")

@@ -40,7 +40,7 @@ struct TilesCommand: ParsableCommand {
             let positions = try grid.positions(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height,
                                                slideMicronsPerPixel: reader.micronsPerPixel, mask: mask, path: slide)
             let folder = URL(fileURLWithPath: out)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try CommandFailure.makeOutputFolder(folder)
             var csv = "file,column,row,scale_mpp,effective_mpp,level0_x,level0_y,level0_size,tissue_fraction\n"
             let stem = ((slide as NSString).lastPathComponent as NSString).deletingPathExtension
             let progress = CommandProgress(total: positions.count, label: "tiles")

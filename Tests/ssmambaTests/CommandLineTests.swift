@@ -57,6 +57,13 @@ final class CommandLineTests: XCTestCase {
             XCTAssertFalse(result.output.contains("Usage:"), "\(arguments) printed the usage text: \(result.output)")
             XCTAssertTrue(result.output.contains("Error:"), "\(arguments): \(result.output)")
         }
+        // An output folder that is a file: the folder and what to do, not the system's error domain.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ssmamba-a-file-\(UUID())")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let tiles = try run(["tiles", slide, "--mpp-override", "0.5", "--mpp", "1", "--size", "16", "--out", file.path])
+        XCTAssertEqual(tiles.status, 1, tiles.output)
+        XCTAssertTrue(tiles.output.contains("cannot create the output folder") && !tiles.output.contains("NSCocoaErrorDomain"), tiles.output)
         // A usage mistake still shows the usage.
         let usage = try run(["region", slide, "--x", "0", "--y", "0", "--width", "16", "--height", "16", "--out", "/tmp/x.png"])
         XCTAssertEqual(usage.status, 64, usage.output)
