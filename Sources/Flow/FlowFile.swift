@@ -82,9 +82,14 @@ public struct FlowFile: Sendable {
     /// Reads and validates `path`; `overrides` are `step.parameter=value` (or `key=value` for a
     /// top-level key) as given with `--set`.
     public static func load(_ path: String, catalog: FlowCatalog, overrides: [String] = []) throws -> FlowFile {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw FlowFileError(issues: [FlowFileIssue(location: FlowFileLocation(file: path, line: 0, column: 0),
-                                                       message: "cannot read the flow file (check the path)")])
+        let place = FlowFileLocation(file: path, line: 0, column: 0)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FlowFileError(issues: [FlowFileIssue(location: place, message: "cannot read the flow file (check the path and its permissions)")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            let utf16 = data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF])
+            throw FlowFileError(issues: [FlowFileIssue(location: place, message: "the flow file is not UTF-8 text"
+                + (utf16 ? " (it is UTF-16)" : "") + "; save it as UTF-8")])
         }
         return try parse(text, path: path, catalog: catalog, overrides: overrides)
     }
@@ -133,6 +138,10 @@ struct FlowFileParser {
             let what = [context?.text, problem].compactMap { $0 }.joined(separator: ": ")
             return FlowFileIssue(location: FlowFileLocation(file: path, line: mark.line, column: mark.column),
                                  message: "not valid YAML: \(what)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // The key and its mapping's place only (the context text is the whole mapping: the whole file for top-level keys).
+            return FlowFileIssue(location: FlowFileLocation(file: path, line: context.mark.line, column: context.mark.column),
+                                 message: "the key \(duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")) appears twice in this mapping; keep one")
         default:
             return FlowFileIssue(location: FlowFileLocation(file: path, line: 0, column: 0), message: "not valid YAML: \(error)")
         }

@@ -118,6 +118,20 @@ final class FlowFileTests: XCTestCase {
         assertIssue(withModel("{name: small, orders: h}"), line: 12, column: 34, contains: "'orders' must be a list")
     }
 
+    func testDuplicateKeysAndEncodingsAreNamedBriefly() throws {
+        let duplicated = good.replacingOccurrences(of: "seed: 3", with: "seed: 3\nseed: 4")
+        let found = issues(duplicated)
+        XCTAssertEqual(found.count, 1)
+        XCTAssertTrue(found[0].message.contains("the key 'seed' appears twice"), found[0].description)
+        XCTAssertFalse(found[0].description.contains("prefix"), "the message quotes the file: \(found[0].description)")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("utf16-\(UUID()).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try good.data(using: .utf16)!.write(to: file)
+        XCTAssertThrowsError(try FlowFile.load(file.path, catalog: catalog)) { error in
+            XCTAssertTrue("\(error)".contains("not UTF-8 text (it is UTF-16); save it as UTF-8"), "\(error)")
+        }
+    }
+
     func testWrongTypes() {
         assertIssue(good.replacingOccurrences(of: "factor: 3", with: "factor: three"), line: 9, column: 13, contains: "'factor' must be a number")
         assertIssue(good.replacingOccurrences(of: "count: 5", with: "count: 0"), line: 6, column: 10, contains: "'count' must be an integer in 1…1000000")
