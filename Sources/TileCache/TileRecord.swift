@@ -100,7 +100,7 @@ public enum TileRecord {
 
     /// Checks magic, version, lengths and checksum; returns the header and the stored payload.
     static func open(_ record: UnsafeRawBufferPointer, key: String, path: String) throws -> (Header, UnsafeRawBufferPointer) {
-        func corrupt(_ why: String) -> CacheError { CacheError(.corruptRecord, path, "record \(key) is corrupt (\(why)); it is skipped. Run `ssmamba cache verify \(path)`, then remove it or re-run the warm-up") }
+        func corrupt(_ why: String) -> CacheError { CacheError(.corruptRecord, path, "record \(key) is corrupt (\(why)); it is skipped. Run `ssmamba cache verify --repair \(path)`, then the flow or warm-up again, to rewrite it") }
         guard record.count >= headerSize else { throw corrupt("only \(record.count) bytes") }
         guard record[0] == magic[0], record[1] == magic[1], record[2] == magic[2], record[3] == magic[3] else { throw corrupt("bad magic") }
         func u32(_ o: Int) -> Int { Int(record.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian) }

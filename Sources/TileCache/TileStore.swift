@@ -145,6 +145,21 @@ public final class TileStore: @unchecked Sendable {
         return stats
     }
 
+    /// Removes the damaged records (the ones `verify` lists), so that the next run of the flow or
+    /// warm-up writes them again (writes skip present keys, damaged or not); returns how many.
+    @discardableResult
+    public func removeDamaged() throws -> Int {
+        var keys: [[UInt8]] = []
+        let decompressor = ZSTD_createDCtx()
+        defer { ZSTD_freeDCtx(decompressor) }
+        try environment.read { txn in
+            try txn.forEach { key, value in
+                do { _ = try TileRecord.decode(value, key: "", path: path, decompressor: decompressor) } catch is CacheError { keys.append(Array(key)) }
+            }
+        }
+        return try environment.delete(keys)
+    }
+
     /// Decodes every record and checks every checksum; returns the damaged ones with reasons.
     public func verify() throws -> [(key: String, reason: String)] {
         var damaged: [(key: String, reason: String)] = []

@@ -64,14 +64,16 @@ struct CacheCommand: ParsableCommand {
     }
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Decode every record and check every checksum; exit 1 listing any damaged keys.")
+        static let configuration = CommandConfiguration(abstract: "Decode every record and check every checksum; exit 1 listing any damaged keys (--repair removes them, so the next run writes them again).")
         @Argument(help: "A cache directory.") var path: String
+        @Flag(help: "Remove the damaged records; the next run of the flow (or `cache warm`) writes them again.") var repair = false
 
         func run() throws {
             let damaged: [(key: String, reason: String)]
             let records: Int
+            let store: TileStore
             do {
-                let store = try TileStore(path: path, readOnly: true)
+                store = try TileStore(path: path, readOnly: !repair)
                 damaged = try store.verify()
                 records = try store.statistics().records
             } catch { throw CommandFailure(String(describing: error)) }
@@ -80,7 +82,13 @@ struct CacheCommand: ParsableCommand {
                 return
             }
             for entry in damaged { print("damaged: \(entry.key): \(entry.reason)") }
-            print("\(path): \(damaged.count) of \(records) records are damaged; re-run the warm-up to rewrite them")
+            if repair {
+                let removed: Int
+                do { removed = try store.removeDamaged() } catch { throw CommandFailure(String(describing: error)) }
+                print("\(path): removed \(removed) damaged of \(records) records; run the flow (or `ssmamba cache warm`) to write them again")
+                return
+            }
+            print("\(path): \(damaged.count) of \(records) records are damaged; `ssmamba cache verify --repair \(path)` removes them, then the next run writes them again")
             throw ExitCode(1)
         }
     }

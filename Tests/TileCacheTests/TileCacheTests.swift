@@ -131,6 +131,25 @@ final class TileCacheTests: XCTestCase {
         }
     }
 
+    /// Writes skip present keys, so a damaged record stays until removed; then it is rewritten.
+    func testDamagedRecordsAreRemovedAndRewritten() throws {
+        let directory = try temporaryDirectory("repair")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try TileStore(path: directory.path)
+        let tiles = (0..<5).map { syntheticTile($0, side: 8) }
+        try store.write(tiles)
+        var record = try store.environment.read { Array(try XCTUnwrap(try $0.get(tiles[1].key.bytes))) }
+        record[record.count - 1] ^= 0x10
+        try store.environment.put([(key: tiles[1].key.bytes, value: record)], overwrite: true)
+        XCTAssertEqual(try store.write([tiles[1]]), 0, "present (if damaged): not rewritten")
+        XCTAssertEqual(try store.verify().count, 1)
+        XCTAssertEqual(try store.removeDamaged(), 1)
+        XCTAssertEqual(try store.statistics().records, 4)
+        XCTAssertEqual(try store.write(tiles), 1, "the removed record is written again")
+        XCTAssertTrue(try store.verify().isEmpty)
+        XCTAssertEqual(try store.read(tiles[1].key), tiles[1].tile)
+    }
+
     func testStaleEntriesAreListedAndRemoved() throws {
         let directory = try temporaryDirectory("stale")
         defer { try? FileManager.default.removeItem(at: directory) }

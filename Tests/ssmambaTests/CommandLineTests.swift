@@ -1,4 +1,5 @@
 import Foundation
+import TileCache
 import XCTest
 
 /// The built `ssmamba` executable, run as a user would: help text, exit codes, error messages.
@@ -68,5 +69,24 @@ final class CommandLineTests: XCTestCase {
         let usage = try run(["region", slide, "--x", "0", "--y", "0", "--width", "16", "--height", "16", "--out", "/tmp/x.png"])
         XCTAssertEqual(usage.status, 64, usage.output)
         XCTAssertTrue(usage.output.contains("Usage:"), usage.output)
+    }
+
+    func testCacheVerifyRepairRemovesDamagedRecords() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("repair-cli-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try TileStore(path: directory.path)
+        let key = TileKey(source: 1, parameters: 2, x: 0, y: 0, micronsPerPixel: 0.5)
+        try store.write([(key, CachedTile(channels: 3, height: 4, width: 4, pixels: [UInt8](repeating: 9, count: 48), level0Origin: (0, 0),
+                                          requestedMicronsPerPixel: 0.5, effectiveMicronsPerPixel: 0.5, source: 1, parameters: 2))])
+        var record = try store.environment.read { Array(try XCTUnwrap(try $0.get(key.bytes))) }
+        record[record.count - 1] ^= 0x22
+        try store.environment.put([(key: key.bytes, value: record)], overwrite: true)
+        let found = try run(["cache", "verify", directory.path])
+        XCTAssertEqual(found.status, 1, found.output)
+        XCTAssertTrue(found.output.contains("cache verify --repair"), found.output)
+        let repaired = try run(["cache", "verify", "--repair", directory.path])
+        XCTAssertEqual(repaired.status, 0, repaired.output)
+        XCTAssertTrue(repaired.output.contains("removed 1 damaged of 1 records"), repaired.output)
+        XCTAssertEqual(try run(["cache", "verify", directory.path]).status, 0)
     }
 }
