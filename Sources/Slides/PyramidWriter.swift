@@ -96,7 +96,9 @@ public enum PyramidWriter {
         set(tif, TIFFTAG_PLANARCONFIG, [Int32(PLANARCONFIG_CONTIG)])
         set(tif, TIFFTAG_TILEWIDTH, [UInt32(tileSize)])
         set(tif, TIFFTAG_TILELENGTH, [UInt32(tileSize)])
-        set(tif, TIFFTAG_SOFTWARE, ["ssmamba"])
+        // A C string that lives through the call (a Swift String passed as a C vararg is not one:
+        // the tag read back as garbage).
+        "ssmamba".withCString { software in set(tif, TIFFTAG_SOFTWARE, [software]) }
         switch compression {
         case .jpeg(let quality):
             set(tif, TIFFTAG_COMPRESSION, [Int32(COMPRESSION_JPEG)])

@@ -125,10 +125,20 @@ enum Sources {
         let table = try CSVTable(path: csv)
         try table.require(["path", "label"])
         let base = (csv as NSString).deletingLastPathComponent
-        return table.rows.map { row in
+        // Split names as datasets write them; anything else is an error naming the row, never a silent drop.
+        let splits = ["train": "train", "training": "train", "validation": "validation", "val": "validation", "valid": "validation",
+                      "test": "test", "testing": "test"]
+        return try table.rows.map { row in
             let raw = row.values["path"] ?? ""
             let path = raw.hasPrefix("/") ? raw : (base as NSString).appendingPathComponent(raw)
-            return ImageItem(path: path, label: row.values["label"], split: row.values["split"].flatMap { $0.isEmpty ? nil : $0 })
+            var split: String?
+            if let text = row.values["split"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+                guard let known = splits[text.lowercased()] else {
+                    throw StageError("\(csv):\(row.line): split '\(text)' is not train, validation or test (val, valid, training and testing are read as those; case is ignored)")
+                }
+                split = known
+            }
+            return ImageItem(path: path, label: row.values["label"], split: split)
         }
     }
 

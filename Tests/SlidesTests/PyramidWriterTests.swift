@@ -24,6 +24,7 @@ final class PyramidWriterTests: XCTestCase {
             let slide = try TIFFSlide(path: url.path)
             XCTAssertEqual(slide.levels.map { [$0.width, $0.height] }, [[512, 384], [256, 192], [128, 96]], name)
             XCTAssertEqual(try XCTUnwrap(slide.micronsPerPixel), 0.5, accuracy: 1e-4, name)
+            XCTAssertEqual(slide.properties["tiff.Software"], "ssmamba", "\(name): the Software tag reads back")
             let level0 = try slide.readRegion(level0Origin: (0, 0), size: (512, 384), level: 0)
             let level2 = try slide.readRegion(level0Origin: (0, 0), size: (128, 96), level: 2)
             let expected2 = SlideFixtures.bytes(try file.tensor("level.2"))

@@ -402,6 +402,18 @@ final class CacheContractTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(":3:"), "names the source's line: \(error)")
         }
 
+        // A split name that is none of the three: an error naming the row (it dropped the image).
+        let oddTable = folder.appendingPathComponent("odd.csv")
+        try "path,label,split\nrois/pink/pink-0.png,pink,Val\nrois/pink/pink-1.png,pink,holdout\n".write(to: oddTable, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try run("""
+            flow: odd
+            output: \(folder.appendingPathComponent("run-odd").path)
+            source: {kind: image_csv, path: \(oddTable.path)}
+            stages:
+              - stage: decode
+            """)) { error in
+            XCTAssertTrue("\(error)".contains("odd.csv:3: split 'holdout' is not train, validation or test"), "\(error)")
+        }
         // An empty split: the counts and what to do.
         let table = folder.appendingPathComponent("images.csv")
         var rows = "path,label,split\n"
