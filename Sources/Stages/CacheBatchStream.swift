@@ -58,7 +58,7 @@ public struct CacheBatchReader: Sendable {
         for slots in byStore.values.map({ $0.sorted() }).sorted(by: { $0[0] < $1[0] }) {
             let store = tiles.store(wanted[slots[0]])
             do {
-                let found = try store.read(slots.map { tiles.keys[wanted[$0]] })
+                let found = try store.read(slots.map { tiles.key(wanted[$0]) })
                 for (slot, lookup) in zip(slots, found) {
                     switch lookup {
                     case .found(let cached) where cached.channels == 3 && cached.width == size && cached.height == size:

@@ -124,7 +124,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             guard !batch.members.isEmpty else { continue }
             var rows = ""
             for (i, probabilities) in zip(batch.members, Probabilities.rows(model.predict(batch.images))) {
-                let cell = cells[i], key = tiles.keys[i]
+                let cell = cells[i], key = tiles.key(i)
                 if Int(cell.column) < frame.columns && Int(cell.row) < frame.rows {
                     heat[Int(cell.row) * frame.columns + Int(cell.column)] = Float(probabilities[target])
                 }

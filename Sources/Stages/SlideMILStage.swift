@@ -134,7 +134,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         for slide in bySlide.keys.sorted() {
             if context.isStopping { break }
             // Evenly spaced over the slide's tiles in key order, at most `max_tiles`.
-            let all = bySlide[slide]!.sorted { tiles.keys[$0] < tiles.keys[$1] }
+            let all = bySlide[slide]!.sorted { tiles.key($0) < tiles.key($1) }
             let chosen = all.count <= maximumTiles ? all : (0..<maximumTiles).map { all[$0 * all.count / maximumTiles] }
             do {
                 let embeddings = try embed(slide, tiles.subset(chosen), encoder: encoder, context: context)

@@ -25,17 +25,24 @@ public struct TrainingTile: Sendable, CustomStringConvertible {
     public var description: String { "\((source as NSString).lastPathComponent) record \(entry.key) in \(entry.store.path)" }
 }
 
-/// The tiles of a training stage, column by column: a cache key (40 bytes) and five small codes
-/// into tables of stores, labels, splits, sources and patients, 52 bytes a tile whatever its
-/// size, so a data set of 100,000 tiles costs about 5 MB and no pixels are held.
+/// The tiles of a training stage, column by column in chunks (`ChunkedArray`): each tile's
+/// level-0 x and y (32 bits each) and small codes into tables of source identities, parameter
+/// fingerprints, µm/px, caches, labels, splits, source files and patients: 27 bytes a tile
+/// whatever its size, so a data set of 100,000 tiles costs under 3 MB and no pixels are held.
 public struct TrainingSet: Sendable {
-    public private(set) var keys: [TileKey] = []
-    private var storeCodes: [UInt8] = []
-    private var labelCodes: [UInt16] = []
-    private var splitCodes: [UInt8] = []
-    private var sourceCodes: [UInt32] = []
-    private var patientCodes: [UInt32] = []
-    /// The tables the codes index (code 0 of labels and splits means none).
+    /// One tile's entries in the columns.
+    struct Row {
+        var x: Int32, y: Int32
+        var identity: UInt32, parameters: UInt8, scale: UInt16
+        var store: UInt8, label: UInt16, split: UInt8, source: UInt32, patient: UInt32
+    }
+
+    private var xs = ChunkedArray<Int32>(), ys = ChunkedArray<Int32>()
+    private var identityCodes = ChunkedArray<UInt32>(), parameterCodes = ChunkedArray<UInt8>(), scaleCodes = ChunkedArray<UInt16>()
+    private var storeCodes = ChunkedArray<UInt8>(), labelCodes = ChunkedArray<UInt16>(), splitCodes = ChunkedArray<UInt8>()
+    private var sourceCodes = ChunkedArray<UInt32>(), patientCodes = ChunkedArray<UInt32>()
+    /// The tables the codes index (code 0 of labels, splits and patients means none).
+    private var identities: [UInt64] = [], parameterFingerprints: [UInt64] = [], scales: [Double] = []
     private var stores: [TileStore] = []
     private var labels: [String?] = [nil], splits: [String?] = [nil], patients: [String?] = [nil], sources: [String] = []
     private var codes: [String: Int] = [:]
@@ -46,13 +53,22 @@ public struct TrainingSet: Sendable {
         for tile in tiles { try append(tile) }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
+    public var count: Int { xs.count }
+    public var isEmpty: Bool { xs.isEmpty }
 
     public subscript(index: Int) -> TrainingTile {
-        TrainingTile(entry: CacheEntry(store: stores[Int(storeCodes[index])], key: keys[index]), label: label(index),
+        TrainingTile(entry: CacheEntry(store: store(index), key: key(index)), label: label(index),
                      split: split(index), source: source(index), patient: patient(index))
     }
+
+    /// The cache key of tile `index`.
+    public func key(_ index: Int) -> TileKey {
+        TileKey(source: identities[Int(identityCodes[index])], parameters: parameterFingerprints[Int(parameterCodes[index])],
+                x: Int(xs[index]), y: Int(ys[index]), micronsPerPixel: scales[Int(scaleCodes[index])])
+    }
+
+    /// Every cache key, in order.
+    public var keys: LazyMapCollection<Range<Int>, TileKey> { (0..<count).lazy.map { key($0) } }
 
     public func label(_ index: Int) -> String? { labels[Int(labelCodes[index])] }
     public func split(_ index: Int) -> String? { splits[Int(splitCodes[index])] }
@@ -60,52 +76,76 @@ public struct TrainingSet: Sendable {
     public func patient(_ index: Int) -> String? { patients[Int(patientCodes[index])] }
     public func store(_ index: Int) -> TileStore { stores[Int(storeCodes[index])] }
 
-    /// Adds a tile; throws past the tables' sizes (256 caches, 65,535 labels, 255 splits).
+    /// Adds a tile; throws past the tables' sizes (256 caches or parameter sets, 65,535 labels or
+    /// scales, 255 splits) or for a level-0 position beyond ±2³¹.
     public mutating func append(_ tile: TrainingTile) throws {
+        let key = tile.entry.key
+        guard let x = Int32(exactly: key.x), let y = Int32(exactly: key.y) else {
+            throw StageError("\(tile): level-0 position (\(key.x), \(key.y)) is beyond ±2³¹ pixels")
+        }
         let store: Int
         if let known = stores.firstIndex(where: { $0 === tile.entry.store }) { store = known } else {
             guard stores.count < 256 else { throw StageError("a training stage reads tiles from at most 256 caches") }
             stores.append(tile.entry.store)
             store = stores.count - 1
         }
-        let label = try code(tile.label, in: \.labels, prefix: "l", limit: Int(UInt16.max), what: "labels")
-        let split = try code(tile.split, in: \.splits, prefix: "t", limit: Int(UInt8.max), what: "split names")
-        let source = try code(tile.source, in: \.sources, prefix: "s", limit: Int(UInt32.max), what: "source files")
-        let patient = try code(tile.patient, in: \.patients, prefix: "p", limit: Int(UInt32.max), what: "patients")
-        keys.append(tile.entry.key)
-        storeCodes.append(UInt8(store))
-        labelCodes.append(UInt16(label))
-        splitCodes.append(UInt8(split))
-        sourceCodes.append(UInt32(source))
-        patientCodes.append(UInt32(patient))
+        let row = Row(x: x, y: y,
+                      identity: UInt32(try code(key.source, in: \.identities, prefix: "i", limit: Int(UInt32.max), what: "source files")),
+                      parameters: UInt8(try code(key.parameters, in: \.parameterFingerprints, prefix: "f", limit: 256, what: "parameter sets")),
+                      scale: UInt16(try code(key.micronsPerPixel, in: \.scales, prefix: "m", limit: Int(UInt16.max) + 1, what: "µm/px")),
+                      store: UInt8(store),
+                      label: UInt16(try code(tile.label, in: \.labels, prefix: "l", limit: Int(UInt16.max), what: "labels")),
+                      split: UInt8(try code(tile.split, in: \.splits, prefix: "t", limit: Int(UInt8.max), what: "split names")),
+                      source: UInt32(try code(tile.source, in: \.sources, prefix: "s", limit: Int(UInt32.max), what: "source files")),
+                      patient: UInt32(try code(tile.patient, in: \.patients, prefix: "p", limit: Int(UInt32.max), what: "patients")))
+        append(row)
+    }
+
+    private mutating func append(_ row: Row) {
+        xs.append(row.x); ys.append(row.y)
+        identityCodes.append(row.identity); parameterCodes.append(row.parameters); scaleCodes.append(row.scale)
+        storeCodes.append(row.store); labelCodes.append(row.label); splitCodes.append(row.split)
+        sourceCodes.append(row.source); patientCodes.append(row.patient)
+    }
+
+    private func row(_ i: Int) -> Row {
+        Row(x: xs[i], y: ys[i], identity: identityCodes[i], parameters: parameterCodes[i], scale: scaleCodes[i],
+            store: storeCodes[i], label: labelCodes[i], split: splitCodes[i], source: sourceCodes[i], patient: patientCodes[i])
+    }
+
+    private mutating func set(_ i: Int, _ row: Row) {
+        (xs[i], ys[i]) = (row.x, row.y)
+        (identityCodes[i], parameterCodes[i], scaleCodes[i]) = (row.identity, row.parameters, row.scale)
+        (storeCodes[i], labelCodes[i], splitCodes[i], sourceCodes[i], patientCodes[i]) = (row.store, row.label, row.split, row.source, row.patient)
+    }
+
+    /// The code of `value` in `table`, added when new (an optional's nil is code 0).
+    private mutating func code<T: Hashable>(_ value: T, in table: WritableKeyPath<TrainingSet, [T]>, prefix: String, limit: Int, what: String) throws -> Int {
+        let name = prefix + "\(value)"
+        if let known = codes[name] { return known }
+        guard self[keyPath: table].count < limit else { throw StageError("a training stage takes at most \(limit) different \(what)") }
+        self[keyPath: table].append(value)
+        codes[name] = self[keyPath: table].count - 1
+        return self[keyPath: table].count - 1
     }
 
     private mutating func code(_ value: String?, in table: WritableKeyPath<TrainingSet, [String?]>, prefix: String, limit: Int, what: String) throws -> Int {
         guard let value else { return 0 }
-        if let known = codes[prefix + value] { return known }
+        let name = prefix + value
+        if let known = codes[name] { return known }
         guard self[keyPath: table].count <= limit else { throw StageError("a training stage takes at most \(limit) different \(what)") }
         self[keyPath: table].append(value)
-        codes[prefix + value] = self[keyPath: table].count - 1
-        return self[keyPath: table].count - 1
-    }
-
-    private mutating func code(_ value: String, in table: WritableKeyPath<TrainingSet, [String]>, prefix: String, limit: Int, what: String) throws -> Int {
-        if let known = codes[prefix + value] { return known }
-        guard self[keyPath: table].count < limit else { throw StageError("a training stage takes at most \(limit) different \(what)") }
-        self[keyPath: table].append(value)
-        codes[prefix + value] = self[keyPath: table].count - 1
+        codes[name] = self[keyPath: table].count - 1
         return self[keyPath: table].count - 1
     }
 
     /// The tiles at `indices`, in that order (the tables are shared).
     public func subset(_ indices: [Int]) -> TrainingSet {
         var out = self
-        out.keys = indices.map { keys[$0] }
-        out.storeCodes = indices.map { storeCodes[$0] }
-        out.labelCodes = indices.map { labelCodes[$0] }
-        out.splitCodes = indices.map { splitCodes[$0] }
-        out.sourceCodes = indices.map { sourceCodes[$0] }
-        out.patientCodes = indices.map { patientCodes[$0] }
+        (out.xs, out.ys) = (ChunkedArray(), ChunkedArray())
+        (out.identityCodes, out.parameterCodes, out.scaleCodes) = (ChunkedArray(), ChunkedArray(), ChunkedArray())
+        (out.storeCodes, out.labelCodes, out.splitCodes, out.sourceCodes, out.patientCodes) = (ChunkedArray(), ChunkedArray(), ChunkedArray(), ChunkedArray(), ChunkedArray())
+        for i in indices { out.append(row(i)) }
         return out
     }
 
@@ -114,24 +154,23 @@ public struct TrainingSet: Sendable {
     public mutating func sort() {
         let paths = stores.map(\.path)
         func precedes(_ a: Int, _ b: Int) -> Bool {
-            storeCodes[a] == storeCodes[b] ? keys[a] < keys[b] : paths[Int(storeCodes[a])] < paths[Int(storeCodes[b])]
+            storeCodes[a] == storeCodes[b] ? key(a) < key(b) : paths[Int(storeCodes[a])] < paths[Int(storeCodes[b])]
         }
-        guard keys.count > 1, !(1..<keys.count).allSatisfy({ !precedes($0, $0 - 1) }) else { return }
-        let order = keys.indices.sorted(by: precedes)
-        var placed = [Bool](repeating: false, count: keys.count)
-        for start in keys.indices where !placed[start] {
+        guard count > 1, !(1..<count).allSatisfy({ !precedes($0, $0 - 1) }) else { return }
+        let order = (0..<count).sorted(by: precedes)
+        var placed = [Bool](repeating: false, count: count)
+        for start in 0..<count where !placed[start] {
             // Row i takes row order[i]: follow the cycle through `start`, holding its first row.
-            let held = (keys[start], storeCodes[start], labelCodes[start], splitCodes[start], sourceCodes[start], patientCodes[start])
+            let held = row(start)
             var i = start
             while true {
                 placed[i] = true
                 let j = order[i]
                 if j == start {
-                    (keys[i], storeCodes[i], labelCodes[i], splitCodes[i], sourceCodes[i], patientCodes[i]) = held
+                    set(i, held)
                     break
                 }
-                (keys[i], storeCodes[i], labelCodes[i], splitCodes[i], sourceCodes[i], patientCodes[i])
-                    = (keys[j], storeCodes[j], labelCodes[j], splitCodes[j], sourceCodes[j], patientCodes[j])
+                set(i, row(j))
                 i = j
             }
         }

@@ -67,7 +67,7 @@ public enum Fingerprint {
 
     /// An ordered set of records (e.g. a training stage's tiles): a different tile, or the same
     /// tiles in another order, gives another value.
-    public static func records(_ keys: [TileKey]) -> UInt64 {
+    public static func records<Keys: Collection>(_ keys: Keys) -> UInt64 where Keys.Element == TileKey {
         keys.reduce(UInt64(keys.count)) { hash, key in XXHash64.hash(key.bytes, seed: hash) }
     }
 }
