@@ -65,6 +65,15 @@ public struct Checkpoint {
     }
 
     public static func read(from directory: URL) throws -> Checkpoint {
+        let manifest = try readManifest(from: directory)
+        let weights = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("model.safetensors"))
+        let optimizerURL = directory.appendingPathComponent("optimizer.safetensors")
+        let optimizer = FileManager.default.fileExists(atPath: optimizerURL.path) ? try SafeTensorsFile(contentsOf: optimizerURL) : nil
+        return Checkpoint(manifest: manifest, weights: weights, optimizer: optimizer)
+    }
+
+    /// The manifest alone (configuration, settings, notes), without reading the weights.
+    public static func readManifest(from directory: URL) throws -> Manifest {
         let manifestURL = directory.appendingPathComponent("checkpoint.json")
         guard let data = try? Data(contentsOf: manifestURL) else {
             throw CheckpointError(description: "\(directory.path): not a checkpoint (no readable checkpoint.json)")
@@ -76,10 +85,7 @@ public struct Checkpoint {
         guard manifest.format == "ssmamba-checkpoint", manifest.version == 1 else {
             throw CheckpointError(description: "\(manifestURL.path): format \(manifest.format) v\(manifest.version) is not supported (expected ssmamba-checkpoint v1)")
         }
-        let weights = try SafeTensorsFile(contentsOf: directory.appendingPathComponent("model.safetensors"))
-        let optimizerURL = directory.appendingPathComponent("optimizer.safetensors")
-        let optimizer = FileManager.default.fileExists(atPath: optimizerURL.path) ? try SafeTensorsFile(contentsOf: optimizerURL) : nil
-        return Checkpoint(manifest: manifest, weights: weights, optimizer: optimizer)
+        return manifest
     }
 }
 

@@ -24,7 +24,7 @@ public struct CacheBatch: Sendable {
 public struct CacheBatchReader: Sendable {
     public let tiles: TrainingSet
     public let augmentation: Augmentation
-    /// Side of the model's input; tiles are resampled to it.
+    /// Side of the model's input; tiles must have it.
     public let size: Int
     public let seed: UInt64
 
@@ -117,6 +117,12 @@ public final class CacheBatchStream: @unchecked Sendable {
             thread.stackSize = 8 << 20
             thread.start()
         }
+    }
+
+    /// Every tile of the reader once, in order, `size` at a time (evaluation).
+    public convenience init(_ reader: CacheBatchReader, inOrderBatchesOf size: Int, readers: Int) {
+        let total = reader.tiles.count
+        self.init(reader, count: (total + size - 1) / size, plan: { k in Array((k * size)..<min(total, (k + 1) * size)) }, readers: readers)
     }
 
     /// Batches the readers have started and batches the consumer has taken (started − taken ≤ capacity).

@@ -20,7 +20,16 @@ public final class EpochOrder: @unchecked Sendable {
 
     /// Items `k·size ..< (k+1)·size` of the sequence.
     public func batch(_ k: Int, size: Int) -> [Int] {
-        (k * size..<(k + 1) * size).map { position in permutation(position / count)[position % count] }
+        var items: [Int] = []
+        items.reserveCapacity(size)
+        var position = k * size
+        let end = position + size
+        while position < end {  // a batch touches one epoch, or two when it straddles them
+            let epoch = position / count, upto = min(end, (epoch + 1) * count)
+            items += permutation(epoch)[(position - epoch * count)..<(upto - epoch * count)]
+            position = upto
+        }
+        return items
     }
 
     /// `batch(_:size:)` as a plan for `CacheBatchStream`.

@@ -18,7 +18,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     typealias Output = Never
     let name: String
     let checkpoint: CheckpointSource
-    let micronsPerPixel: Double?, minimumTissue: Double
+    let selection: SlideTileSelection
     let batchSize: Int, readers: Int
     let heatmapClass: String?
     let folder: URL
@@ -31,8 +31,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, runFolder: URL, artifacts: Artifacts) {
         self.name = name
         self.checkpoint = checkpoint
-        micronsPerPixel = p.optionalNumber("mpp")
-        minimumTissue = p.number("min_tissue")
+        selection = SlideTileSelection(stage: name, micronsPerPixel: p.optionalNumber("mpp"), minimumTissue: p.number("min_tissue"))
         batchSize = p.integer("batch")
         readers = p.integer("readers")
         heatmapClass = p.optionalText("heatmap_class")
@@ -42,15 +41,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
 
     /// Takes the reference of a tile of the chosen scale (`mpp`, or each position's first crop).
     func process(_ tile: Tile, _ context: StageContext<Never>) throws {
-        let wanted = micronsPerPixel.map { abs(tile.requestedMicronsPerPixel - $0) <= 1e-9 * $0 } ?? (tile.scaleIndex == 0)
-        guard wanted else { return context.count("\(name).tiles_of_other_scales") }
-        guard let entry = tile.cacheEntry else {
-            throw StageError("\(tile): not from a cache ('\(name)' streams its tiles from the tile cache; put a `cache` stage before it)")
-        }
-        guard let frame = tile.grid else {
-            throw StageError("\(tile): not a tile of a slide grid ('\(name)' evaluates slides: read a cache fed by a `tiles` stage)")
-        }
-        guard tile.tissueFraction >= minimumTissue else { return context.count("\(name).tiles_below_min_tissue") }
+        guard let (entry, frame) = try selection.select(tile, context) else { return }
         try lock.withLock {
             try tiles.append(TrainingTile(entry: entry, label: tile.label, source: tile.source))
             cells.append((Int32(tile.column), Int32(tile.row), Float(tile.tissueFraction)))
@@ -115,8 +106,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         var scored = 0
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
         try reader.checkTileSize()
-        let stream = CacheBatchStream(reader, count: (tiles.count + batchSize - 1) / batchSize,
-                                      plan: { [batchSize] k in Array((k * batchSize)..<min(tiles.count, (k + 1) * batchSize)) }, readers: readers)
+        let stream = CacheBatchStream(reader, inOrderBatchesOf: batchSize, readers: readers)
         defer { stream.stop() }
         while let batch = stream.next() {
             for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }

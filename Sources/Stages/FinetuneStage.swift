@@ -211,10 +211,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     /// Softmax probabilities in evaluation mode, in batches streamed from the cache: the indices
     /// of the tiles scored and their probabilities (a tile that cannot be read is reported, not scored).
     func predict(_ model: Classifier, _ tiles: TrainingSet, _ context: StageContext<Never>) throws -> (scored: [Int], probabilities: [[Double]]) {
-        let chunk = 64
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
-        let stream = CacheBatchStream(reader, count: (tiles.count + chunk - 1) / chunk,
-                                      plan: { Array(($0 * chunk)..<min(tiles.count, ($0 + 1) * chunk)) }, readers: readers)
+        let stream = CacheBatchStream(reader, inOrderBatchesOf: 64, readers: readers)
         defer { stream.stop() }
         var scored: [Int] = [], probabilities: [[Double]] = []
         while let batch = stream.next() {

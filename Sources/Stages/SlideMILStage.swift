@@ -26,7 +26,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
 
     let name: String
     let checkpoint: CheckpointSource
-    let micronsPerPixel: Double?, minimumTissue: Double
+    let selection: SlideTileSelection
     let maximumTiles: Int
     let survival: Bool
     let epochs: Int, hidden: Int, folds: Int, readers: Int
@@ -41,8 +41,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
     init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, seed: Int, runFolder: URL, artifacts: Artifacts) {
         self.name = name
         self.checkpoint = checkpoint
-        micronsPerPixel = p.optionalNumber("mpp")
-        minimumTissue = p.number("min_tissue")
+        selection = SlideTileSelection(stage: name, micronsPerPixel: p.optionalNumber("mpp"), minimumTissue: p.number("min_tissue"))
         maximumTiles = p.integer("max_tiles")
         survival = p.text("task") == "survival"
         epochs = p.integer("epochs")
@@ -59,15 +58,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
 
     /// Takes the reference of a tile of the chosen scale (`mpp`, or each position's first crop).
     func process(_ tile: Tile, _ context: StageContext<Never>) throws {
-        let wanted = micronsPerPixel.map { abs(tile.requestedMicronsPerPixel - $0) <= 1e-9 * $0 } ?? (tile.scaleIndex == 0)
-        guard wanted else { return context.count("\(name).tiles_of_other_scales") }
-        guard let entry = tile.cacheEntry else {
-            throw StageError("\(tile): not from a cache ('\(name)' streams its tiles from the tile cache; put a `cache` stage before it)")
-        }
-        guard tile.grid != nil else {
-            throw StageError("\(tile): not a tile of a slide grid ('\(name)' works on slides: read a cache fed by a `tiles` stage)")
-        }
-        guard tile.tissueFraction >= minimumTissue else { return context.count("\(name).tiles_below_min_tissue") }
+        guard let (entry, _) = try selection.select(tile, context) else { return }
         try lock.withLock {
             try tiles.append(TrainingTile(entry: entry, label: tile.label, source: tile.source, patient: tile.patient))
             facts[tile.source] = (tile.label, tile.patient, tile.time, tile.event)
@@ -99,9 +90,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         }
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
         try reader.checkTileSize()
-        let chunk = 32
-        let stream = CacheBatchStream(reader, count: (tiles.count + chunk - 1) / chunk,
-                                      plan: { k in Array((k * chunk)..<min(tiles.count, (k + 1) * chunk)) }, readers: readers)
+        let stream = CacheBatchStream(reader, inOrderBatchesOf: 32, readers: readers)
         defer { stream.stop() }
         var rows: [Float] = []
         rows.reserveCapacity(tiles.count * dim)

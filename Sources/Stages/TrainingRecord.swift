@@ -46,7 +46,7 @@ final class TrainingRecord {
     /// The notes of `last`, or nil when there is none.
     private func lastNotes() throws -> [String: String]? {
         guard FileManager.default.fileExists(atPath: lastURL.appendingPathComponent("checkpoint.json").path) else { return nil }
-        return try Checkpoint.read(from: lastURL).manifest.notes
+        return try Checkpoint.readManifest(from: lastURL).notes
     }
 
     /// Starts the record: with `resume` and a `last` checkpoint, restores `trainer` from it and

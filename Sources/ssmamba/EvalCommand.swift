@@ -28,7 +28,7 @@ struct EvalCommand: ParsableCommand {
         // The checkpoint's classes, checked before any slide is read.
         let manifest: Checkpoint.Manifest
         do {
-            manifest = try Checkpoint.read(from: URL(fileURLWithPath: checkpoint)).manifest
+            manifest = try Checkpoint.readManifest(from: URL(fileURLWithPath: checkpoint))
         } catch {
             throw CommandFailure("\(checkpoint): not a readable checkpoint (\(error))")
         }
