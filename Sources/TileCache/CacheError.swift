@@ -1,6 +1,6 @@
 /// A cache problem, naming the cache directory (and key) and what to do.
 public struct CacheError: Error, CustomStringConvertible, Equatable {
-    public enum Kind: String, Sendable { case cannotOpen, readOnly, diskFull, corruptRecord, lmdb }
+    public enum Kind: String, Sendable { case cannotOpen, readOnly, diskFull, corruptRecord, damaged, lmdb }
     public let kind: Kind
     public let path: String
     public let message: String

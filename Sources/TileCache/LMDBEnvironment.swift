@@ -16,6 +16,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     private let writeLock = NSLock()
     private var mapLock = pthread_rwlock_t()
     public let readOnly: Bool
+    private var geometry = MapGeometry(file: "", pageSize: 0)
 
     public init(path: String, readOnly: Bool = false, initialMapSize: Int = 64 << 20) throws {
         self.path = path
@@ -30,6 +31,13 @@ public final class LMDBEnvironment: @unchecked Sendable {
             }
         } else if !fm.fileExists(atPath: path + "/data.mdb") {
             throw CacheError(.cannotOpen, path, "no cache here (no data.mdb); check the path")
+        }
+        // liblmdb trusts its file: the meta pages and the file's length are checked before it
+        // opens it, its trees once it is open (below).
+        if fm.fileExists(atPath: path + "/data.mdb") {
+            let file = try LMDBFileCheck(file: path + "/data.mdb")
+            defer { file.close() }
+            try file.checkMetas()
         }
         // Opened through a local handle and stored only once open: a throw before `env` is set
         // leaves the object uninitialised, so `deinit` does not close the handle a second time.
@@ -46,7 +54,27 @@ public final class LMDBEnvironment: @unchecked Sendable {
         }
         env = handle!
         pthread_rwlock_init(&mapLock, nil)
+        var stat = MDB_stat()
+        mdb_env_stat(env, &stat)
+        geometry = MapGeometry(file: path + "/data.mdb", pageSize: Int(stat.ms_psize))
+        try checkTrees(freeListContents: !readOnly)
     }
+
+    /// Checks the file's trees (`LMDBFileCheck`; the free list's contents too when writes will take
+    /// pages from it) in the snapshot of a read transaction, which keeps a concurrent writer from
+    /// reusing the pages being checked.
+    private func checkTrees(freeListContents: Bool) throws {
+        let file = try LMDBFileCheck(file: path + "/data.mdb")
+        defer { file.close() }
+        for _ in 0..<16 {
+            var txn: OpaquePointer?
+            try LMDBEnvironment.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), path, "starting a read")
+            defer { mdb_txn_abort(txn) }
+            if try file.checkTrees(transaction: UInt64(mdb_txn_id(txn)), freeListContents: freeListContents) { return }
+        }
+        throw CacheError(.lmdb, path, "the cache kept changing while it was being checked; run again when its writer has finished")
+    }
+
 
     deinit {
         mdb_env_close(env)
@@ -127,6 +155,14 @@ public final class LMDBEnvironment: @unchecked Sendable {
             try LMDBEnvironment.check(mdb_dbi_open(txn, nil, 0, &dbi), path, "opening the database")
             for key in keys {
                 var k = key
+                // liblmdb frees as many pages as a value's overflow header counts: a damaged header
+                // is rewritten from the node's size first (the writer lock is held; readers never read it).
+                var value = MDB_val()
+                let found = k.withUnsafeMutableBytes { kb -> Int32 in
+                    var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress)
+                    return mdb_get(txn, dbi, &mk, &value)
+                }
+                if found == 0 { try geometry.repairOverflowHeader(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)) }
                 let status = k.withUnsafeMutableBytes { kb -> Int32 in
                     var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress)
                     return mdb_del(txn, dbi, &mk, nil)
@@ -198,9 +234,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
         var dbi: MDB_dbi = 0
         let status = mdb_dbi_open(txn, nil, 0, &dbi)
         let touched = releasingPages ? TouchedSpan() : nil
-        if status == MDB_NOTFOUND { return try body(LMDBReadTransaction(txn: txn!, dbi: nil, path: path, touched: nil)) }
+        if status == MDB_NOTFOUND { return try body(LMDBReadTransaction(txn: txn!, dbi: nil, path: path, touched: nil, geometry: geometry)) }
         try LMDBEnvironment.check(status, path, "opening the database")
-        let result = try body(LMDBReadTransaction(txn: txn!, dbi: dbi, path: path, touched: touched))
+        let result = try body(LMDBReadTransaction(txn: txn!, dbi: dbi, path: path, touched: touched, geometry: geometry))
         touched?.release()
         return result
     }
@@ -231,6 +267,13 @@ public struct LMDBReadTransaction {
     let dbi: MDB_dbi?
     let path: String
     let touched: TouchedSpan?
+    let geometry: MapGeometry
+
+    /// What is wrong with the header of the overflow pages holding `value` (a value this
+    /// transaction returned), or nil when it is intact or `value` sits in a leaf page.
+    public func overflowHeaderDamage(_ value: UnsafeRawBufferPointer) -> String? {
+        geometry.overflowHeaderDamage(value)
+    }
 
     /// The value of `key`, valid until the transaction ends; nil if absent.
     public func get(_ key: [UInt8]) throws -> UnsafeRawBufferPointer? {
@@ -271,5 +314,86 @@ public struct LMDBReadTransaction {
         var stat = MDB_stat()
         mdb_stat(txn, dbi, &stat)
         return stat.ms_entries
+    }
+}
+
+/// Where liblmdb stored a value: enough to find the page header in front of a value it stored on
+/// overflow pages (`LMDBFileCheck.Layout`). liblmdb does not tell where it mapped the file
+/// (`me_mapaddr` is only set for fixed maps), so the mapping holding a value is looked up in
+/// /proc/self/maps, by the data file's device and inode, and remembered until the map moves.
+final class MapGeometry: @unchecked Sendable {
+    let file: String
+    let pageSize: Int
+    private let identity: (device: UInt64, inode: UInt64)?
+    private let lock = NSLock()
+    /// Mappings of the data file: address range and the file offset at its start.
+    private var mappings: [(start: UInt, end: UInt, offset: UInt)] = []
+
+    init(file: String, pageSize: Int) {
+        (self.file, self.pageSize) = (file, pageSize)
+        var info = stat()
+        identity = !file.isEmpty && stat(file, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
+    }
+
+    /// The file offset of `address`, if it lies in a mapping of the data file (not in a page a
+    /// write transaction copied to the heap).
+    func fileOffset(of address: UInt) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let hit = mappings.first(where: { address >= $0.start && address < $0.end }) { return Int(address - hit.start + hit.offset) }
+        mappings = currentMappings()
+        return mappings.first(where: { address >= $0.start && address < $0.end }).map { Int(address - $0.start + $0.offset) }
+    }
+
+    private func currentMappings() -> [(start: UInt, end: UInt, offset: UInt)] {
+        guard let identity, let text = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return [] }
+        var found: [(start: UInt, end: UInt, offset: UInt)] = []
+        for line in text.split(separator: "\n") {
+            // start-end perms offset major:minor inode path
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, UInt64(fields[4]) == identity.inode else { continue }
+            let range = fields[0].split(separator: "-"), device = fields[3].split(separator: ":")
+            guard range.count == 2, device.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16),
+                  let offset = UInt(fields[2], radix: 16), let major = UInt64(device[0], radix: 16), let minor = UInt64(device[1], radix: 16),
+                  major == (identity.device >> 32 & 0xFFFF_F000) | (identity.device >> 8 & 0xFFF),
+                  minor == (identity.device >> 12 & 0xFFFF_FF00) | (identity.device & 0xFF) else { continue }
+            found.append((start, end, offset))
+        }
+        return found
+    }
+
+    /// The first page and page count of the overflow run holding `value`; nil for a value inside a
+    /// leaf page (which never starts right after a page header) or outside the map.
+    func overflowRun(_ value: UnsafeRawBufferPointer) -> (page: Int, pages: Int)? {
+        guard let start = value.baseAddress, pageSize > 0, let offset = fileOffset(of: UInt(bitPattern: start)),
+              offset % pageSize == LMDBFileCheck.Layout.pageHeader else { return nil }
+        return (offset / pageSize, LMDBFileCheck.Layout.overflowPages(value.count, pageSize: pageSize))
+    }
+    func overflowHeaderDamage(_ value: UnsafeRawBufferPointer) -> String? {
+        guard let run = overflowRun(value), let start = value.baseAddress else { return nil }
+        let header = start - LMDBFileCheck.Layout.pageHeader
+        let page = header.loadUnaligned(as: UInt64.self)
+        let flags = header.loadUnaligned(fromByteOffset: 10, as: UInt16.self)
+        let pages = header.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+        guard page == UInt64(run.page), flags & LMDBFileCheck.Layout.typeBits == LMDBFileCheck.Layout.overflow, pages == UInt32(run.pages) else {
+            return "the header of its overflow page \(run.page) is damaged"
+        }
+        return nil
+    }
+
+    /// Rewrites a damaged overflow header of `value` in the data file (the caller holds the write lock).
+    func repairOverflowHeader(_ value: UnsafeRawBufferPointer) throws {
+        guard overflowHeaderDamage(value) != nil, let run = overflowRun(value) else { return }
+        var header = [UInt8](repeating: 0, count: LMDBFileCheck.Layout.pageHeader)
+        header.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt64(run.page), toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: LMDBFileCheck.Layout.overflow, toByteOffset: 10, as: UInt16.self)
+            raw.storeBytes(of: UInt32(run.pages), toByteOffset: 12, as: UInt32.self)
+        }
+        let descriptor = open(file, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw CacheError(.readOnly, file, "cannot open the cache file to repair it (\(String(cString: strerror(errno))))") }
+        defer { close(descriptor) }
+        let written = header.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, off_t(run.page * pageSize)) }
+        guard written == header.count else { throw CacheError(.lmdb, file, "repairing the header of overflow page \(run.page) failed (\(String(cString: strerror(errno))))") }
     }
 }

@@ -98,8 +98,11 @@ public enum TileRecord {
         let rawLength: Int
     }
 
-    /// Checks magic, version, lengths and checksum; returns the header and the stored payload.
-    static func open(_ record: UnsafeRawBufferPointer, key: String, path: String) throws -> (Header, UnsafeRawBufferPointer) {
+    /// Checks magic, version, lengths and checksum, and with `expected` that the record describes
+    /// the tile its key names (source, parameters, level-0 origin, requested µm/px: a damaged key
+    /// must not hand one tile's pixels out under another's position); returns the header and the
+    /// stored payload.
+    static func open(_ record: UnsafeRawBufferPointer, key: String, path: String, expected: TileKey? = nil) throws -> (Header, UnsafeRawBufferPointer) {
         func corrupt(_ why: String) -> CacheError { CacheError(.corruptRecord, path, "record \(key) is corrupt (\(why)); it is skipped. Run `ssmamba cache verify --repair \(path)`, then the flow or warm-up again, to rewrite it") }
         guard record.count >= headerSize else { throw corrupt("only \(record.count) bytes") }
         guard record[0] == magic[0], record[1] == magic[1], record[2] == magic[2], record[3] == magic[3] else { throw corrupt("bad magic") }
@@ -114,9 +117,16 @@ public enum TileRecord {
             throw corrupt("lengths do not agree")
         }
         let payload = UnsafeRawBufferPointer(rebasing: record[headerSize...])
-        let expected = record.loadUnaligned(fromByteOffset: 76, as: UInt64.self).littleEndian
-        guard XXHash64.hash(payload, seed: XXHash64.hash(UnsafeRawBufferPointer(rebasing: record[0..<76]))) == expected else {
+        let checksum = record.loadUnaligned(fromByteOffset: 76, as: UInt64.self).littleEndian
+        guard XXHash64.hash(payload, seed: XXHash64.hash(UnsafeRawBufferPointer(rebasing: record[0..<76]))) == checksum else {
             throw corrupt("checksum mismatch")
+        }
+        if let expected {
+            func u64(_ o: Int) -> UInt64 { record.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+            guard u64(52) == expected.source, u64(60) == expected.parameters, Int64(bitPattern: u64(20)) == expected.x,
+                  Int64(bitPattern: u64(28)) == expected.y, u64(36) == expected.micronsPerPixel.bitPattern else {
+                throw corrupt("it describes another tile than its key names")
+            }
         }
         return (Header(codec: codec, channels: channels, height: height, width: width, rawLength: rawLength), payload)
     }
@@ -136,9 +146,10 @@ public enum TileRecord {
         }
     }
 
-    /// Decodes a record; `key` names it in errors.
-    public static func decode(_ record: UnsafeRawBufferPointer, key: String, path: String, decompressor: OpaquePointer? = nil) throws -> CachedTile {
-        let (header, payload) = try open(record, key: key, path: path)
+    /// Decodes a record; `key` names it in errors; with `expected`, the record must be that key's.
+    public static func decode(_ record: UnsafeRawBufferPointer, key: String, path: String, expected: TileKey? = nil,
+                              decompressor: OpaquePointer? = nil) throws -> CachedTile {
+        let (header, payload) = try open(record, key: key, path: path, expected: expected)
         var pixels = [UInt8](repeating: 0, count: header.rawLength)
         try pixels.withUnsafeMutableBytes { try unpack(header, payload, into: $0, key: key, path: path, decompressor: decompressor) }
         func u64(_ o: Int) -> UInt64 { record.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }

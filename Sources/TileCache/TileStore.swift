@@ -36,7 +36,7 @@ public final class TileStore: @unchecked Sendable {
     public func read(_ key: TileKey) throws -> CachedTile? {
         try environment.read { txn in
             guard let record = try txn.get(key.bytes) else { return nil }
-            return try TileRecord.decode(record, key: key.description, path: path)
+            return try TileRecord.decode(record, key: key.description, path: path, expected: key)
         }
     }
 
@@ -56,7 +56,7 @@ public final class TileStore: @unchecked Sendable {
         return try environment.read(releasingPages: true) { txn in
             try keys.map { key in
                 guard let record = try txn.get(key.bytes) else { return .missing }
-                do { return .found(try TileRecord.decode(record, key: key.description, path: path, decompressor: decompressor)) } catch let error as CacheError {
+                do { return .found(try TileRecord.decode(record, key: key.description, path: path, expected: key, decompressor: decompressor)) } catch let error as CacheError {
                     return .corrupt(error.message)
                 }
             }
@@ -86,7 +86,7 @@ public final class TileStore: @unchecked Sendable {
                 guard let record = try txn.get(key.bytes) else { missing.append(key); continue }
                 let name = key.description
                 do {
-                    let (header, payload) = try TileRecord.open(record, key: name, path: path)
+                    let (header, payload) = try TileRecord.open(record, key: name, path: path, expected: key)
                     precondition(mean.count == header.channels && std.count == header.channels, "mean/std need one value per channel")
                     let shape = [keys.count, header.channels, header.height, header.width]
                     if !shaped {
@@ -149,27 +149,32 @@ public final class TileStore: @unchecked Sendable {
     /// warm-up writes them again (writes skip present keys, damaged or not); returns how many.
     @discardableResult
     public func removeDamaged() throws -> Int {
-        var keys: [[UInt8]] = []
-        let decompressor = ZSTD_createDCtx()
-        defer { ZSTD_freeDCtx(decompressor) }
-        try environment.read { txn in
-            try txn.forEach { key, value in
-                do { _ = try TileRecord.decode(value, key: "", path: path, decompressor: decompressor) } catch is CacheError { keys.append(Array(key)) }
-            }
-        }
-        return try environment.delete(keys)
+        try environment.delete(damagedRecords().map(\.key))
     }
 
-    /// Decodes every record and checks every checksum; returns the damaged ones with reasons.
+    /// Decodes every record and checks every checksum, that each record is its key's and that the
+    /// page header in front of it is intact; returns the damaged ones with reasons. (The file's
+    /// structure was checked when the cache was opened.)
     public func verify() throws -> [(key: String, reason: String)] {
-        var damaged: [(key: String, reason: String)] = []
+        try damagedRecords().map { (TileKey(bytes: $0.key.withUnsafeBytes { $0 })?.description ?? "undecodable key \($0.key.prefix(8))…", $0.reason) }
+    }
+
+    private func damagedRecords() throws -> [(key: [UInt8], reason: String)] {
+        var damaged: [(key: [UInt8], reason: String)] = []
         let decompressor = ZSTD_createDCtx()
         defer { ZSTD_freeDCtx(decompressor) }
-        try environment.read { txn in
+        try environment.read(releasingPages: true) { txn in
             try txn.forEach { key, value in
-                let name = TileKey(bytes: key)?.description ?? "undecodable key \(Array(key).prefix(8))"
-                do { _ = try TileRecord.decode(value, key: name, path: path, decompressor: decompressor) } catch let error as CacheError {
-                    damaged.append((name, error.message))
+                guard let tileKey = TileKey(bytes: key) else {
+                    damaged.append((Array(key), "the key is \(key.count) bytes, not a tile key's 40"))
+                    return
+                }
+                if let problem = txn.overflowHeaderDamage(value) {
+                    damaged.append((Array(key), "record \(tileKey) is damaged (\(problem))"))
+                    return
+                }
+                do { _ = try TileRecord.decode(value, key: tileKey.description, path: path, expected: tileKey, decompressor: decompressor) } catch let error as CacheError {
+                    damaged.append((Array(key), error.message))
                 }
             }
         }
@@ -200,7 +205,8 @@ extension TileStore {
             try txn.forEach { key, value in
                 let name = TileKey(bytes: key)?.description ?? "undecodable key"
                 do {
-                    _ = try TileRecord.decode(value, key: name, path: other.path)
+                    guard let tileKey = TileKey(bytes: key) else { throw CacheError(.corruptRecord, other.path, "\(name) is not a tile key") }
+                    _ = try TileRecord.decode(value, key: name, path: other.path, expected: tileKey)
                     pairs.append((Array(key), Array(value)))
                 } catch let error as CacheError {
                     damaged.append("\(name): \(error.message)")

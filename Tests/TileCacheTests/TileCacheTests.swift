@@ -125,7 +125,7 @@ final class TileCacheTests: XCTestCase {
         try Data((0..<16_384).map { _ in UInt8(rng.integer(below: 256)) }).write(to: directory.appendingPathComponent("data.mdb"))
         for readOnly in [true, false] {
             XCTAssertThrowsError(try TileStore(path: directory.path, readOnly: readOnly)) { error in
-                XCTAssertEqual((error as? CacheError)?.kind, .cannotOpen)
+                XCTAssertEqual((error as? CacheError)?.kind, .damaged)
                 XCTAssertTrue("\(error)".contains(directory.path), "\(error)")
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import TileCache
+import Tensors
 import XCTest
 
 /// The built `ssmamba` executable, run as a user would: help text, exit codes, error messages.
@@ -88,5 +89,93 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(repaired.status, 0, repaired.output)
         XCTAssertTrue(repaired.output.contains("removed 1 damaged of 1 records"), repaired.output)
         XCTAssertEqual(try run(["cache", "verify", directory.path]).status, 0)
+    }
+}
+
+/// Damaged cache files through the built tool: `cache verify`, `cache stats` and a flow that
+/// trains from the cache exit with a message (1 for damage), never on a signal.
+final class DamagedCacheCommandTests: XCTestCase {
+    /// Runs the tool; whether it exited (rather than died on a signal), its status and output.
+    func run(_ arguments: [String]) throws -> (exited: Bool, status: Int32, output: String) {
+        let process = BuiltTool.process(arguments)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationReason == .exit, process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testDamagedCacheFilesEndInAnErrorNotASignal() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("damaged-cli-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let original = folder.appendingPathComponent("original")
+        do {
+            let store = try TileStore(path: original.path)
+            var rng = RandomGenerator(seed: 3)
+            for start in stride(from: 0, to: 120, by: 20) {
+                try store.write((start..<(start + 20)).map { i in
+                    let key = TileKey(source: 9, parameters: 4, x: i * 64, y: 0, micronsPerPixel: 0.5)
+                    var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+                    for p in pixels.indices { pixels[p] = UInt8(truncatingIfNeeded: p / 64 + i + rng.integer(below: 4)) }
+                    return (key, CachedTile(channels: 3, height: 64, width: 64, pixels: pixels, level0Origin: (i * 64, 0),
+                                            requestedMicronsPerPixel: 0.5, effectiveMicronsPerPixel: 0.5, source: 9, parameters: 4))
+                })
+            }
+        }
+        let file = [UInt8](try Data(contentsOf: original.appendingPathComponent("data.mdb")))
+        let copy = folder.appendingPathComponent("copy")
+        let flow = folder.appendingPathComponent("read.yaml")
+        try """
+        flow: read-damaged
+        output: \(folder.appendingPathComponent("run").path)
+        source:
+          kind: cached_tiles
+          path: \(copy.path)
+        stages:
+          - stage: pretrain
+            steps: 1
+            batch: 4
+            readers: 1
+
+        """.write(to: flow, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        try Data(file).write(to: copy.appendingPathComponent("data.mdb"))
+        let intact = try run(["run", flow.path])
+        XCTAssertEqual(intact.status, 0, "the reading flow on the undamaged cache\n\(intact.output)")
+        var rng = RandomGenerator(seed: 11)
+        var damagedSeen = 0
+        for iteration in 0..<40 {
+            var bytes = file
+            switch iteration % 4 {
+            case 0: bytes = Array(bytes.prefix(4096 * (2 + rng.integer(below: bytes.count / 4096 - 2))))
+            case 1: bytes[4096 * rng.integer(below: 2) + 16 + rng.integer(below: 144)] ^= UInt8(1 << rng.integer(below: 8))
+            case 2:
+                let page = rng.integer(below: bytes.count / 4096)
+                bytes[page * 4096 + rng.integer(below: 64)] ^= UInt8(1 << rng.integer(below: 8))
+            default: bytes[rng.integer(below: bytes.count)] = UInt8(rng.integer(below: 256))
+            }
+            try? FileManager.default.removeItem(at: copy)
+            try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+            try Data(bytes).write(to: copy.appendingPathComponent("data.mdb"))
+            let verify = try run(["cache", "verify", copy.path])
+            XCTAssertTrue(verify.exited, "mutation \(iteration): cache verify died on a signal\n\(verify.output)")
+            XCTAssertTrue([0, 1].contains(verify.status), "mutation \(iteration): \(verify.output)")
+            if verify.status == 1 {
+                damagedSeen += 1
+                XCTAssertTrue(verify.output.contains(copy.path) && (verify.output.contains("damaged") || verify.output.contains("corrupt")), verify.output)
+            }
+            let stats = try run(["cache", "stats", copy.path])
+            XCTAssertTrue(stats.exited, "mutation \(iteration): cache stats died on a signal\n\(stats.output)")
+            if iteration % 4 == 0 || iteration < 8 {
+                let flowRun = try run(["run", flow.path])
+                XCTAssertTrue(flowRun.exited, "mutation \(iteration): the reading flow died on a signal\n\(flowRun.output)")
+                if verify.status == 1 && flowRun.status == 0 {
+                    XCTAssertTrue(flowRun.output.contains("corrupt") || flowRun.output.contains("damaged") || flowRun.output.contains("failed"), flowRun.output)
+                }
+            }
+        }
+        XCTAssertGreaterThan(damagedSeen, 10)
     }
 }
