@@ -155,12 +155,19 @@ public final class FlowGraph: @unchecked Sendable {
         let statistics = nodes.map(\.statistics)
         var seen = Set<ObjectIdentifier>()
         let unique = statistics.filter { seen.insert(ObjectIdentifier($0)).inserted }
-        func snapshot() -> FlowReport {
+        func snapshot(final: Bool = false) -> FlowReport {
             let elapsed = Self.seconds(since: start)
             let (counters, metrics) = run.snapshot
-            let status: FlowReport.Status = run.stopReason == nil ? .completed : (run.failed ? .failed : .cancelled)
-            var report = FlowReport(flow: name, status: status, stopReason: run.stopReason, startedAt: startedAt, seconds: elapsed,
-                                    stages: unique.map { $0.report(elapsed: elapsed) }, counters: counters, metrics: metrics)
+            let stages = unique.map { $0.report(elapsed: elapsed) }
+            var status: FlowReport.Status = run.stopReason == nil ? .completed : (run.failed ? .failed : .cancelled)
+            var reason = run.stopReason
+            // A stage none of whose items succeeded produced nothing: the run did not do its job.
+            if final, status == .completed, let stage = stages.first(where: { $0.failed > 0 && $0.failed >= $0.itemsIn && $0.itemsOut == 0 }) {
+                status = .failed
+                reason = "every item of stage '\(stage.name)' failed (\(stage.failed)); see the failures below"
+            }
+            var report = FlowReport(flow: name, status: status, stopReason: reason, startedAt: startedAt, seconds: elapsed,
+                                    stages: stages, counters: counters, metrics: metrics)
             report.peakResidentMegabytes = Self.peakResidentMegabytes()
             return report
         }
@@ -169,7 +176,7 @@ public final class FlowGraph: @unchecked Sendable {
         } else {
             group.wait()
         }
-        return snapshot()
+        return snapshot(final: true)
     }
 
     // MARK: internals
@@ -238,8 +245,9 @@ public final class FlowGraph: @unchecked Sendable {
             if finishedWorkers.next() == workers - 1 {
                 let closing = Self.context(name, run, statistics, buffered: false, output: output)
                 let finishing = DispatchTime.now().uptimeNanoseconds
+                // A stage's finish is its whole product (a model, a file): losing it fails the run.
                 do { try stage.finish(closing) } catch is FlowStopped {} catch {
-                    Self.handle(error, item: "end of input", statistics: statistics, run: run)
+                    Self.handle(RunCannotContinue(error), item: "end of input", statistics: statistics, run: run)
                 }
                 statistics.worked(Self.seconds(since: finishing))  // training stages work here
                 statistics.markFinished()
@@ -263,6 +271,9 @@ public final class FlowGraph: @unchecked Sendable {
 
     private static func handle(_ error: Error, item: String, statistics: StageStatistics, run: RunState) {
         StageContext<Never>.recordFailure(statistics: statistics, run: run, item: item, reason: String(describing: error))
+        if error is RunCannotContinue {
+            run.stop(reason: "stage '\(statistics.name)' cannot go on (\(item)): \(error)", failure: true)
+        }
     }
 
     private static func describe<T>(_ item: T, _ number: Int) -> String {

@@ -46,13 +46,19 @@ final class CacheStage: Stage, @unchecked Sendable {
             defer { pending.removeAll(keepingCapacity: true) }
             return pending
         }
-        if let full { context.count("cache.written", try presence.store.write(full)) }
+        if let full { context.count("cache.written", try write(full)) }
         try context.emit(tile)
     }
 
     func finish(_ context: StageContext<Tile>) throws {
         let rest: [(key: TileKey, tile: CachedTile)] = lock.withLock { defer { pending.removeAll() }; return pending }
-        if !rest.isEmpty { context.count("cache.written", try presence.store.write(rest)) }
+        if !rest.isEmpty { context.count("cache.written", try write(rest)) }
+    }
+
+    /// Writes a batch; a cache that cannot be written (full disk, read-only, LMDB failure) stops
+    /// the run: every later batch would fail the same way.
+    private func write(_ batch: [(key: TileKey, tile: CachedTile)]) throws -> Int {
+        do { return try presence.store.write(batch) } catch { throw RunCannotContinue(error) }
     }
 }
 
@@ -74,7 +80,8 @@ final class ExportStage: Stage, @unchecked Sendable {
         }
         let stem = ((tile.source as NSString).lastPathComponent as NSString).deletingPathExtension
         let name = String(format: "%@_c%04d_r%04d_%gmpp.png", stem, tile.column, tile.row, tile.requestedMicronsPerPixel)
-        try PNGWriter.write(tile.image, to: folder.appendingPathComponent(name))
+        // A write that fails (full disk, folder gone read-only) would fail every later tile too.
+        do { try PNGWriter.write(tile.image, to: folder.appendingPathComponent(name)) } catch { throw RunCannotContinue(error) }
         let row = String(format: "%@,%@,%d,%d,%g,%.6g,%d,%d,%.4f,%@", name, tile.source, tile.column, tile.row,
                          tile.requestedMicronsPerPixel, tile.effectiveMicronsPerPixel, tile.level0X, tile.level0Y,
                          tile.tissueFraction, tile.label ?? "")

@@ -46,11 +46,17 @@ enum FlowCommands {
         } catch let error as StageError {
             throw CommandFailure(error.description)
         }
-        print("report: \(result.folder.path)/report.md")
-        switch result.report.status {
-        case .completed: return
-        case .cancelled: throw ExitCode(128 + (interrupts.signalNumber ?? SIGINT))
-        case .failed: throw ExitCode(1)
+        // The last line says how the run ended; the exit status agrees.
+        let report = result.report, path = "\(result.folder.path)/report.md"
+        switch report.status {
+        case .completed:
+            print(report.failures == 0 ? "completed: report \(path)" : "completed with \(report.failures) failed item(s), listed in \(path)")
+        case .cancelled:
+            print("stopped (\(report.stopReason ?? "cancelled")): report \(path)")
+            throw ExitCode(128 + (interrupts.signalNumber ?? SIGINT))
+        case .failed:
+            print("failed: \(report.stopReason ?? "see the report") — \(report.failures) failed item(s); report \(path)")
+            throw ExitCode(1)
         }
     }
 }

@@ -131,27 +131,55 @@ final class FlowCommandTests: XCTestCase {
         XCTAssertEqual(try run(["cache", "verify", folder.appendingPathComponent("cache").path]).status, 0)
     }
 
-    /// A cache that cannot grow (the file-size limit stands in for a full disk): every failed write
-    /// is reported with advice, the run ends with its report, and what was written is intact.
-    func testFullDiskIsReportedNotFatal() throws {
+    /// A cache that cannot grow (the file-size limit stands in for a full disk): the first failed
+    /// write stops the run (every later one would fail too) with advice, the report is written,
+    /// the exit status is 1 and the last line says so; what was written is intact.
+    func testFullDiskFailsTheRunWithItsReport() throws {
         try makeSlide()
         let flow = try writeFlow(method: "reinhard")
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
         shell.arguments = ["-c", "ulimit -f 1024; exec \"$0\" cache warm \"$1\"", executable.path, flow]
         shell.currentDirectoryURL = folder
-        shell.standardOutput = FileHandle.nullDevice
+        let pipe = Pipe()
+        shell.standardOutput = pipe
         shell.standardError = FileHandle.nullDevice
         try shell.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         shell.waitUntilExit()
         XCTAssertEqual(shell.terminationReason, .exit, "the process must not die of SIGXFSZ")
+        XCTAssertEqual(shell.terminationStatus, 1, output)
+        let last = output.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.hasPrefix("failed: stage 'cache' cannot go on"), last)
         let report = try report()
+        XCTAssertEqual(report["status"] as? String, "failed")
         let stages = report["stages"] as! [[String: Any]]
         let cache = try XCTUnwrap(stages.first { $0["name"] as? String == "cache" })
         XCTAssertGreaterThan(cache["failed"] as? Int ?? 0, 0, "the full disk must show as failures")
+        XCTAssertLessThanOrEqual(cache["failed"] as? Int ?? 0, 4, "the run stops at the first failed write, not one failure per batch")
         let reasons = (cache["failures"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
         XCTAssertTrue(reasons.first?.contains("free disk space") ?? false, "\(reasons.first ?? "no reason")")
         XCTAssertEqual(try run(["cache", "verify", folder.appendingPathComponent("cache").path]).status, 0)
+    }
+
+    /// A run none of whose slides could be read did nothing: exit 1, and the last line and the
+    /// report say which stage failed every item; one bad slide among good ones is a completed
+    /// run whose last line counts the failure.
+    func testARunWhoseItemsAllFailedExitsNonZero() throws {
+        try Data("not a slide".utf8).write(to: folder.appendingPathComponent("slides/broken.tif"))
+        let flow = try writeFlow(method: "reinhard")
+        let failed = try run(["run", flow])
+        XCTAssertEqual(failed.status, 1, failed.output)
+        let last = failed.output.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.hasPrefix("failed: every item of stage"), last)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("run/report.json"))) as! [String: Any]
+        XCTAssertEqual(report["status"] as? String, "failed")
+
+        try makeSlide()
+        let partial = try run(["run", flow, "--out", "partial"])
+        XCTAssertEqual(partial.status, 0, partial.output)
+        let partialLast = partial.output.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(partialLast.hasPrefix("completed with 1 failed item(s)"), partialLast)
     }
 
     func testFlowCheckReportsLineAndColumn() throws {
