@@ -27,9 +27,7 @@ public final class ImageSlide: SlideReader, @unchecked Sendable {
     }
 
     public func readRegion(level0Origin origin: (x: Int, y: Int), size: (width: Int, height: Int), level: Int) throws -> RGBImage {
-        guard size.width > 0 && size.height > 0 && size.width * size.height <= 1 << 28 else {
-            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive and below 2²⁸ pixels")
-        }
+        try checkRequest(origin: origin, size: size)
         guard level == 0 else { throw SlideError(.invalidRequest, path, "level \(level) does not exist; an image has level 0 only") }
         guard origin.x < image.width && origin.y < image.height && origin.x + size.width > 0 && origin.y + size.height > 0 else {
             throw SlideError(.invalidRequest, path, "region at (\(origin.x), \(origin.y)) of \(size.width)×\(size.height) lies entirely outside the \(image.width)×\(image.height) image")

@@ -52,6 +52,25 @@ public protocol SlideReader: AnyObject, Sendable {
 }
 
 extension SlideReader {
+    /// The largest level-0 coordinate a request may name: 2⁴⁰ pixels (275 km at 0.25 µm/px) is
+    /// beyond any slide, and keeps every sum and product of coordinates and sizes far from overflow.
+    public static var coordinateLimit: Int { 1 << 40 }
+
+    /// Checks a region request's numbers before any arithmetic on them: a size of 1…2²⁸ pixels in
+    /// all, and an origin within ±`coordinateLimit`.
+    public func checkRequest(origin: (x: Int, y: Int), size: (width: Int, height: Int)) throws {
+        guard size.width > 0 && size.height > 0 else {
+            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive")
+        }
+        let (area, overflow) = size.width.multipliedReportingOverflow(by: size.height)
+        guard !overflow, area <= 1 << 28 else {
+            throw SlideError(.invalidRequest, path, "region of \(size.width)×\(size.height) pixels is too large for one read (at most 2²⁸ pixels); read it in tiles")
+        }
+        guard abs(origin.x) <= Self.coordinateLimit && abs(origin.y) <= Self.coordinateLimit else {
+            throw SlideError(.invalidRequest, path, "region origin (\(origin.x), \(origin.y)) lies outside the \(levels[0].width)×\(levels[0].height) slide")
+        }
+    }
+
     /// `size` output pixels at `target` µm/px from the nearest level at least as fine, area-averaged
     /// (the protocol's requirement, the same for every reader).
     public func readRegion(level0Origin origin: (x: Int, y: Int), size: (width: Int, height: Int), micronsPerPixel target: Double,
@@ -60,15 +79,16 @@ extension SlideReader {
             throw SlideError(.missingResolution, path, "the slide records no µm/px, so it cannot be read by resolution; give it with --mpp-override (or `mpp_override:` in a flow file), or read by level")
         }
         guard target > 0 && target.isFinite else { throw SlideError(.invalidRequest, path, "µm/px must be positive, got \(target)") }
-        guard size.width > 0 && size.height > 0 else {
-            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive")
-        }
+        try checkRequest(origin: origin, size: size)
         if target < base * (1 - 1e-3) && !allowUpsampling {
             throw SlideError(.invalidRequest, path, String(format: "%.4g µm/px is finer than the slide's level 0 (%.4g µm/px); reading it would upsample. Request ≥ %.4g µm/px or allow upsampling", target, base, base))
         }
         let level = bestLevel(forMicronsPerPixel: target, base: base)
         let downsample = levels[level].downsample
         let level0Width = Double(size.width) * target / base, level0Height = Double(size.height) * target / base
+        guard max(level0Width, level0Height) <= Double(Self.coordinateLimit) else {
+            throw SlideError(.invalidRequest, path, String(format: "%d×%d pixels at %.4g µm/px span %.4g level-0 pixels, far beyond the slide; request a coarser size or a finer µm/px", size.width, size.height, target, max(level0Width, level0Height)))
+        }
         // The source window at the chosen level, fractional, and the whole pixels that hold it.
         let sx = Double(origin.x) / downsample, sy = Double(origin.y) / downsample
         let sw = level0Width / downsample, sh = level0Height / downsample

@@ -192,12 +192,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     // MARK: reading
 
     public func readRegion(level0Origin origin: (x: Int, y: Int), size: (width: Int, height: Int), level: Int) throws -> RGBImage {
-        guard size.width > 0 && size.height > 0 else {
-            throw SlideError(.invalidRequest, path, "region size \(size.width)×\(size.height) must be positive")
-        }
-        guard size.width * size.height <= 1 << 28 else {
-            throw SlideError(.invalidRequest, path, "region of \(size.width)×\(size.height) pixels is too large for one read; read it in tiles")
-        }
+        try checkRequest(origin: origin, size: size)
         guard levels.indices.contains(level) else {
             throw SlideError(.invalidRequest, path, "level \(level) does not exist; the slide has levels 0…\(levels.count - 1)")
         }

@@ -37,7 +37,9 @@ public struct TissueDetector: Sendable {
             if candidate.downsample > slide.levels[level].downsample { level = index }
         }
         let chosen = slide.levels[level]
-        let factor = max(1, Int((wanted / chosen.downsample).rounded()))
+        // Clamped before conversion: odd parameters must not trap (a mask pixel of 2²⁰ level-0
+        // pixels is one pixel for any slide).
+        let factor = max(1, Int(min(wanted / chosen.downsample, Double(1 << 20)).rounded()))
         let image = try slide.readRegion(level0Origin: (0, 0), size: (chosen.width, chosen.height), level: level)
         let reduced = Self.boxReduce(image, factor)
         let downsample = chosen.downsample * Double(factor)
@@ -68,7 +70,8 @@ public struct TissueDetector: Sendable {
             mask = Morphology.erode(Morphology.dilate(mask, w, h, parameters.closingRadius), w, h, parameters.closingRadius)
             for i in 0..<n where pen[i] { mask[i] = 0 }
         }
-        let minimumPixels = Int((parameters.minimumRegionArea / (micronsPerMaskPixel * micronsPerMaskPixel)).rounded(.up))
+        let areaInPixels = parameters.minimumRegionArea / (micronsPerMaskPixel * micronsPerMaskPixel)
+        let minimumPixels = areaInPixels.isFinite ? Int(min(max(areaInPixels, 0), Double(n + 1)).rounded(.up)) : n + 1
         mask = Morphology.removeSmallRegions(mask, w, h, minimumPixels: minimumPixels)
         if parameters.fillHoles { mask = Morphology.fillHoles(mask, w, h) }
         return mask

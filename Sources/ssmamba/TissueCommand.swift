@@ -16,6 +16,12 @@ struct TissueCommand: ParsableCommand {
     @Option(name: .customLong("mask-mpp"), help: "µm per mask pixel.") var maskMicronsPerPixel = TissueDetector.Parameters().micronsPerPixel
     @Flag(name: .customLong("keep-pen"), help: "Do not suppress pen marks.") var keepPen = false
 
+    func validate() throws {
+        guard maskMicronsPerPixel >= 1 && maskMicronsPerPixel <= 64 else {
+            throw ValidationError("--mask-mpp must be within 1…64 µm per mask pixel (the flow's `mask_mpp` range), got \(maskMicronsPerPixel)")
+        }
+    }
+
     func run() throws {
         do {
             let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride)

@@ -72,6 +72,29 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(usage.output.contains("Usage:"), usage.output)
     }
 
+    /// Extreme numbers on the command line are errors, not traps: sizes whose product overflows,
+    /// coordinates near Int.max, µm/px so coarse the region spans infinity, a huge mask pixel.
+    func testExtremeNumbersAreErrorsNotTraps() throws {
+        let slide = Self.fixtures.appendingPathComponent("pyramid_chain.tif").path
+        let out = ["--out", "/tmp/ssmamba-never-\(UUID()).png"]
+        let cases: [([String], String)] = [
+            (["--x", "0", "--y", "0", "--width", "4294967296", "--height", "4294967296", "--level", "0"], "too large for one read"),
+            (["--x", "9223372036854775800", "--y", "0", "--width", "10", "--height", "10", "--level", "0"], "outside"),
+            (["--x=-9223372036854775800", "--y", "0", "--width", "10", "--height", "10", "--mpp", "1", "--mpp-override", "0.5"], "outside"),
+            (["--x", "0", "--y", "0", "--width", "10", "--height", "10", "--mpp", "1e308", "--mpp-override", "0.5"], "far beyond the slide"),
+            (["--x", "0", "--y", "0", "--width", "10", "--height", "10", "--mpp", "1", "--mpp-override", "nan"], "outside 0.01…100"),
+            (["--x", "0", "--y", "0", "--width", "10", "--height", "10", "--mpp", "1", "--mpp-override", "1e-300"], "outside 0.01…100"),
+        ]
+        for (arguments, message) in cases {
+            let result = try run(["region", slide] + arguments + out)
+            XCTAssertEqual(result.status, 1, "\(arguments): \(result.output)")
+            XCTAssertTrue(result.output.contains(message), "\(arguments): \(result.output)")
+        }
+        let mask = try run(["tissue", slide, "--mpp-override", "0.5", "--mask-mpp", "1e308"])
+        XCTAssertEqual(mask.status, 64, mask.output)
+        XCTAssertTrue(mask.output.contains("--mask-mpp must be within 1…64"), mask.output)
+    }
+
     func testCacheVerifyRepairRemovesDamagedRecords() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("repair-cli-\(UUID())")
         defer { try? FileManager.default.removeItem(at: directory) }
