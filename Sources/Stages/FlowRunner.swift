@@ -14,12 +14,25 @@ public enum FlowRunner {
     public static func run(_ flow: FlowFile, runFolder: URL? = nil, resume: Bool = false, cancellation: FlowCancellation? = nil,
                            printer: ProgressPrinter? = ProgressPrinter()) throws -> (report: FlowReport, folder: URL) {
         let folder = runFolder ?? URL(fileURLWithPath: flow.output)
+        let problems = FlowPreflight.problems(flow, runFolder: folder)
+        guard problems.isEmpty else { throw FlowFileError(issues: problems) }
+        let existed = FileManager.default.fileExists(atPath: folder.path)
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
             throw StageError("cannot create the run folder \(folder.path): \(error.localizedDescription) (choose another with --out)")
         }
-        let graph = try FlowAssembler.build(flow, runFolder: folder, resume: resume)
+        let lock = try RunFolderLock(folder)
+        defer { lock.release() }
+        let graph: FlowGraph
+        do { graph = try FlowAssembler.build(flow, runFolder: folder, resume: resume) } catch {
+            lock.release()
+            // Nothing ran: leave no empty run folder behind.
+            if !existed, (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.isEmpty == true {
+                try? FileManager.default.removeItem(at: folder)
+            }
+            throw error
+        }
         printer?.start(flow: flow.name, runFolder: folder.path)
         let report = try graph.run(cancellation: cancellation, progressInterval: 0.5) { snapshot in printer?.update(snapshot) }
         try report.write(to: folder)

@@ -17,7 +17,7 @@ struct CacheCommand: ParsableCommand {
         @Argument(help: "The flow file (YAML).") var flow: String
         @Option(help: "This job's share of the slides: i/n (0 ≤ i < n).") var shard: String?
         @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a parameter: step.parameter=value.") var overrides: [String] = []
-        @Option(help: "Run folder (default: the flow's `output` + /warm).") var out: String?
+        @Option(help: "Run folder (default: the flow's `output` + /warm, or /warm-shard-i-of-n for a shard: concurrent shards keep their own reports).") var out: String?
 
         func run() throws {
             let environment = ProcessInfo.processInfo.environment
@@ -32,7 +32,8 @@ struct CacheCommand: ParsableCommand {
                 guard !slideSources.isEmpty else { throw CommandFailure("--shard splits slide sources; this flow's cache is fed by none") }
                 file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides + slideSources.map { "\($0).shard=\(share)" }))
             }
-            try FlowCommands.execute(file, out: out ?? file.output + "/warm")
+            let folder = share.map { "/warm-shard-" + $0.replacingOccurrences(of: "/", with: "-of-") } ?? "/warm"
+            try FlowCommands.execute(file, out: out ?? file.output + folder)
         }
     }
 

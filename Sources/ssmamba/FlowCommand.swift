@@ -16,6 +16,10 @@ struct FlowCommand: ParsableCommand {
 
         func run() throws {
             let file = try FlowCommands.load(flow, overrides: overrides)
+            let problems = FlowPreflight.problems(file)
+            guard problems.isEmpty else {
+                throw CommandFailure("\(flow): the flow is well formed but cannot run here (\(problems.count) problem(s)):\n" + problems.map(\.description).joined(separator: "\n"))
+            }
             let steps = file.sources + file.stages
             print("\(flow): valid flow '\(file.name)' with \(steps.count) steps")
             for step in steps {

@@ -45,6 +45,8 @@ enum FlowCommands {
             throw CommandFailure(error.description)
         } catch let error as StageError {
             throw CommandFailure(error.description)
+        } catch let error as FlowFileError {
+            throw CommandFailure("the flow cannot run:\n" + error.description)
         }
         // The last line says how the run ended; the exit status agrees.
         let report = result.report, path = "\(result.folder.path)/report.md"

@@ -182,6 +182,63 @@ final class FlowCommandTests: XCTestCase {
         XCTAssertTrue(partialLast.hasPrefix("completed with 1 failed item(s)"), partialLast)
     }
 
+    /// Two runs in one run folder (two `cache warm`s of one flow): the second stops at once,
+    /// naming the process holding the folder, and the first one's report is not overwritten.
+    func testASecondRunInTheSameFolderIsRefused() throws {
+        try makeSlide()
+        let flow = try writeFlow(method: "reinhard")
+        let runFolder = folder.appendingPathComponent("run/warm")
+        try FileManager.default.createDirectory(at: runFolder, withIntermediateDirectories: true)
+        // The first run, as another process holds it: an flock on the folder's lock file.
+        let holder = open(runFolder.appendingPathComponent(".run.lock").path, O_CREAT | O_RDWR, 0o644)
+        XCTAssertGreaterThanOrEqual(holder, 0)
+        XCTAssertEqual(flock(holder, LOCK_EX), 0)
+        _ = "4242\n".withCString { write(holder, $0, 5) }
+        let second = try run(["cache", "warm", flow])
+        XCTAssertEqual(second.status, 1, second.output)
+        XCTAssertTrue(second.output.contains("is in use by another run (process 4242)"), second.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("report.json").path))
+        close(holder)
+        let after = try run(["cache", "warm", flow])
+        XCTAssertEqual(after.status, 0, after.output)
+        // Shards of a Slurm array write their own reports.
+        let shard = try run(["cache", "warm", flow, "--shard", "0/2"])
+        XCTAssertEqual(shard.status, 0, shard.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("run/warm-shard-0-of-2/report.json").path))
+    }
+
+    /// `flow check` knows what `run` would fail on: no slides matching, a cache path that is a
+    /// file, a run folder that cannot be created; `run` stops before creating its folder.
+    func testFlowCheckFindsWhatWouldStopTheRun() throws {
+        try Data("x".utf8).write(to: folder.appendingPathComponent("a-file"))
+        let text = """
+            flow: nothing-to-do
+            output: a-file/run
+            source:
+              kind: slides
+              path: slides
+              pattern: "*.svs"
+            stages:
+              - stage: tissue
+              - stage: tiles
+                mpp: 1
+                size: 64
+              - stage: cache
+                path: a-file
+
+            """
+        let path = folder.appendingPathComponent("cannot.yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let check = try run(["flow", "check", path])
+        XCTAssertEqual(check.status, 1, check.output)
+        XCTAssertTrue(check.output.contains("cannot.yaml:4:3: 'source' (slides): no slides found"), check.output)
+        XCTAssertTrue(check.output.contains("cannot.yaml:12:5: 'cache' (cache): the cache folder a-file is a file"), check.output)
+        XCTAssertTrue(check.output.contains("the run folder a-file/run cannot be created"), check.output)
+        let started = try run(["run", path, "--out", "never"])
+        XCTAssertEqual(started.status, 1, started.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("never").path), "no empty run folder")
+    }
+
     func testFlowCheckReportsLineAndColumn() throws {
         let path = folder.appendingPathComponent("bad.yaml").path
         try "flow: x\nsource:\n  kind: slides\n  path: slides\nstages:\n  - stage: tiles\n    mpp: fine\n    sise: 224\n".write(toFile: path, atomically: true, encoding: .utf8)
