@@ -211,7 +211,7 @@ struct FlowFileParser {
         var steps: [FlowStep] = []
         if let node = top["source"] {
             if top["sources"] != nil { report(node, "give either 'source:' or 'sources:', not both") }
-            if let made = step(node, kindKey: "kind", kinds: catalog.sources, defaultName: "source", flowPolicy: onError, previous: nil, known: []) {
+            if let made = step(node, kindKey: "kind", kinds: catalog.sources, defaultName: "source", flowPolicy: onError, previous: nil, known: [:]) {
                 steps.append(made)
             }
         } else if let node = top["sources"] {
@@ -222,7 +222,7 @@ struct FlowFileParser {
             for (key, value) in named {
                 guard let name = key.string else { report(key, "source names must be text"); continue }
                 if steps.contains(where: { $0.name == name }) { report(key, "two sources are named '\(name)'") }
-                if let made = step(value, kindKey: "kind", kinds: catalog.sources, defaultName: name, flowPolicy: onError, previous: nil, known: []) {
+                if let made = step(value, kindKey: "kind", kinds: catalog.sources, defaultName: name, flowPolicy: onError, previous: nil, known: [:]) {
                     steps.append(made)
                 }
             }
@@ -239,21 +239,24 @@ struct FlowFileParser {
             return nil
         }
         var stages: [FlowStep] = []
+        var byName = Dictionary(steps.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for entry in list {
             if let made = step(entry, kindKey: "stage", kinds: catalog.stages, defaultName: nil, flowPolicy: onError,
-                               previous: steps.last, known: steps) {
+                               previous: steps.last, known: byName, order: steps) {
                 stages.append(made)
                 steps.append(made)
+                if byName[made.name] == nil { byName[made.name] = made }
             }
         }
         guard let name, !sources.isEmpty else { return nil }
         return FlowFile(path: path, name: name, onError: onError, output: output, seed: seed, sources: sources, stages: stages)
     }
 
-    /// Validates one source or stage entry against its kind.
+    /// Validates one source or stage entry against its kind; `known` holds the earlier steps by
+    /// name (`order` in file order, for messages).
     private mutating func step(
         _ node: Node, kindKey: String, kinds: [StepKind], defaultName: String?, flowPolicy: ErrorPolicy,
-        previous: FlowStep?, known: [FlowStep]
+        previous: FlowStep?, known: [String: FlowStep], order: [FlowStep] = []
     ) -> FlowStep? {
         guard case .mapping(let map) = node else {
             report(node, "expected a mapping starting with '\(kindKey): KIND'")
@@ -274,7 +277,7 @@ struct FlowFileParser {
         checkKeys(map, allowed: allowed, in: "\(kindKey) '\(kindName)'")
 
         let name = map["name"].flatMap { scalarText($0, "name") } ?? defaultName ?? kindName
-        if known.contains(where: { $0.name == name }) {
+        if known[name] != nil {
             report(node, "a step named '\(name)' already exists: give this one a different 'name:'")
         }
         var workers = 1
@@ -293,11 +296,13 @@ struct FlowFileParser {
                 }
                 if names.isEmpty { report(fromNode, "'from' names a step or a list of steps") }
                 for (reference, refNode) in names {
-                    if let target = known.first(where: { $0.name == reference }) {
+                    if let target = known[reference] {
                         checkTypes(kind, reading: target, at: refNode)
                     } else {
-                        report(refNode, "'from: \(reference)' names no earlier step" + suggestion(reference, known.map(\.name))
-                               + " (steps are read in order; earlier steps: \(known.map(\.name).joined(separator: ", ")))")
+                        let names = order.map(\.name)
+                        let listed = names.count <= 12 ? names.joined(separator: ", ") : "…, " + names.suffix(12).joined(separator: ", ")
+                        report(refNode, "'from: \(reference)' names no earlier step" + suggestion(reference, names.count <= 1_000 ? names : [])
+                               + " (steps are read in order; earlier steps: \(listed))")
                     }
                     from.append(reference)
                 }
@@ -360,8 +365,7 @@ struct FlowFileParser {
     }
 
     private mutating func defaultValue(_ text: String, _ spec: ParameterSpec) -> ParameterValue? {
-        let node = ((try? Yams.compose(yaml: text)) ?? nil) ?? Node(text)
-        return parameter(node, spec, checkExistence: false)
+        parameter(DefaultNodes.shared.node(text), spec, checkExistence: false)
     }
 
     private mutating func parameter(_ node: Node, _ spec: ParameterSpec, checkExistence: Bool = true) -> ParameterValue? {
@@ -445,4 +449,19 @@ func editDistance(_ a: String, _ b: String) -> Int {
         }
     }
     return a.isEmpty ? b.count : row[b.count]
+}
+
+/// Catalog defaults composed as YAML once per process: composing one costs a YAML parser (which
+/// reads the process environment), and a flow of 60,000 steps asks for the same few hundred.
+private final class DefaultNodes: @unchecked Sendable {
+    static let shared = DefaultNodes()
+    private let lock = NSLock()
+    private var nodes: [String: Node] = [:]
+
+    func node(_ text: String) -> Node {
+        if let known = lock.withLock({ nodes[text] }) { return known }
+        let node = ((try? Yams.compose(yaml: text)) ?? nil) ?? Node(text)
+        lock.withLock { nodes[text] = node }
+        return node
+    }
 }

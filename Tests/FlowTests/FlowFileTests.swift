@@ -156,6 +156,20 @@ final class FlowFileTests: XCTestCase {
         assertIssue(good.replacingOccurrences(of: "stage: label", with: "stage: lable"), line: 11, column: 12, contains: "unknown stage kind 'lable' (did you mean 'label'?)")
     }
 
+    /// A flow of 20,000 steps: names are looked up, not searched (checking was quadratic in the
+    /// number of steps), and a bad `from:` at its end lists a few earlier steps, not all of them.
+    func testLongFlowsAreCheckedAndMessagesStayShort() throws {
+        var yaml = "flow: long\nsource:\n  kind: numbers\nstages:\n"
+        for i in 0..<20_000 { yaml += "  - stage: scale\n    name: s\(i)\n" }
+        let flow = try FlowFile.parse(yaml, path: "long.yaml", catalog: catalog)
+        XCTAssertEqual(flow.stages.count, 20_000)
+        XCTAssertEqual(flow.stages.last?.from, ["s19998"])
+        let found = issues(yaml + "  - stage: label\n    from: s20000\n")
+        XCTAssertEqual(found.count, 1)
+        XCTAssertTrue(found[0].message.contains("earlier steps: …, s19988, "), found[0].message)
+        XCTAssertLessThan(found[0].message.count, 400, found[0].message)
+    }
+
     func testYAMLSyntaxAndShapeErrors() {
         assertIssue("flow: x\nsource: [unclosed\n", line: 3, column: 1, contains: "not valid YAML")
         assertIssue("- just\n- a list\n", line: 1, column: 1, contains: "a flow file is a mapping")
