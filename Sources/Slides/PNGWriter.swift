@@ -24,7 +24,7 @@ public enum PNGWriter {
             guard rename(temporary.path, url.path) == 0 else { throw SlideError(.invalidRequest, url.path, "cannot rename into place") }
         } catch {
             try? FileManager.default.removeItem(at: temporary)
-            throw SlideError(.invalidRequest, url.path, "cannot write the PNG file (\(error.localizedDescription)); check the folder exists and is writable")
+            throw SlideError(.invalidRequest, url.path, "cannot write the PNG file: " + (OutputFolder.problem(for: url) ?? "\(String(cString: strerror(errno))); check the disk has room"))
         }
     }
 

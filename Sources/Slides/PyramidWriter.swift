@@ -66,9 +66,10 @@ public enum PyramidWriter {
 
     /// Writes through a temporary file renamed into place when complete.
     private static func writeFile(_ url: URL, _ body: (OpaquePointer) throws -> Void) throws {
+        if let problem = OutputFolder.problem(for: url) { throw SlideError(.invalidRequest, url.path, "cannot create the file: \(problem)") }
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         guard let tif = TIFFOpen(temporary.path, "w") else {
-            throw SlideError(.invalidRequest, url.path, "cannot create the file; check the folder exists and is writable")
+            throw SlideError(.invalidRequest, url.path, "cannot create the file; check the folder is writable and the disk has room")
         }
         var closed = false
         defer { if !closed { TIFFClose(tif); try? FileManager.default.removeItem(at: temporary) } }

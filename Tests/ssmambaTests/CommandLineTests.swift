@@ -66,6 +66,16 @@ final class CommandLineTests: XCTestCase {
         let tiles = try run(["tiles", slide, "--mpp-override", "0.5", "--mpp", "1", "--size", "16", "--out", file.path])
         XCTAssertEqual(tiles.status, 1, tiles.output)
         XCTAssertTrue(tiles.output.contains("cannot create the output folder") && !tiles.output.contains("NSCocoaErrorDomain"), tiles.output)
+        // Output files in a folder that is a file or does not exist: said in words, for PNG and TIFF.
+        for (arguments, message) in [
+            (["region", slide, "--x", "0", "--y", "0", "--width", "8", "--height", "8", "--level", "0", "--out", file.path + "/x.tif"], "\(file.path) is a file, not a folder"),
+            (["region", slide, "--x", "0", "--y", "0", "--width", "8", "--height", "8", "--level", "0", "--out", "/nonexistent-\(UUID())/x.png"], "does not exist; create it first"),
+            (["tissue", slide, "--mpp-override", "0.5", "--out", file.path + "/mask.png"], "\(file.path) is a file, not a folder"),
+        ] {
+            let result = try run(arguments)
+            XCTAssertEqual(result.status, 1, result.output)
+            XCTAssertTrue(result.output.contains(message) && !result.output.contains("Domain") && !result.output.contains("TIFFOpen"), result.output)
+        }
         // A usage mistake still shows the usage.
         let usage = try run(["region", slide, "--x", "0", "--y", "0", "--width", "16", "--height", "16", "--out", "/tmp/x.png"])
         XCTAssertEqual(usage.status, 64, usage.output)
