@@ -65,6 +65,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         // Slide by slide, each slide's tiles row by row.
         let bySlide = Dictionary(grouping: 0..<tiles.count, by: tiles.source)
         var scores: [String] = []
+        var firstFailure: String?
         for slide in bySlide.keys.sorted() {
             if context.isStopping { return }
             let order = bySlide[slide]!.sorted { (cells[$0].row, cells[$0].column) < (cells[$1].row, cells[$1].column) }
@@ -75,9 +76,13 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             } catch {
                 if context.isStopping { return }
                 context.reportFailure(item: slide, reason: String(describing: error))
+                firstFailure = firstFailure ?? "\((slide as NSString).lastPathComponent): \(error)"
             }
         }
-        guard !scores.isEmpty else { return }
+        guard !scores.isEmpty else {
+            // Not one slide scored (a checkpoint that does not fit the tiles, say): the stage failed.
+            throw StageError("no slide could be evaluated (\(bySlide.count) failed; the first: \(firstFailure ?? "stopped"))")
+        }
         let header = "slide,tiles," + classes.map { "mean_p_\($0)" }.joined(separator: ",") + ",predicted\n"
         try Data((header + scores.sorted().joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("slide_scores.csv"), options: .atomic)
     }

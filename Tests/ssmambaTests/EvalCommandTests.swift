@@ -6,10 +6,9 @@ import XCTest
 
 /// `ssmamba eval`: streaming evaluation without a flow file.
 final class EvalCommandTests: XCTestCase {
-    func testEvaluatesSlidesAndWritesScoresAndHeatmaps() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID())")
+    /// Two 1024×768 slides at 0.5 µm/px whose left quarter is glass, and a random classifier.
+    func makeSlidesAndModel(in folder: URL) throws {
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("slides"), withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
         try writeRandomClassifier(classes: ["benign", "tumour"], to: folder.appendingPathComponent("model"), seed: 1)
         for name in ["a", "b"] {
             try PyramidWriter.write(width: 1024, height: 768, to: folder.appendingPathComponent("slides/\(name).tif"), micronsPerPixel: 0.5) { level, x, _, w, h in
@@ -22,6 +21,12 @@ final class EvalCommandTests: XCTestCase {
                 return RGBImage(width: w, height: h, pixels: pixels)
             }
         }
+    }
+
+    func testEvaluatesSlidesAndWritesScoresAndHeatmaps() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try makeSlidesAndModel(in: folder)
         let out = folder.appendingPathComponent("run").path
         let result = try BuiltTool.run(["eval", "--checkpoint", folder.appendingPathComponent("model").path, "--slides", folder.appendingPathComponent("slides").path,
                                         "--pattern", "*.tif", "--mpp", "2", "--heatmap-class", "tumour", "--out", out,
@@ -42,5 +47,37 @@ final class EvalCommandTests: XCTestCase {
                                          "--pattern", "*.tif", "--heatmap-class", "lymph", "--out", out])
         XCTAssertEqual(unknown.status, 1)
         XCTAssertTrue(unknown.output.contains("--heatmap-class 'lymph' is not one of the checkpoint's classes: benign, tumour"), unknown.output)
+    }
+
+    /// A checkpoint that does not fit the flow's tiles (64-px model, 32-px tiles): every slide
+    /// fails, so the run fails (exit 1, the reason on the last line), not "completed".
+    func testAFlowWhoseSlidesAllFailToEvaluateFails() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-misfit-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try makeSlidesAndModel(in: folder)
+        let flow = folder.appendingPathComponent("misfit.yaml")
+        try """
+        flow: misfit
+        output: \(folder.appendingPathComponent("run").path)
+        source:
+          kind: slides
+          path: \(folder.appendingPathComponent("slides").path)
+          pattern: "*.tif"
+        stages:
+          - stage: tissue
+          - stage: tiles
+            mpp: 2
+            size: 32
+          - stage: cache
+            path: \(folder.appendingPathComponent("cache").path)
+          - stage: evaluate_slides
+            checkpoint: \(folder.appendingPathComponent("model").path)
+
+        """.write(to: flow, atomically: true, encoding: .utf8)
+        let result = try BuiltTool.run(["run", flow.path])
+        XCTAssertEqual(result.status, 1, result.output)
+        let last = result.output.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.hasPrefix("failed: stage 'evaluate_slides' cannot go on"), last)
+        XCTAssertTrue(last.contains("no slide could be evaluated (2 failed") && last.contains("the model takes 64×64"), last)
     }
 }
