@@ -81,7 +81,7 @@ extension SlideReader {
         guard target > 0 && target.isFinite else { throw SlideError(.invalidRequest, path, "µm/px must be positive, got \(target)") }
         try checkRequest(origin: origin, size: size)
         if target < base * (1 - 1e-3) && !allowUpsampling {
-            throw SlideError(.invalidRequest, path, String(format: "%.4g µm/px is finer than the slide's level 0 (%.4g µm/px); reading it would upsample. Request ≥ %.4g µm/px or allow upsampling", target, base, base))
+            throw SlideError(.invalidRequest, path, String(format: "%.4g µm/px is finer than the slide's level 0 (%.4g µm/px); reading it would upsample. Request ≥ %.4g µm/px, or allow upsampling (`--allow-upsampling`; `allow_upsampling: true` in a flow)", target, base, base))
         }
         let level = bestLevel(forMicronsPerPixel: target, base: base)
         let downsample = levels[level].downsample

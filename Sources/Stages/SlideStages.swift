@@ -170,7 +170,12 @@ struct StainStage: Stage {
         let target = p.text("target")
         guard let method = StainMethod(rawValue: p.text("method")) else { throw StageError("unknown stain method") }
         if target.lowercased().hasSuffix(".json") {
-            normalizer = try StainNormalization.normalizer(for: StainTarget.load(from: URL(fileURLWithPath: target)))
+            let saved = try StainTarget.load(from: URL(fileURLWithPath: target))
+            // The method is part of the cache's fingerprint: it must say what the pixels went through.
+            guard saved.method == method else {
+                throw StageError("\(target) is a saved \(saved.method.rawValue) target but the stage says `method: \(method.rawValue)`; set `method: \(saved.method.rawValue)`, or give an image as the target to fit \(method.rawValue)")
+            }
+            normalizer = try StainNormalization.normalizer(for: saved)
         } else {
             normalizer = try StainNormalization.fit(method, to: ImageFile.read(target))
         }

@@ -17,6 +17,7 @@ struct RegionCommand: ParsableCommand {
     @Option(help: "Read this pyramid level as stored.") var level: Int?
     @Option(help: "Read at this µm/px from the nearest finer level, resampled.") var mpp: Double?
     @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0.") var micronsPerPixelOverride: Double?
+    @Flag(name: .customLong("allow-upsampling"), help: "With --mpp, allow a µm/px finer than level 0 (resampled up).") var allowUpsampling = false
     @Option(help: "Output file (.png, .tif or .tiff).") var out: String
 
     func validate() throws {
@@ -35,7 +36,7 @@ struct RegionCommand: ParsableCommand {
                 try save(image, micronsPerPixel: reader.micronsPerPixel.map { $0 * reader.levels[level].downsample })
                 print("wrote \(out): \(width)×\(height) from level \(level)")
             } else if let mpp {
-                let region = try reader.readRegion(level0Origin: (x, y), size: (width, height), micronsPerPixel: mpp)
+                let region = try reader.readRegion(level0Origin: (x, y), size: (width, height), micronsPerPixel: mpp, allowUpsampling: allowUpsampling)
                 try save(region.image, micronsPerPixel: region.effectiveMicronsPerPixel)
                 print(String(format: "wrote %@: %d×%d at %.4f µm/px (requested %.4f) from level %d", out, width, height,
                              region.effectiveMicronsPerPixel, mpp, region.level))

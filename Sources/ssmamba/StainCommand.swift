@@ -9,24 +9,31 @@ struct StainCommand: ParsableCommand {
         commandName: "stain",
         abstract: "Stain-normalize images to a target (Macenko, Reinhard or Vahadane); the fitted target can be saved and reused.")
 
-    @Option(help: "macenko, reinhard or vahadane.") var method: String = "macenko"
+    @Option(help: "macenko, reinhard or vahadane (default: macenko, or a saved target's method).") var method: String?
     @Option(help: "The target image (H&E with tissue), or a saved target (.json).") var target: String
     @Argument(help: "Images to normalize (PNG, JPEG, TIFF).") var images: [String] = []
-    @Option(help: "Output folder (PNG files named after the inputs).") var out: String?
+    @Option(help: "Output folder (PNG files named after the inputs); needed with images.") var out: String?
     @Option(name: .customLong("save-target"), help: "Write the fitted target to this JSON file.") var saveTarget: String?
 
     func run() throws {
-        guard let chosen = StainMethod(rawValue: method) else {
-            throw ValidationError("--method must be one of \(StainMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+        let chosen = try method.map { name in
+            guard let method = StainMethod(rawValue: name) else {
+                throw ValidationError("--method must be one of \(StainMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return method
         }
         guard !images.isEmpty || saveTarget != nil else { throw ValidationError("give images to normalize, or --save-target") }
         guard images.isEmpty || out != nil else { throw ValidationError("--out is needed with images") }
         do {
             let normalizer: any StainNormalizer
             if target.lowercased().hasSuffix(".json") {
-                normalizer = try StainNormalization.normalizer(for: StainTarget.load(from: URL(fileURLWithPath: target)))
+                let saved = try StainTarget.load(from: URL(fileURLWithPath: target))
+                if let chosen, chosen != saved.method {
+                    throw CommandFailure("\(target) is a saved \(saved.method.rawValue) target, not \(chosen.rawValue); drop --method (or give --method \(saved.method.rawValue)), or give an image as --target to fit \(chosen.rawValue)")
+                }
+                normalizer = try StainNormalization.normalizer(for: saved)
             } else {
-                normalizer = try StainNormalization.fit(chosen, to: ImageFile.read(target))
+                normalizer = try StainNormalization.fit(chosen ?? .macenko, to: ImageFile.read(target))
             }
             if let saveTarget { try normalizer.target.save(to: URL(fileURLWithPath: saveTarget)) }
             if let out {

@@ -105,6 +105,54 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(mask.output.contains("--mask-mpp must be within 1…64"), mask.output)
     }
 
+    /// Hints name options that exist, and options are not silently overridden: region's upsampling
+    /// hint names --allow-upsampling (which region now has); a saved target of one stain method
+    /// with --method of another is an error (it ran the saved method before), in the flow stage too.
+    func testHintsNameRealOptionsAndSavedStainMethodsAreNotSilentlySwapped() throws {
+        let slide = Self.fixtures.appendingPathComponent("pyramid_chain.tif").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hints-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fine = ["region", slide, "--mpp-override", "0.5", "--mpp", "0.1", "--x", "0", "--y", "0", "--width", "16", "--height", "16",
+                    "--out", folder.appendingPathComponent("up.png").path]
+        let refused = try run(fine)
+        XCTAssertEqual(refused.status, 1, refused.output)
+        XCTAssertTrue(refused.output.contains("--allow-upsampling"), refused.output)
+        XCTAssertEqual(try run(fine + ["--allow-upsampling"]).status, 0)
+
+        let image = Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("TilingTests/Fixtures/stain/target.png").path
+        let saved = folder.appendingPathComponent("macenko.json").path
+        XCTAssertEqual(try run(["stain", "--target", image, "--save-target", saved]).status, 0)
+        let swapped = try run(["stain", "--method", "reinhard", "--target", saved, image, "--out", folder.appendingPathComponent("out").path])
+        XCTAssertEqual(swapped.status, 1, swapped.output)
+        XCTAssertTrue(swapped.output.contains("is a saved macenko target, not reinhard"), swapped.output)
+        let plain = try run(["stain", "--target", saved, image, "--out", folder.appendingPathComponent("out").path])
+        XCTAssertEqual(plain.status, 0, plain.output)
+        XCTAssertTrue(plain.output.contains("macenko: 1 images normalized"), plain.output)
+
+        let flow = folder.appendingPathComponent("stain.yaml")
+        try """
+        flow: swapped
+        output: \(folder.appendingPathComponent("run").path)
+        source:
+          kind: slides
+          path: \(slide)
+          mpp_override: 0.5
+        stages:
+          - stage: tissue
+          - stage: tiles
+            mpp: 1
+            size: 16
+          - stage: stain
+            method: reinhard
+            target: \(saved)
+
+        """.write(to: flow, atomically: true, encoding: .utf8)
+        let stage = try run(["run", flow.path])
+        XCTAssertEqual(stage.status, 1, stage.output)
+        XCTAssertTrue(stage.output.contains("is a saved macenko target but the stage says `method: reinhard`"), stage.output)
+    }
+
     func testCacheVerifyRepairRemovesDamagedRecords() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("repair-cli-\(UUID())")
         defer { try? FileManager.default.removeItem(at: directory) }
