@@ -82,16 +82,13 @@ final class ExportStage: Stage, @unchecked Sendable {
         let name = String(format: "%@_c%04d_r%04d_%gmpp.png", stem, tile.column, tile.row, tile.requestedMicronsPerPixel)
         // A write that fails (full disk, folder gone read-only) would fail every later tile too.
         do { try PNGWriter.write(tile.image, to: folder.appendingPathComponent(name)) } catch { throw RunCannotContinue(error) }
-        let row = String(format: "%@,%@,%d,%d,%g,%.6g,%d,%d,%.4f,%@", name, tile.source, tile.column, tile.row,
-                         tile.requestedMicronsPerPixel, tile.effectiveMicronsPerPixel, tile.level0X, tile.level0Y,
-                         tile.tissueFraction, tile.label ?? "")
+        let row = TileTable.line(TileTable.Row(tile, size: tile.image.width, slideMicronsPerPixel: tile.grid?.micronsPerPixel, file: name))
         lock.withLock { rows.append(row) }
         context.count("export.tiles")
     }
 
     func finish(_ context: StageContext<Never>) throws {
-        let header = "file,source,column,row,scale_mpp,effective_mpp,level0_x,level0_y,tissue_fraction,label\n"
-        let body = lock.withLock { rows.sorted().joined(separator: "\n") }
-        try Data((header + body + (body.isEmpty ? "" : "\n")).utf8).write(to: folder.appendingPathComponent("tiles.csv"), options: .atomic)
+        let body = lock.withLock { rows.sorted().joined() }
+        try Data((TileTable.header() + body).utf8).write(to: folder.appendingPathComponent("tiles.csv"), options: .atomic)
     }
 }

@@ -7,7 +7,7 @@ import Tiling
 
 /// `evaluate_slides`: evaluation of slides with a fine-tuned classifier, on the tiles of the
 /// flow's own tile stream (tissue → tiles → stain → cache: exactly the preprocessing training saw).
-/// It keeps a reference per tile (cache key, grid cell, tissue fraction: about 60 bytes, never
+/// It keeps a reference per tile (cache key, grid cell, tissue fraction, effective µm/px: about 64 bytes, never
 /// pixels), and once its input has ended and the classifier exists it streams each slide's tiles
 /// from the cache in batches, giving `<slide>.tiles.csv`, a heatmap of one class's probability as
 /// a pyramidal TIFF aligned with the slide (one pixel per grid cell, the µm/px set accordingly)
@@ -15,6 +15,8 @@ import Tiling
 /// Waiting for the classifier only after its input has ended is what lets one flow train and
 /// evaluate on one tile stream without the two halves blocking each other.
 final class EvaluateSlidesStage: Stage, @unchecked Sendable {
+    /// A tile's place on its slide's grid, tissue fraction and effective µm/px.
+    typealias Cell = (column: Int32, row: Int32, tissue: Float, effective: Float)
     typealias Output = Never
     let name: String
     let checkpoint: CheckpointSource
@@ -25,7 +27,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     let artifacts: Artifacts
     private let lock = NSLock()
     private var tiles = TrainingSet()
-    private var cells: [(column: Int32, row: Int32, tissue: Float)] = []
+    private var cells: [Cell] = []
     private var frames: [String: GridFrame] = [:]
 
     init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, runFolder: URL, artifacts: Artifacts) {
@@ -44,7 +46,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         guard let (entry, frame) = try selection.select(tile, context) else { return }
         try lock.withLock {
             try tiles.append(TrainingTile(entry: entry, label: tile.label, source: tile.source))
-            cells.append((Int32(tile.column), Int32(tile.row), Float(tile.tissueFraction)))
+            cells.append((Int32(tile.column), Int32(tile.row), Float(tile.tissueFraction), Float(tile.effectiveMicronsPerPixel)))
             frames[tile.source] = frame
         }
     }
@@ -83,12 +85,12 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             // Not one slide scored (a checkpoint that does not fit the tiles, say): the stage failed.
             throw StageError("no slide could be evaluated (\(bySlide.count) failed; the first: \(firstFailure ?? "stopped"))")
         }
-        let header = "slide,tiles," + classes.map { "mean_p_\($0)" }.joined(separator: ",") + ",predicted\n"
-        try Data((header + scores.sorted().joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("slide_scores.csv"), options: .atomic)
+        let header = CSVField.line(["slide", "tiles"] + classes.map { "mean_p_\($0)" } + ["predicted"])
+        try Data((header + scores.sorted().joined()).utf8).write(to: folder.appendingPathComponent("slide_scores.csv"), options: .atomic)
     }
 
     /// One slide: tile table, heatmap, and its row of the slide scores.
-    private func evaluate(_ slide: String, _ tiles: TrainingSet, cells: [(column: Int32, row: Int32, tissue: Float)], frame: GridFrame,
+    private func evaluate(_ slide: String, _ tiles: TrainingSet, cells: [Cell], frame: GridFrame,
                           model: Classifier, classes: [String], context: StageContext<Never>) throws -> String {
         let target = heatmapClass.flatMap { classes.firstIndex(of: $0) } ?? 0
         var heat = [Float](repeating: -1, count: frame.columns * frame.rows)  // −1: no tile
@@ -106,7 +108,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                 try? FileManager.default.removeItem(at: partial)
             }
         }
-        csv.write(Data(("column,row,level0_x,level0_y,tissue_fraction," + classes.map { "p_\($0)" }.joined(separator: ",") + "\n").utf8))
+        csv.write(Data(TileTable.header(extra: classes.map { "p_\($0)" }).utf8))
         var sums = [Double](repeating: 0, count: classes.count)
         var scored = 0
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
@@ -124,8 +126,11 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                     heat[Int(cell.row) * frame.columns + Int(cell.column)] = Float(probabilities[target])
                 }
                 for k in classes.indices { sums[k] += probabilities[k] }
-                rows += String(format: "%d,%d,%lld,%lld,%.4f,", cell.column, cell.row, key.x, key.y, cell.tissue)
-                    + probabilities.map { String(format: "%.5f", $0) }.joined(separator: ",") + "\n"
+                let row = TileTable.Row(slide: slide, column: Int(cell.column), row: Int(cell.row), scaleMicronsPerPixel: key.micronsPerPixel,
+                                        effectiveMicronsPerPixel: Double(cell.effective), level0X: Int(key.x), level0Y: Int(key.y),
+                                        level0Size: Double(model.config.imageSize) * Double(cell.effective) / frame.micronsPerPixel,
+                                        tissueFraction: Double(cell.tissue), label: tiles.label(i) ?? "")
+                rows += TileTable.line(row, extra: probabilities.map { String(format: "%.5f", $0) })
             }
             csv.write(Data(rows.utf8))
             scored += batch.members.count
@@ -140,7 +145,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         try PNGWriter.write(Self.enlarge(heatmap, toAtLeast: 512), to: folder.appendingPathComponent("\(stem).heatmap.png"))
         let means = sums.map { scored == 0 ? 0 : $0 / Double(scored) }
         let predicted = classes.isEmpty ? "" : classes[Probabilities.argmax(means)]
-        return "\(slide),\(scored)," + means.map { String(format: "%.5f", $0) }.joined(separator: ",") + ",\(predicted)"
+        return CSVField.line([slide, String(scored)] + means.map { String(format: "%.5f", $0) } + [predicted])
     }
 
     /// Probability 0…1 → blue…red through white-ish yellow; cells without a tile are light grey.

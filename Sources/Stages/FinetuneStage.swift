@@ -279,8 +279,8 @@ struct TestReport {
         object["intervals_95"] = intervals.mapValues { ["lower": $0.lower, "upper": $0.upper, "resamples": $0.resamples] }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: folder.appendingPathComponent("metrics.json"), options: .atomic)
-        var csv = "truth\\predicted," + classes.joined(separator: ",") + "\n"
-        for (k, row) in metrics.confusion.enumerated() { csv += classes[k] + "," + row.map(String.init).joined(separator: ",") + "\n" }
+        var csv = CSVField.line(["truth\\predicted"] + classes)
+        for (k, row) in metrics.confusion.enumerated() { csv += CSVField.line([classes[k]] + row.map(String.init)) }
         try Data(csv.utf8).write(to: folder.appendingPathComponent("confusion.csv"), options: .atomic)
     }
 }

@@ -162,14 +162,14 @@ final class SlideMILStage: Stage, @unchecked Sendable {
             for i in testIndices { outputs[i] = model.forward(usable[i].embeddings).scalars.map(Double.init) }
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var csv = "slide,patient,fold," + (survival ? "time,event,risk" : "label," + classes.map { "p_\($0)" }.joined(separator: ",")) + "\n"
+        var csv = CSVField.line(["slide", "patient", "fold"] + (survival ? ["time", "event", "risk"] : ["label"] + classes.map { "p_\($0)" }))
         if survival {
             let risks = outputs.map { $0[0] }
             if let c = SurvivalMetrics.concordanceIndex(times: usable.map { $0.time! }, events: usable.map { $0.event! }, risks: risks) {
                 context.record(metric: "\(name).cv_c_index", c)
             }
             for (i, bag) in usable.enumerated() {
-                csv += "\(bag.slide),\(bag.patient ?? ""),\(foldOf[bag.patient ?? bag.slide]!),\(bag.time!),\(bag.event! ? 1 : 0),\(risks[i])\n"
+                csv += CSVField.line([bag.slide, bag.patient ?? "", "\(foldOf[bag.patient ?? bag.slide]!)", "\(bag.time!)", bag.event! ? "1" : "0", "\(risks[i])"])
             }
         } else {
             let probabilities = Probabilities.rows(Tensor(shape: [outputs.count, classes.count], scalars: outputs.joined().map(Float.init)))
@@ -182,8 +182,8 @@ final class SlideMILStage: Stage, @unchecked Sendable {
                 context.record(metric: "\(name).cv_auc", auc)
             }
             for (i, bag) in usable.enumerated() {
-                csv += "\(bag.slide),\(bag.patient ?? ""),\(foldOf[bag.patient ?? bag.slide]!),\(bag.label!),"
-                    + probabilities[i].map { String(format: "%.5f", $0) }.joined(separator: ",") + "\n"
+                csv += CSVField.line([bag.slide, bag.patient ?? "", "\(foldOf[bag.patient ?? bag.slide]!)", bag.label!]
+                                     + probabilities[i].map { String(format: "%.5f", $0) })
             }
         }
         try Data(csv.utf8).write(to: folder.appendingPathComponent("cross_validation.csv"), options: .atomic)

@@ -41,16 +41,14 @@ struct TilesCommand: ParsableCommand {
                                                slideMicronsPerPixel: reader.micronsPerPixel, mask: mask, path: slide)
             let folder = URL(fileURLWithPath: out)
             try CommandFailure.makeOutputFolder(folder)
-            var csv = "file,column,row,scale_mpp,effective_mpp,level0_x,level0_y,level0_size,tissue_fraction\n"
+            var csv = TileTable.header()
             let stem = ((slide as NSString).lastPathComponent as NSString).deletingPathExtension
             let progress = CommandProgress(total: positions.count, label: "tiles")
             for position in positions {
                 for tile in try cropper.crops(reader, at: position) {
                     let name = String(format: "%@_c%04d_r%04d_%gmpp.png", stem, tile.column, tile.row, tile.requestedMicronsPerPixel)
                     try PNGWriter.write(tile.image, to: folder.appendingPathComponent(name))
-                    let extent = Double(size) * tile.effectiveMicronsPerPixel / reader.micronsPerPixel!
-                    csv += String(format: "%@,%d,%d,%g,%.6g,%d,%d,%.2f,%.4f\n", name, tile.column, tile.row, tile.requestedMicronsPerPixel,
-                                  tile.effectiveMicronsPerPixel, tile.level0X, tile.level0Y, extent, tile.tissueFraction)
+                    csv += TileTable.line(TileTable.Row(tile, size: size, slideMicronsPerPixel: reader.micronsPerPixel, file: name))
                 }
                 progress.advance()
             }

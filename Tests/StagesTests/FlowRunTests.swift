@@ -103,7 +103,7 @@ final class FlowRunTests: XCTestCase {
         let export = "  - stage: export\n    folder: \(folder.appendingPathComponent("tiles").path)\n"
         let first = try run(flowText(slides: folder.path, cache: cache, extra: export))
         let csv1 = try String(contentsOf: folder.appendingPathComponent("tiles/tiles.csv"), encoding: .utf8)
-        let name = try XCTUnwrap(csv1.split(separator: "\n").dropFirst().first?.split(separator: ",").first.map(String.init))
+        let name = try XCTUnwrap(CSVTable(path: folder.appendingPathComponent("tiles/tiles.csv").path).rows.first?.values["file"])
         let png1 = try Data(contentsOf: folder.appendingPathComponent("tiles/\(name)"))
         try FileManager.default.removeItem(at: folder.appendingPathComponent("tiles"))
         let second = try run(flowText(slides: folder.path, cache: cache, extra: export))
@@ -266,7 +266,7 @@ final class CacheContractTests: XCTestCase {
                 folder: \(export.path)
             """)
         XCTAssertEqual(report.status, .completed, report.markdown)
-        let rows = try String(contentsOf: export.appendingPathComponent("tiles.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+        let rows = try CSVTable(path: export.appendingPathComponent("tiles.csv").path).rows.map(\.values)
         XCTAssertEqual(rows.count, 2 * (512 / 32) * (384 / 32))
         // Each exported tile (the pixels the flow computed) against its record read back as a batch.
         let store = try TileStore(path: cache.path, readOnly: true)
@@ -277,17 +277,17 @@ final class CacheContractTests: XCTestCase {
         let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
         var compared = 0
         for row in rows {
-            let f = row.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            let source = try ImageFile.read(export.appendingPathComponent(f[0]).path)
-            let key = try XCTUnwrap(byPlace["\(f[6]),\(f[7]),\(Double(f[4])!)"], "no record for \(f[0])")
-            XCTAssertEqual(try store.read(key)?.pixels, source.pixels, f[0])
+            let file = row["file"]!
+            let source = try ImageFile.read(export.appendingPathComponent(file).path)
+            let key = try XCTUnwrap(byPlace["\(row["level0_x"]!),\(row["level0_y"]!),\(Double(row["scale_mpp"]!)!)"], "no record for \(file)")
+            XCTAssertEqual(try store.read(key)?.pixels, source.pixels, file)
             let (images, missing, corrupt) = try store.batch([key], mean: mean, std: std)
             XCTAssertTrue(missing.isEmpty && corrupt.isEmpty)
             XCTAssertEqual(images.shape, [1, 3, 32, 32])
             for y in 0..<32 { for x in 0..<32 { for c in 0..<3 {
                 let value = images[0, c, y, x]
                 XCTAssertEqual(value, (Float(source[x: x, y: y, channel: c]) / 255 - mean[c]) / std[c], accuracy: 1e-5)
-                XCTAssertEqual(UInt8(((value * std[c] + mean[c]) * 255).rounded()), source[x: x, y: y, channel: c], "exact pixel")
+                XCTAssertEqual(UInt8(((value * std[c] + mean[c]) * 255).rounded()), source[x: x, y: y, channel: c], "exact pixel of \(file)")
             } } }
             compared += 1
         }

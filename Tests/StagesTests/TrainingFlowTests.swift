@@ -4,6 +4,7 @@ import SSMamba
 import Slides
 import Stages
 import Tensors
+import Tiling
 import XCTest
 
 /// Two classes of 64² ROI images, one folder each (pink and purple with noise): a data set whose
@@ -152,11 +153,14 @@ final class TrainingFlowTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("finetune/best/model.safetensors").path))
 
         // Streaming evaluation: one row per tile, a heatmap aligned by µm/px, a slide score.
-        let tiles = try String(contentsOf: run.appendingPathComponent("evaluate_slides/s.tiles.csv"), encoding: .utf8)
-        let rows = tiles.split(separator: "\n").dropFirst()
+        let table = try CSVTable(path: run.appendingPathComponent("evaluate_slides/s.tiles.csv").path)
+        let rows = table.rows.map(\.values)
+        XCTAssertEqual(Array(table.header.prefix(TileTable.columns.count)), TileTable.columns, "the one tile-table layout")
         XCTAssertEqual(rows.count, (1024 / 128) * (512 / 128))  // 64-px tiles at 1 µm/px cover 128 level-0 px
+        XCTAssertTrue(rows.allSatisfy { $0["level0_size"] == "128.00" && $0["slide"]!.hasSuffix("s.tif") }, "\(rows.first ?? [:])")
+        let purple = try XCTUnwrap(table.header.last)
         func meanPurple(_ right: Bool) -> Double {
-            let values = rows.filter { (Int($0.split(separator: ",")[0])! >= 4) == right }.map { Double($0.split(separator: ",")[6])! }
+            let values = rows.filter { (Int($0["column"]!)! >= 4) == right }.map { Double($0[purple]!)! }
             return values.reduce(0, +) / Double(values.count)
         }
         XCTAssertGreaterThan(meanPurple(true), meanPurple(false) + 0.3, "the purple half is more purple than the pink half")

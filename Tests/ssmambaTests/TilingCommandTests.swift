@@ -1,5 +1,7 @@
 import Foundation
 import Slides
+import Stages
+import Tiling
 import XCTest
 
 /// `ssmamba tissue | tiles | stain` on the real samples, as a user runs them.
@@ -10,6 +12,27 @@ final class TilingCommandTests: XCTestCase {
         let path = Self.repository.appendingPathComponent("data/samples/\(name)").path
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("run `make samples` (make test does it)") }
         return path
+    }
+
+    /// A slide whose path holds a comma and a quote: the tile table quotes it (RFC 4180), so the
+    /// table reads back with the path whole and every column in its place.
+    func testTileTablesQuotePathsWithCommas() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("quoted-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let slide = folder.appendingPathComponent("case 7, \"left\".svs")
+        try FileManager.default.copyItem(atPath: try sample("cmu_small_region.svs"), toPath: slide.path)
+        let out = folder.appendingPathComponent("tiles")
+        let result = try BuiltTool.run(["tiles", slide.path, "--mpp", "2", "--size", "64", "--out", out.path])
+        XCTAssertEqual(result.status, 0, result.output)
+        let table = try CSVTable(path: out.appendingPathComponent("tiles.csv").path)
+        XCTAssertEqual(table.header, TileTable.columns)
+        XCTAssertGreaterThan(table.rows.count, 0)
+        for row in table.rows.map(\.values) {
+            XCTAssertEqual(row["slide"], slide.path)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(row["file"]!).path), row["file"]!)
+            XCTAssertEqual(row["level0_size"], "256.51")  // 64 px at 2 µm/px over a 0.499 µm/px slide
+        }
     }
 
     func testTissueTilesAndStainCommands() throws {
@@ -29,7 +52,7 @@ final class TilingCommandTests: XCTestCase {
         let tiles = folder.appendingPathComponent("tiles")
         let exported = try BuiltTool.run(["tiles", slide, "--mpp", "1", "--size", "128", "--scales", "1,2", "--min-tissue", "0.8", "--out", tiles.path])
         XCTAssertEqual(exported.status, 0, exported.output)
-        let rows = try String(contentsOf: tiles.appendingPathComponent("tiles.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+        let rows = try CSVTable(path: tiles.appendingPathComponent("tiles.csv").path).rows.map(\.values)
         XCTAssertGreaterThan(rows.count, 0)
         XCTAssertEqual(rows.count % 2, 0, "two scales per position")
         let pngs = try FileManager.default.contentsOfDirectory(atPath: tiles.path).filter { $0.hasSuffix(".png") }
