@@ -125,9 +125,32 @@ struct FlowFileParser {
         self.catalog = catalog
     }
 
+    /// `--set` values as given and as composed: a problem inside one is reported at the `--set`
+    /// argument with the value, not at the flow file's first line (where its marks point).
+    var overrideValues: [(argument: String, node: Node)] = []
+    /// `--set` keys (the part after the step's name); they enter the tree without a mark.
+    var overrideKeys: [(argument: String, key: String)] = []
+
     func issue(_ node: Node?, _ message: String) -> FlowFileIssue {
         let mark = node?.mark
+        if let node, let mark, mark.line == 1, let given = overrideValues.first(where: { Self.holds($0.node, node, at: mark) }) {
+            let value = node.string.map { " (got '\($0)')" } ?? ""
+            return FlowFileIssue(location: FlowFileLocation(file: "--set \(given.argument)", line: 0, column: 0), message: message + value)
+        }
+        if let node, mark == nil, let given = overrideKeys.first(where: { $0.key == node.string }) {
+            return FlowFileIssue(location: FlowFileLocation(file: "--set \(given.argument)", line: 0, column: 0), message: message)
+        }
         return FlowFileIssue(location: FlowFileLocation(file: path, line: mark?.line ?? 0, column: mark?.column ?? 0), message: message)
+    }
+
+    /// Whether `tree` is, or holds, `node` at `mark`.
+    private static func holds(_ tree: Node, _ node: Node, at mark: Mark) -> Bool {
+        if tree == node, tree.mark?.line == mark.line, tree.mark?.column == mark.column { return true }
+        switch tree {
+        case .mapping(let map): return map.contains { holds($0.key, node, at: mark) || holds($0.value, node, at: mark) }
+        case .sequence(let list): return list.contains { holds($0, node, at: mark) }
+        default: return false
+        }
     }
 
     mutating func report(_ node: Node?, _ message: String) { issues.append(issue(node, message)) }
@@ -161,7 +184,9 @@ struct FlowFileParser {
             }
             let key = String(override[..<equals]), valueText = String(override[override.index(after: equals)...])
             let value = (try? Yams.compose(yaml: valueText)) ?? nil ?? Node(valueText)
+            overrideValues.append((override, value))
             let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+            overrideKeys.append((override, parts[parts.count - 1]))
             guard case .mapping(var top) = root else { return root }
             if parts.count == 1 {
                 top[Node(parts[0])] = value

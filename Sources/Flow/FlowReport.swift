@@ -62,6 +62,7 @@ public struct FlowReport: Codable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase  // every JSON SSMamba writes uses snake_case keys
         try encoder.encode(self).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
         try Data(markdown.utf8).write(to: folder.appendingPathComponent("report.md"), options: .atomic)
     }

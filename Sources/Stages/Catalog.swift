@@ -10,7 +10,7 @@ public enum Catalog {
         doc: "Whole-slide images (TIFF/SVS) from a file, a folder or a glob, with optional labels.",
         parameters: [
             ParameterSpec("path", .path(mustExist: true), "a slide, a folder of slides, or a glob such as data/*.svs"),
-            ParameterSpec("pattern", .text, default: "\"*.svs\"", "file name pattern when `path` is a folder"),
+            ParameterSpec("pattern", .text, default: "\"\(PathPattern.slideFiles)\"", "file name pattern when `path` is a folder (braces list alternatives)"),
             ParameterSpec("labels", .path(mustExist: true), optional: true,
                           "CSV with a `slide` column (file name or path) and optional patient, label, time, event columns"),
             ParameterSpec("mpp_override", .number(0.01...100), optional: true, "level-0 µm/px for slides that do not record it (slides that record one keep theirs)"),

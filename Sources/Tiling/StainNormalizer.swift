@@ -36,12 +36,16 @@ public struct StainTarget: Codable, Sendable, Equatable {
     public func save(to url: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         try encoder.encode(self).write(to: url, options: .atomic)
     }
 
     public static func load(from url: URL) throws -> StainTarget {
         do {
-            return try JSONDecoder().decode(StainTarget.self, from: Data(contentsOf: url))
+            // snake_case keys; targets saved before (camelCase, no underscores) read the same way.
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            return try decoder.decode(StainTarget.self, from: Data(contentsOf: url))
         } catch {
             throw StainError("\(url.path): not a saved stain target (\(error)); write one with `ssmamba stain --save-target`")
         }

@@ -14,7 +14,7 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: "A fine-tuned checkpoint folder (e.g. runs/demo/finetune/best).") var checkpoint: String
     @Option(help: "A slide, a folder of slides or a glob.") var slides: String
-    @Option(help: "File pattern inside a folder.") var pattern = "*.svs"
+    @Option(help: "File pattern inside a folder (default: every slide file, \(PathPattern.slideFiles)).") var pattern = PathPattern.slideFiles
     @Option(help: "µm/px of the tiles (as in training).") var mpp = 0.5
     @Option(name: .customLong("min-tissue"), help: "Least tissue fraction of a classified tile.") var minimumTissue = 0.5
     @Option(name: .customLong("heatmap-class"), help: "The class whose probability the heatmaps show (default: the first).") var heatmapClass: String?

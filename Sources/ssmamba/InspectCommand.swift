@@ -26,8 +26,11 @@ struct InspectCommand: ParsableCommand {
                 "path": reader.path, "vendor": reader.vendor,
                 "microns_per_pixel": reader.micronsPerPixel as Any? ?? NSNull(),
                 "objective_power": reader.objectivePower as Any? ?? NSNull(),
-                "levels": reader.levels.map { ["width": $0.width, "height": $0.height, "downsample": $0.downsample,
-                                               "tile_width": $0.tileWidth, "tile_height": $0.tileHeight, "compression": $0.compression] },
+                "levels": reader.levels.map { level -> [String: Any] in
+                    ["width": level.width, "height": level.height, "downsample": level.downsample,
+                     "microns_per_pixel": reader.micronsPerPixel.map { $0 * level.downsample } as Any? ?? NSNull(),
+                     "tile_width": level.tileWidth, "tile_height": level.tileHeight, "compression": level.compression]
+                },
                 "associated_images": reader.associatedImageNames, "properties": shown,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])

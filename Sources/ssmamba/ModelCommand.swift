@@ -41,6 +41,7 @@ struct ModelCommand: ParsableCommand {
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.keyEncodingStrategy = .convertToSnakeCase
                 let configText = String(decoding: try encoder.encode(config), as: UTF8.self)
                 print("""
                 {"name": "\(name)", "parameters": \(model.parameterCount), "forward_gflops_per_image": \(cost.forwardFLOPs / 1e9),

@@ -87,7 +87,15 @@ final class FlowFileTests: XCTestCase {
         XCTAssertEqual(flow.stages[0].parameters.number("factor"), 7)
         XCTAssertEqual(flow.source.parameters.integer("count"), 9)
         XCTAssertEqual(flow.seed, 11)
-        XCTAssertTrue(issues(good, overrides: ["scale.factor=lots"]).contains { $0.message.contains("'factor' must be a number") })
+        // A bad value or key given with --set is reported at that argument with the value, not at the
+        // flow file's first line.
+        let bad = issues(good, overrides: ["scale.factor=lots"])
+        XCTAssertEqual(bad.map(\.description), ["--set scale.factor=lots: 'factor' must be a number in -100.0…100.0 (got 'lots')"])
+        let unknown = issues(good, overrides: ["scale.facter=2"])
+        XCTAssertTrue(unknown.first?.description.hasPrefix("--set scale.facter=2: unknown key 'facter'") ?? false, "\(unknown)")
+        let nested = issues(good, overrides: ["label.model={name: small, width: wide}"])
+        XCTAssertTrue(nested.first?.description.hasPrefix("--set label.model={name: small, width: wide}: 'width' must be") ?? false, "\(nested)")
+        XCTAssertTrue(nested.first?.description.hasSuffix("(got 'wide')") ?? false, "\(nested)")
         XCTAssertTrue(issues(good, overrides: ["nothing.x=1"]).contains { $0.message.contains("no step named 'nothing'") })
     }
 

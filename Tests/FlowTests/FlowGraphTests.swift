@@ -160,7 +160,10 @@ final class FlowGraphTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flow-report-\(UUID())")
         defer { try? FileManager.default.removeItem(at: folder) }
         try report.write(to: folder)
-        let decoder = JSONDecoder(); decoder.dateDecodingStrategy = .iso8601
+        let decoder = JSONDecoder(); decoder.dateDecodingStrategy = .iso8601; decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let keys = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("report.json"))) as? [String: Any])
+        XCTAssertNotNil(keys["peak_resident_megabytes"], "snake_case keys: \(keys.keys.sorted())")
+        XCTAssertNotNil(keys["started_at"])
         let back = try decoder.decode(FlowReport.self, from: Data(contentsOf: folder.appendingPathComponent("report.json")))
         XCTAssertEqual(back.counters["seen"], 10)
         XCTAssertEqual(back.metrics["last"], 9)

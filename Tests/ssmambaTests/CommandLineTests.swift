@@ -27,8 +27,35 @@ final class CommandLineTests: XCTestCase {
         let result = try run(["inspect", Self.fixtures.appendingPathComponent("pyramid_chain.tif").path, "--json"])
         XCTAssertEqual(result.status, 0, result.output)
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as! [String: Any]
-        XCTAssertEqual((object["levels"] as! [[String: Any]]).count, 3)
+        let levels = object["levels"] as! [[String: Any]]
+        XCTAssertEqual(levels.count, 3)
         XCTAssertEqual(object["microns_per_pixel"] as! Double, 0.5, accuracy: 1e-6)
+        // Each level's µm/px, as the text view shows it.
+        for level in levels {
+            XCTAssertEqual(level["microns_per_pixel"] as! Double, 0.5 * (level["downsample"] as! Double), accuracy: 1e-9)
+        }
+    }
+
+    /// Every JSON the tool writes uses snake_case keys: saved stain targets, `model info --json`
+    /// (reports: FlowGraphTests); targets saved before in camelCase still load.
+    func testJSONKeysAreSnakeCase() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("json-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let image = Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("TilingTests/Fixtures/stain/target.png").path
+        for method in ["reinhard", "macenko"] {
+            let saved = folder.appendingPathComponent("\(method).json")
+            XCTAssertEqual(try run(["stain", "--method", method, "--target", image, "--save-target", saved.path]).status, 0)
+            let text = try String(contentsOf: saved, encoding: .utf8)
+            XCTAssertTrue(text.contains(method == "reinhard" ? "\"lab_means\"" : "\"stain_matrix\""), text)
+            XCTAssertFalse(text.contains("labMeans") || text.contains("stainMatrix"), text)
+        }
+        let old = folder.appendingPathComponent("old.json")
+        try #"{"method": "reinhard", "labMeans": [60, 20, -10], "labStandardDeviations": [10, 5, 5]}"#.write(to: old, atomically: true, encoding: .utf8)
+        let reused = try run(["stain", "--target", old.path, image, "--out", folder.appendingPathComponent("out").path])
+        XCTAssertEqual(reused.status, 0, reused.output)
+        let info = try run(["model", "info", "ssmamba_micro", "--json"])
+        XCTAssertTrue(info.output.contains("\"image_size\"") && !info.output.contains("imageSize"), info.output)
     }
 
     func testErrorsNameTheProblemAndExitNonZero() throws {

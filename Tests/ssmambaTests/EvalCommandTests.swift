@@ -29,7 +29,7 @@ final class EvalCommandTests: XCTestCase {
         try makeSlidesAndModel(in: folder)
         let out = folder.appendingPathComponent("run").path
         let result = try BuiltTool.run(["eval", "--checkpoint", folder.appendingPathComponent("model").path, "--slides", folder.appendingPathComponent("slides").path,
-                                        "--pattern", "*.tif", "--mpp", "2", "--heatmap-class", "tumour", "--out", out,
+                                        "--mpp", "2", "--heatmap-class", "tumour", "--out", out,  // the default pattern finds .tif slides
                                         "--cache", folder.appendingPathComponent("cache").path])
         XCTAssertEqual(result.status, 0, result.output)
         let scores = try String(contentsOfFile: out + "/evaluate_slides/slide_scores.csv", encoding: .utf8).split(separator: "\n")

@@ -123,10 +123,10 @@ final class FlowCommandTests: XCTestCase {
         XCTAssertEqual(child.terminationStatus, status)
         let report = try report()
         XCTAssertEqual(report["status"] as? String, "cancelled")
-        XCTAssertEqual(report["stopReason"] as? String, reason)
+        XCTAssertEqual(report["stop_reason"] as? String, reason)
         // The cache writer flushed: everything the cache stage took in is in the cache.
         let stages = report["stages"] as! [[String: Any]]
-        let cacheIn = stages.first { $0["name"] as? String == "cache" }?["itemsIn"] as? Int ?? -1
+        let cacheIn = stages.first { $0["name"] as? String == "cache" }?["items_in"] as? Int ?? -1
         XCTAssertEqual(try records(), cacheIn)
         XCTAssertEqual(try run(["cache", "verify", folder.appendingPathComponent("cache").path]).status, 0)
     }

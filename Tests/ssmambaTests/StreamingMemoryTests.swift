@@ -53,7 +53,7 @@ final class StreamingMemoryTests: XCTestCase {
             let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("run-\(side)/report.json"))) as! [String: Any]
             let counters = report["counters"] as! [String: Int]
             XCTAssertGreaterThan(counters["evaluate_slides.tiles"] ?? 0, side == 4096 ? 10 : 200)
-            peaks[side] = report["peakResidentMegabytes"] as? Double ?? .infinity
+            peaks[side] = report["peak_resident_megabytes"] as? Double ?? .infinity
         }
         let growth = peaks[16384]! - peaks[4096]!
         print(String(format: "streaming evaluation peak memory: %.0f MB (4096²) → %.0f MB (16384²); level 0 grew by 720 MB", peaks[4096]!, peaks[16384]!))
@@ -99,7 +99,7 @@ final class StreamingMemoryTests: XCTestCase {
             XCTAssertEqual(counters["pretrain.tiles"], count, "no tile left out")
             XCTAssertEqual(counters["pretrain.tiles_read"], 30 * 32)
             XCTAssertEqual((report["failures"] as? [Any])?.count ?? 0, 0)
-            peaks[count] = report["peakResidentMegabytes"] as? Double ?? .infinity
+            peaks[count] = report["peak_resident_megabytes"] as? Double ?? .infinity
         }
         print(String(format: "pretraining peak memory: %.0f MB (10,000 cached tiles) → %.0f MB (100,000)", peaks[10_000]!, peaks[100_000]!))
         XCTAssertLessThan(peaks[100_000]!, peaks[10_000]! * 1.10, "peak memory grew by more than 10 % for 10× the tiles")
