@@ -10,8 +10,11 @@
 # It prints the test balanced accuracy per seed, the paired differences (mamim − scratch,
 # probe-mamim − probe-random), their mean and a bootstrap 95 % interval over seeds, and the CPU
 # seconds each arm took. `--set finetune.…` (and flow-level keys such as `seed`) apply to every
-# arm, any other `--set` (pretrain, tiles, …) to the pretraining of the mamim arm:
-#   scripts/compare-pretraining.sh [--seeds "0 1 2 3 4"] [--out runs/compare] [--set step.param=value ...]
+# arm, any other `--set` (pretrain, tiles, …) to the pretraining of the mamim arm;
+# `--set-pretrained finetune.…` only to the fine-tuning of the mamim arm (a recipe for fine-tuning
+# a pretrained encoder, e.g. layer-wise decay, which means nothing from scratch; the probes keep
+# one recipe so that they compare features only):
+#   scripts/compare-pretraining.sh [--seeds "0 1 2 3 4"] [--out runs/compare] [--set step.param=value ...] [--set-pretrained finetune.param=value ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release/ssmamba
@@ -19,6 +22,7 @@ seeds="0 1 2 3 4"
 out=runs/compare
 overrides=()        # every arm
 pretraining=()      # the mamim arm only
+pretrained=()       # the mamim arm's fine-tuning only
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
@@ -27,7 +31,8 @@ while [ $# -gt 0 ]; do
       key=${2%%=*}
       if [[ $key == finetune.* || $key != *.* ]]; then overrides+=(--set "$2"); else pretraining+=(--set "$2"); fi
       shift 2 ;;
-    *) echo "unknown argument $1 (use --seeds, --out, --set)" >&2; exit 64 ;;
+    --set-pretrained) pretrained+=(--set "$2"); shift 2 ;;
+    *) echo "unknown argument $1 (use --seeds, --out, --set, --set-pretrained)" >&2; exit 64 ;;
   esac
 done
 [ -x "$bin" ] || swift build -c release
@@ -54,6 +59,7 @@ for seed in $seeds; do
   for arm in mamim scratch probe-random probe-mamim; do
     extra=()
     [ "$arm" = mamim ] && extra=("${pretraining[@]}")
+    [ "$arm" = mamim ] && extra+=("${pretrained[@]}")
     # shellcheck disable=SC2046
     if ! timed "$out/$arm-$seed.cpu" $bin run $(arm_command "$arm" "$seed") --set seed="$seed" "${overrides[@]}" "${extra[@]}" --out "$out/$arm-$seed"; then
       echo "compare-pretraining: $arm, seed $seed failed; see $out/$arm-$seed.cpu.log" >&2
