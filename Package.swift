@@ -36,11 +36,12 @@ let package = Package(
         systemLibrary("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h> (mallopt), not imported by Glibc
         .systemLibrary(name: "CPrefetch"),  // __builtin_prefetch for the scan kernels
+        .systemLibrary(name: "CJPEGWindow"),  // libjpeg window decoding (its errors longjmp, which Swift cannot catch)
 
         .target(name: "Tensors", dependencies: ["CBLAS", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "SSMamba", dependencies: ["Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
-        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CZlib", "CMalloc"], swiftSettings: numericFlags),
+        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Tensors"]),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),

@@ -1,4 +1,5 @@
 import CMalloc
+import CJPEGWindow
 import CTurboJPEG
 import CTIFF
 import Foundation
@@ -217,13 +218,21 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
                          : RGBImage(width: size.width, height: size.height, filling: background)
         let x0 = max(0, left), y0 = max(0, top)
         let x1 = min(info.level.width, left + size.width), y1 = min(info.level.height, top + size.height)
+        // Without a tile cache nothing decoded is kept, so JPEG tiles are decoded only where the
+        // region covers them (the rows and columns it needs; nothing below it).
+        let windows = cache.capacityBytes == 0 && info.level.tileWidth > 0 && info.compression == 7 && (info.photometric == 6 || info.photometric == 2)
+            && info.samplesPerPixel == 3 && info.bitsPerSample == 8 && info.planar == 1
         for tileRow in (y0 / tileHeight)...((y1 - 1) / tileHeight) {
             for tileColumn in (x0 / tileWidth)...((x1 - 1) / tileWidth) {
-                let tile = try self.tile(level: level, index: tileRow * tilesAcross + tileColumn, column: tileColumn, row: tileRow,
-                                         tileWidth: tileWidth, tileHeight: tileHeight)
                 let tx = tileColumn * tileWidth, ty = tileRow * tileHeight
                 let cx0 = max(x0, tx), cx1 = min(x1, tx + tileWidth), cy0 = max(y0, ty), cy1 = min(y1, ty + tileHeight)
                 guard cx1 > cx0 && cy1 > cy0 else { continue }
+                let index = tileRow * tilesAcross + tileColumn
+                if windows, try decodeJPEGWindow(info, index: index, window: (cx0 - tx, cy0 - ty, cx1 - cx0, cy1 - cy0),
+                                                 into: &out, at: ((cx0 - left), (cy0 - top))) {
+                    continue
+                }
+                let tile = try self.tile(level: level, index: index, column: tileColumn, row: tileRow, tileWidth: tileWidth, tileHeight: tileHeight)
                 tile.pixels.withUnsafeBufferPointer { src in
                     out.pixels.withUnsafeMutableBufferPointer { dst in
                         for y in cy0..<cy1 {
@@ -308,8 +317,9 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     /// tables (the tables without their end marker, the tile without its start marker), decoded to
     /// RGB with the same (accurate, smooth-upsampling) settings libtiff's codec uses, without
     /// libtiff's per-tile codec set-up. nil sends the tile to libtiff's path instead.
-    private func decodeJPEGTile(index: Int, width: Int, height: Int, file: TIFFFile) -> RGBImage? {
-        guard let decoder = file.jpegDecoder else { return nil }
+    /// The JPEG datastream of tile `index`: the level's shared tables (JPEGTables, without their
+    /// end marker), then the tile's data without its start marker; nil if it cannot be read.
+    private func jpegStream(index: Int, file: TIFFFile) -> [UInt8]? {
         let size = Int(TIFFGetStrileByteCount(file.handle, UInt32(index)))
         guard size > 4 && size < 64 << 20 else { return nil }
         let tables = file.jpegTables()
@@ -324,6 +334,33 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
             guard stream[prefix] == 0xFF && stream[prefix + 1] == 0xD8 else { return nil }
             stream.removeSubrange(prefix..<(prefix + 2))  // the tile's own start-of-image marker
         }
+        return stream
+    }
+
+    /// Decodes `window` (x, y, width, height in the tile) of JPEG tile `index` into `out` at
+    /// `origin`; the pixels equal a full decode's (`ssmamba_jpeg_decode_window`). False when the
+    /// tile's stream cannot be read (the caller decodes it whole, which reports why).
+    private func decodeJPEGWindow(_ info: LevelStorage, index: Int, window: (x: Int, y: Int, width: Int, height: Int),
+                                  into out: inout RGBImage, at origin: (x: Int, y: Int)) throws -> Bool {
+        let stream = try pool.withHandle { file -> [UInt8]? in
+            try select(info.directory, in: file)
+            guard index < Int(TIFFNumberOfTiles(file.handle)) else { return nil }
+            return jpegStream(index: index, file: file)
+        }
+        guard let stream else { return false }
+        var message = [CChar](repeating: 0, count: 256)
+        let rowBytes = out.width * 3
+        let status = stream.withUnsafeBufferPointer { src in
+            out.pixels.withUnsafeMutableBufferPointer { dst in
+                ssmamba_jpeg_decode_window(src.baseAddress, UInt(src.count), info.photometric == 2 ? 1 : 0, Int32(window.x), Int32(window.y), Int32(window.width), Int32(window.height),
+                                           dst.baseAddress! + origin.y * rowBytes + origin.x * 3, Int32(rowBytes), &message, Int32(message.count))
+            }
+        }
+        return status == 0
+    }
+
+    private func decodeJPEGTile(index: Int, width: Int, height: Int, file: TIFFFile) -> RGBImage? {
+        guard let decoder = file.jpegDecoder, let stream = jpegStream(index: index, file: file) else { return nil }
         var status: Int32 = -1
         let pixels = [UInt8](unsafeUninitializedCapacity: width * height * 3) { storage, initialized in
             status = stream.withUnsafeBufferPointer { src in

@@ -21,6 +21,37 @@ final class RealSlideTests: XCTestCase {
         XCTAssertEqual([label.width, label.height], [387, 463])
     }
 
+    /// Without a tile cache, JPEG tiles are decoded only where a region covers them (libjpeg's
+    /// cropping and skipping, with a margin for fancy upsampling): every pixel equals the full
+    /// decode's, for regions of every size and offset, across tile borders and the slide's edge.
+    func testWindowedJPEGDecodingEqualsFullDecoding() throws {
+        // The Aperio sample (RGB JPEG tiles), and a YCbCr 4:2:0 pyramid as PyramidWriter writes it.
+        let written = FileManager.default.temporaryDirectory.appendingPathComponent("ycbcr-\(UUID()).tif")
+        defer { try? FileManager.default.removeItem(at: written) }
+        var noise = RandomGenerator(seed: 3)
+        let texture = RGBImage(width: 1000, height: 700, pixels: (0..<(1000 * 700 * 3)).map { i in
+            UInt8(truncatingIfNeeded: (i / 3 % 1000) / 7 + (i / 3000) / 5 * (i % 3 + 1) + noise.integer(below: 40))
+        })
+        try PyramidWriter.write(texture, to: written, micronsPerPixel: 0.5, compression: .jpeg(quality: 80), tileSize: 256)
+        for path in [try SlideFixtures.sample("cmu_small_region.svs"), written.path] {
+            let windowed = try TIFFSlide(path: path, cache: TileCache(capacityBytes: 0))
+            let whole = try TIFFSlide(path: path)
+            let (slideWidth, slideHeight) = (whole.levels[0].width, whole.levels[0].height)
+            var rng = RandomGenerator(seed: 17)
+            var compared = 0
+            for _ in 0..<150 {
+                let width = 1 + rng.integer(below: 500), height = 1 + rng.integer(below: 500)
+                let x = max(rng.integer(below: slideWidth + 50) - 50, 1 - width), y = max(rng.integer(below: slideHeight + 50) - 50, 1 - height)
+                let a = try windowed.readRegion(level0Origin: (x, y), size: (width, height), level: 0)
+                let b = try whole.readRegion(level0Origin: (x, y), size: (width, height), level: 0)
+                let differing = zip(a.pixels, b.pixels).filter { $0 != $1 }.count
+                XCTAssertEqual(differing, 0, "\(path): region \(width)×\(height) at (\(x), \(y))")
+                compared += width * height
+            }
+            XCTAssertGreaterThan(compared, 5_000_000)
+        }
+    }
+
     func testTCGAJPEG2000Metadata() throws {
         let slide = try TIFFSlide(path: try SlideFixtures.sample("tcga-cr-7395-01a-01-ts1.svs"))
         XCTAssertEqual(slide.levels.map { [$0.width, $0.height] }, [[4443, 3567], [2221, 1783]])
