@@ -34,6 +34,7 @@ let package = Package(
         systemLibrary("CPNG", pkgConfig: "libpng", apt: "libpng-dev"),
         systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         systemLibrary("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
+        systemLibrary("CMPI", pkgConfig: "ompi-c", apt: "libopenmpi-dev"),  // Open MPI, for training over several processes
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h> (mallopt), not imported by Glibc
         .systemLibrary(name: "CPrefetch"),  // __builtin_prefetch for the scan kernels
         .systemLibrary(name: "CJPEGWindow"),  // libjpeg window decoding (its errors longjmp, which Swift cannot catch)
@@ -45,6 +46,7 @@ let package = Package(
         .target(name: "Tiling", dependencies: ["Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Tensors"]),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics"], swiftSettings: numericFlags),
 
         .executableTarget(
@@ -56,7 +58,8 @@ let package = Package(
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Stages"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
-        .testTarget(name: "ssmambaTests", dependencies: ["ssmamba", "Slides", "SSMamba", "Tensors", "TileCache"]),
+        .testTarget(name: "ssmambaTests", dependencies: ["ssmamba", "Slides", "SSMamba", "Tensors", "TileCache", "Stages", "Tiling"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], exclude: ["Fixtures"]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),

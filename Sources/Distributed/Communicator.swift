@@ -1,0 +1,115 @@
+import CMPI
+import Foundation
+
+/// The processes of one run and the collective operations data-parallel training needs, over MPI.
+///
+/// A process started by `mpirun` or `srun` (Open MPI's or PMI's environment variables say so) joins
+/// MPI's world on first use; any other process is a world of one, and MPI is never initialised, so
+/// the tool runs exactly as without MPI. Errors are returned, not fatal (`MPI_ERRORS_RETURN`), and
+/// become `DistributedError`s naming the rank and the operation. A rank that dies makes `mpirun`
+/// stop the others: collectives do not wait for it forever.
+///
+/// Collectives are called by every rank in the same order; the buffers are the caller's.
+public final class Communicator: @unchecked Sendable {
+    /// This process's rank (0 ..< size) and the number of processes.
+    public let rank: Int
+    public let size: Int
+    /// Whether MPI was initialised (false for a world of one).
+    public let usesMPI: Bool
+
+    private init(rank: Int, size: Int, usesMPI: Bool) { (self.rank, self.size, self.usesMPI) = (rank, size, usesMPI) }
+
+    /// Whether this process was started by an MPI launcher (mpirun, mpiexec, srun with PMI).
+    public static var launchedByMPI: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
+    }
+
+    /// The world: every process of the run (one when not launched by MPI).
+    public static let world: Communicator = {
+        guard launchedByMPI else { return Communicator(rank: 0, size: 1, usesMPI: false) }
+        var provided: Int32 = 0
+        guard MPI_Init_thread(nil, nil, Int32(MPI_THREAD_FUNNELED), &provided) == MPI_SUCCESS else {
+            fatalError("MPI_Init_thread failed: the MPI launcher's environment is broken")
+        }
+        MPI_Comm_set_errhandler(ssmamba_mpi_comm_world(), ssmamba_mpi_errors_return())
+        var rank: Int32 = 0, size: Int32 = 1
+        MPI_Comm_rank(ssmamba_mpi_comm_world(), &rank)
+        MPI_Comm_size(ssmamba_mpi_comm_world(), &size)
+        return Communicator(rank: Int(rank), size: Int(size), usesMPI: true)
+    }()
+
+    /// Whether this rank writes the run's files (checkpoints, pictures, reports): rank 0.
+    public var isRoot: Bool { rank == 0 }
+
+    // MARK: collectives
+
+    /// Replaces `values` on every rank by their element-wise sum over the ranks.
+    public func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {
+        guard usesMPI, size > 1, values.count > 0 else { return }
+        try check(MPI_Allreduce(ssmamba_mpi_in_place(), values.baseAddress, Int32(values.count), ssmamba_mpi_float(), ssmamba_mpi_sum(),
+                                ssmamba_mpi_comm_world()), "summing \(values.count) numbers over the ranks")
+    }
+
+    /// The sum of `value` over the ranks.
+    public func sum(_ value: Double) throws -> Double {
+        guard usesMPI, size > 1 else { return value }
+        var input = value, output = 0.0
+        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_sum(), ssmamba_mpi_comm_world()), "summing a number over the ranks")
+        return output
+    }
+
+    /// The maximum of `value` over the ranks.
+    public func maximum(_ value: Double) throws -> Double {
+        guard usesMPI, size > 1 else { return value }
+        var input = value, output = 0.0
+        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_max(), ssmamba_mpi_comm_world()), "taking a maximum over the ranks")
+        return output
+    }
+
+    /// Rank `root`'s bytes on every rank (their count must agree).
+    public func broadcast(_ bytes: inout [UInt8], from root: Int = 0) throws {
+        guard usesMPI, size > 1 else { return }
+        var count = Int64(bytes.count)
+        try check(MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), ssmamba_mpi_comm_world()), "broadcasting a length")
+        if !isRootOf(root) { bytes = [UInt8](repeating: 0, count: Int(count)) }
+        try bytes.withUnsafeMutableBytes { raw in
+            try check(MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), ssmamba_mpi_comm_world()), "broadcasting \(raw.count) bytes")
+        }
+    }
+
+    /// Waits until every rank has arrived.
+    public func barrier() throws {
+        guard usesMPI, size > 1 else { return }
+        try check(MPI_Barrier(ssmamba_mpi_comm_world()), "waiting for every rank")
+    }
+
+    /// Ends MPI for this process (after the last collective); a world of one has nothing to end.
+    public func finish() {
+        guard usesMPI else { return }
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        if finalized == 0 { MPI_Finalize() }
+    }
+
+    private func isRootOf(_ root: Int) -> Bool { rank == root }
+
+    private func check(_ status: Int32, _ what: String) throws {
+        guard status != MPI_SUCCESS else { return }
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(status, &text, &length)
+        throw DistributedError(rank: rank, size: size, operation: what, reason: String(cString: text))
+    }
+}
+
+/// A collective that failed (usually another rank died): which rank saw it, doing what.
+public struct DistributedError: Error, CustomStringConvertible {
+    public let rank: Int, size: Int
+    public let operation: String
+    public let reason: String
+
+    public var description: String {
+        "rank \(rank) of \(size): \(operation) failed (\(reason)); another rank has probably stopped; see its output, then rerun with --resume"
+    }
+}
