@@ -47,12 +47,12 @@ let package = Package(
         .target(name: "Metrics", dependencies: ["Tensors"]),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics"], swiftSettings: numericFlags),
+        .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
 
         .executableTarget(
             name: "ssmamba",
             dependencies: [
-                "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "Stages", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "Stages", "Distributed", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Stages"], swiftSettings: numericFlags),

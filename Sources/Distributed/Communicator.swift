@@ -16,8 +16,14 @@ public final class Communicator: @unchecked Sendable {
     public let size: Int
     /// Whether MPI was initialised (false for a world of one).
     public let usesMPI: Bool
+    /// The MPI communicator (nil for a world of one).
+    private let communicator: MPI_Comm?
 
-    private init(rank: Int, size: Int, usesMPI: Bool) { (self.rank, self.size, self.usesMPI) = (rank, size, usesMPI) }
+    private init(rank: Int, size: Int, communicator: MPI_Comm?) {
+        (self.rank, self.size, self.communicator, usesMPI) = (rank, size, communicator, communicator != nil)
+    }
+
+    private var comm: MPI_Comm { communicator! }
 
     /// Whether this process was started by an MPI launcher (mpirun, mpiexec, srun with PMI).
     public static var launchedByMPI: Bool {
@@ -27,17 +33,36 @@ public final class Communicator: @unchecked Sendable {
 
     /// The world: every process of the run (one when not launched by MPI).
     public static let world: Communicator = {
-        guard launchedByMPI else { return Communicator(rank: 0, size: 1, usesMPI: false) }
+        guard launchedByMPI else { return Communicator(rank: 0, size: 1, communicator: nil) }
+        // Stages run on threads of their own: collectives come from several threads, each stage
+        // on its own duplicate of the world (`duplicate()`).
         var provided: Int32 = 0
-        guard MPI_Init_thread(nil, nil, Int32(MPI_THREAD_FUNNELED), &provided) == MPI_SUCCESS else {
+        guard MPI_Init_thread(nil, nil, Int32(MPI_THREAD_MULTIPLE), &provided) == MPI_SUCCESS else {
             fatalError("MPI_Init_thread failed: the MPI launcher's environment is broken")
         }
+        threadSupport = Int(provided)
         MPI_Comm_set_errhandler(ssmamba_mpi_comm_world(), ssmamba_mpi_errors_return())
         var rank: Int32 = 0, size: Int32 = 1
         MPI_Comm_rank(ssmamba_mpi_comm_world(), &rank)
         MPI_Comm_size(ssmamba_mpi_comm_world(), &size)
-        return Communicator(rank: Int(rank), size: Int(size), usesMPI: true)
+        return Communicator(rank: Int(rank), size: Int(size), communicator: ssmamba_mpi_comm_world())
     }()
+
+    /// The thread support MPI gave (MPI_THREAD_MULTIPLE is needed for two training stages at once).
+    nonisolated(unsafe) public private(set) static var threadSupport = 0
+
+    /// Whether collectives may be called from several threads at once (each on its own duplicate).
+    public static var supportsConcurrentCollectives: Bool { threadSupport >= Int(MPI_THREAD_MULTIPLE) }
+
+    /// A communicator over the same processes whose collectives never mix with this one's: one per
+    /// stage that talks to the other ranks. Every rank must duplicate in the same order.
+    public func duplicate() throws -> Communicator {
+        guard usesMPI else { return self }
+        var copy: MPI_Comm? = nil
+        try check(MPI_Comm_dup(comm, &copy), "duplicating the communicator")
+        MPI_Comm_set_errhandler(copy, ssmamba_mpi_errors_return())
+        return Communicator(rank: rank, size: size, communicator: copy)
+    }
 
     /// Whether this rank writes the run's files (checkpoints, pictures, reports): rank 0.
     public var isRoot: Bool { rank == 0 }
@@ -48,14 +73,14 @@ public final class Communicator: @unchecked Sendable {
     public func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {
         guard usesMPI, size > 1, values.count > 0 else { return }
         try check(MPI_Allreduce(ssmamba_mpi_in_place(), values.baseAddress, Int32(values.count), ssmamba_mpi_float(), ssmamba_mpi_sum(),
-                                ssmamba_mpi_comm_world()), "summing \(values.count) numbers over the ranks")
+                                comm), "summing \(values.count) numbers over the ranks")
     }
 
     /// The sum of `value` over the ranks.
     public func sum(_ value: Double) throws -> Double {
         guard usesMPI, size > 1 else { return value }
         var input = value, output = 0.0
-        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_sum(), ssmamba_mpi_comm_world()), "summing a number over the ranks")
+        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_sum(), comm), "summing a number over the ranks")
         return output
     }
 
@@ -63,7 +88,7 @@ public final class Communicator: @unchecked Sendable {
     public func maximum(_ value: Double) throws -> Double {
         guard usesMPI, size > 1 else { return value }
         var input = value, output = 0.0
-        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_max(), ssmamba_mpi_comm_world()), "taking a maximum over the ranks")
+        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_max(), comm), "taking a maximum over the ranks")
         return output
     }
 
@@ -71,17 +96,17 @@ public final class Communicator: @unchecked Sendable {
     public func broadcast(_ bytes: inout [UInt8], from root: Int = 0) throws {
         guard usesMPI, size > 1 else { return }
         var count = Int64(bytes.count)
-        try check(MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), ssmamba_mpi_comm_world()), "broadcasting a length")
+        try check(MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), comm), "broadcasting a length")
         if !isRootOf(root) { bytes = [UInt8](repeating: 0, count: Int(count)) }
         try bytes.withUnsafeMutableBytes { raw in
-            try check(MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), ssmamba_mpi_comm_world()), "broadcasting \(raw.count) bytes")
+            try check(MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), comm), "broadcasting \(raw.count) bytes")
         }
     }
 
     /// Waits until every rank has arrived.
     public func barrier() throws {
         guard usesMPI, size > 1 else { return }
-        try check(MPI_Barrier(ssmamba_mpi_comm_world()), "waiting for every rank")
+        try check(MPI_Barrier(comm), "waiting for every rank")
     }
 
     /// Ends MPI for this process (after the last collective); a world of one has nothing to end.
@@ -90,6 +115,13 @@ public final class Communicator: @unchecked Sendable {
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
         if finalized == 0 { MPI_Finalize() }
+    }
+
+    /// Ends every process of the run with `code` (a rank that failed: the others must not wait for
+    /// it in a collective). Without MPI it does nothing; the caller exits.
+    public func abort(code: Int32) {
+        guard usesMPI, size > 1 else { return }
+        MPI_Abort(ssmamba_mpi_comm_world(), code)
     }
 
     private func isRootOf(_ root: Int) -> Bool { rank == root }

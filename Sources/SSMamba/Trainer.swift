@@ -45,6 +45,11 @@ public final class Trainer<Model: ParameterOwner> {
     var rng: RandomGenerator
     /// Micro-batches taken so far (also the index of the next batch of the data stream).
     public private(set) var microStep = 0
+    /// The processes this model is trained with (nil: this process alone).
+    public var group: ProcessGroup?
+    /// Samples and their summed loss since the last optimizer step; the gradient buffer of a group.
+    private var windowSamples = 0, windowLoss = 0.0
+    private var reduction: [Float] = []
 
     /// - Parameters:
     ///   - trainable: the parameters to update (default: all of the model's).
@@ -62,21 +67,73 @@ public final class Trainer<Model: ParameterOwner> {
     public var optimizerStep: Int { optimizer.step }
     public var learningRate: Float { settings.schedule.rate(atStep: optimizer.step) }
 
-    /// One micro-batch. `body(&rng, scale)` runs the forward pass and the loss, then the backward
-    /// with the loss gradient times `scale` (1 / accumulationSteps), and returns the loss. Every
-    /// `accumulationSteps` calls the gradients are clipped and AdamW takes a step. A loss that is
-    /// not finite throws before any weight changes.
+    /// One micro-batch of `samples` images. `body(&rng, scale)` runs the forward pass and the loss,
+    /// then the backward with the loss gradient times `scale` (1 / accumulationSteps), and returns
+    /// the loss (the mean over the micro-batch). Every `accumulationSteps` calls the gradients are
+    /// clipped and AdamW takes a step. A loss that is not finite throws before any weight changes.
+    ///
+    /// With a `group` of several processes, every process calls `step` for every micro-batch (with
+    /// `samples: 0`, and `body` not called, when its share was empty); before the optimizer step
+    /// the gradients become the mean over all processes' samples,
+    ///     g = Σ_p n_p · g_p / Σ_p n_p,
+    /// which is the gradient one process would have computed on the whole batch, and the returned
+    /// loss the same mean of the losses.
     @discardableResult
-    public func step(_ body: (inout RandomGenerator, Float) throws -> Float) throws -> Float {
-        if microStep % settings.accumulationSteps == 0 { model.zeroGradients() }
-        let loss = try body(&rng, 1 / Float(settings.accumulationSteps))
-        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(loss, step: microStep) }
+    public func step(samples: Int = 1, _ body: (inout RandomGenerator, Float) throws -> Float) throws -> Float {
+        if microStep % settings.accumulationSteps == 0 {
+            model.zeroGradients()
+            (windowSamples, windowLoss) = (0, 0)
+        }
+        var loss: Float = 0
+        if samples > 0 {
+            loss = try body(&rng, 1 / Float(settings.accumulationSteps))
+            guard loss.isFinite else { throw TrainingError.nonFiniteLoss(loss, step: microStep) }
+        }
+        windowSamples += samples
+        windowLoss += Double(loss) * Double(samples)
         microStep += 1
         if microStep % settings.accumulationSteps == 0 {
+            if let group, group.processes > 1 {
+                guard let mean = try averageOverProcesses(group) else { return 0 }  // no process had a sample
+                loss = mean
+            }
             if settings.clipNorm > 0 { clipGradients(trainable, maxNorm: settings.clipNorm) }
             optimizer.update(trainable, learningRate: learningRate, scales: learningRateScales)
         }
         return loss
+    }
+
+    /// Sums n_p · g_p, n_p · loss_p and n_p over the processes in one buffer (one collective per
+    /// optimizer step) and leaves the sample-weighted mean gradient; returns the mean loss, or nil
+    /// when the processes had no sample between them.
+    private func averageOverProcesses(_ group: ProcessGroup) throws -> Float? {
+        let total = trainable.reduce(0) { $0 + $1.gradient.count }
+        if reduction.count != total + 2 { reduction = [Float](repeating: 0, count: total + 2) }
+        let weight = Float(windowSamples)
+        reduction.withUnsafeMutableBufferPointer { flat in
+            var offset = 0
+            for p in trainable {
+                p.gradient.withUnsafeBufferPointer { g in
+                    for i in g.indices { flat[offset + i] = g[i] * weight }
+                }
+                offset += p.gradient.count
+            }
+            flat[total] = Float(windowLoss)
+            flat[total + 1] = weight
+        }
+        try reduction.withUnsafeMutableBufferPointer { try group.sum($0) }
+        let samples = reduction[total + 1]
+        guard samples > 0 else { return nil }
+        reduction.withUnsafeBufferPointer { flat in
+            var offset = 0
+            for p in trainable {
+                p.gradient.withUnsafeMutableBufferPointer { g in
+                    for i in g.indices { g[i] = flat[offset + i] / samples }
+                }
+                offset += p.gradient.count
+            }
+        }
+        return reduction[total] / samples
     }
 
     /// Everything needed to continue: `config` describes the model, `notes` are free-form facts.
@@ -126,7 +183,7 @@ extension Trainer where Model == Classifier {
     /// One micro-batch of supervised classification: label-smoothed cross-entropy.
     @discardableResult
     public func step(images: Tensor, labels: [Int]) throws -> Float {
-        try step { rng, scale in
+        try step(samples: labels.count) { rng, scale in
             let logits = model.forward(images, training: true, using: &rng)
             let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: labels, smoothing: settings.labelSmoothing)
             model.backward(scale == 1 ? gradient : gradient * scale)

@@ -43,6 +43,20 @@ public struct Augmentation: Sendable {
         return out
     }
 
+    /// The same, image i drawing from its own generator `generator(i)` (so an image's augmentation
+    /// does not depend on which other images share its batch: data-parallel ranks each make a
+    /// part of a batch and get the images one process would have made).
+    public func batch(_ tiles: [RGBImage], size: Int, generator: (Int) -> RandomGenerator) -> Tensor {
+        var out = Tensor(zeros: [tiles.count, 3, size, size])
+        out.withUnsafeMutableBufferPointer { dst in
+            for (index, tile) in tiles.enumerated() {
+                var rng = generator(index)
+                write(tile, size: size, into: UnsafeMutableBufferPointer(rebasing: dst[(index * 3 * size * size)..<((index + 1) * 3 * size * size)]), using: &rng)
+            }
+        }
+        return out
+    }
+
     private func write(_ tile: RGBImage, size: Int, into dst: UnsafeMutableBufferPointer<Float>, using rng: inout RandomGenerator) {
         let (w, h) = (Double(tile.width), Double(tile.height))
         // The crop rectangle in source pixels.

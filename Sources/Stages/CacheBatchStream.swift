@@ -16,8 +16,10 @@ public struct CacheBatch: Sendable {
 
 /// Reads tiles from the cache (one read transaction per store and batch), decodes them and
 /// augments them into model input; tiles must have the model's input size (a tile of another size
-/// is reported, not resampled: that would change the µm/px the model sees). Batch k draws its augmentation from
-/// `RandomGenerator(seed:).stream(k)`, so its images do not depend on which thread made it.
+/// is reported, not resampled: that would change the µm/px the model sees). The image in place j
+/// of batch k draws its augmentation from `RandomGenerator(seed:).stream(k).stream(positionOffset + j)`,
+/// so it depends neither on which thread made the batch nor on how a batch was shared out between
+/// data-parallel processes (each reads its part with its place in the whole batch as offset).
 ///
 /// A record that is absent or damaged is not hidden: the batch lists it in `failures` and holds
 /// the others; the consumer reports it under its error policy.
@@ -27,12 +29,15 @@ public struct CacheBatchReader: Sendable {
     /// Side of the model's input; tiles must have it.
     public let size: Int
     public let seed: UInt64
+    /// The place of this reader's first image in each whole batch (a data-parallel rank's share).
+    public let positionOffset: Int
 
-    public init(tiles: TrainingSet, augmentation: Augmentation, size: Int, seed: UInt64) {
+    public init(tiles: TrainingSet, augmentation: Augmentation, size: Int, seed: UInt64, positionOffset: Int = 0) {
         self.tiles = tiles
         self.augmentation = augmentation
         self.size = size
         self.seed = seed
+        self.positionOffset = positionOffset
     }
 
     /// What to say of a tile of another size than the model's input: resampling it would change
@@ -78,8 +83,8 @@ public struct CacheBatchReader: Sendable {
             }
         }
         let members = wanted.indices.filter { images[$0] != nil }
-        var rng = RandomGenerator(seed: seed).stream(UInt64(k))
-        let tensor = augmentation.batch(members.map { images[$0]! }, size: size, using: &rng)
+        let batchGenerator = RandomGenerator(seed: seed).stream(UInt64(k))
+        let tensor = augmentation.batch(members.map { images[$0]! }, size: size) { i in batchGenerator.stream(UInt64(positionOffset + members[i])) }
         return CacheBatch(index: k, images: tensor, members: members.map { wanted[$0] }, failures: failures)
     }
 }

@@ -1,3 +1,4 @@
+import Distributed
 import Flow
 import Foundation
 import Metrics
@@ -23,6 +24,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
     let record: TrainingRecord
+    /// The processes training together under mpirun/srun (nil: this one alone).
+    let group: Communicator?
     let folder: URL
     let collection = TrainingTiles()
     let artifacts: Artifacts
@@ -48,6 +51,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "finetune", parameters: p, ignoring: ["readers", "checkpoint_every"], seed: UInt64(seed), resume: resume)
+        group = try DataParallel.trainingGroup()
         self.artifacts = artifacts
     }
 
@@ -131,9 +135,15 @@ final class FinetuneStage: Stage, @unchecked Sendable {
                 best = (score, epoch, try Checkpoint.read(from: folder.appendingPathComponent("best")).weights)
             }
         }
-        let plan = balanced ? Self.balancedPlan(labels: labels, classes: classes.count, batch: batchSize, seed: seed &+ 303)
-                            : EpochOrder(count: train.count, seed: seed &+ 303).batchPlan(size: batchSize)
-        let reader = CacheBatchReader(tiles: train, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
+        let wholePlan = balanced ? Self.balancedPlan(labels: labels, classes: classes.count, batch: batchSize, seed: seed &+ 303)
+                                 : EpochOrder(count: train.count, seed: seed &+ 303).batchPlan(size: batchSize)
+        // Under mpirun/srun each process reads its share of every batch; gradients are averaged.
+        let (plan, offset) = try DataParallel.share(wholePlan, batch: batchSize, stage: name)
+        if let group {
+            trainer.group = group
+            context.count("\(name).processes", group.size)
+        }
+        let reader = CacheBatchReader(tiles: train, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202, positionOffset: offset)
         try reader.checkTileSize()
         let stream = CacheBatchStream(reader, first: start, count: epochs * stepsPerEpoch, plan: plan, readers: readers)
         defer { stream.stop() }
@@ -152,7 +162,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
             context.count("\(name).tiles_read", batch.members.count)
             if context.isStopping { break }
-            if !batch.members.isEmpty {
+            if !batch.members.isEmpty || trainer.group != nil {  // every process steps, even with an empty share
                 let rate = trainer.learningRate
                 let loss = try trainer.step(images: batch.images, labels: batch.members.map { labels[$0] })
                 try record.log(step: position, loss: loss, learningRate: rate)
@@ -169,7 +179,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
                 context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
                 if best == nil || metrics.balancedAccuracy > best!.score {
                     best = (metrics.balancedAccuracy, epoch, model.stateDictionary())
-                    try writeBest(best!, config: config, classes: classes)
+                    if record.writes { try writeBest(best!, config: config, classes: classes) }
                 }
                 (epochLoss, epochSteps) = (0, 0)
                 try record.save(trainer, config: config, position: position, notes: progressNotes(epochLoss, epochSteps))
@@ -195,8 +205,10 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         let truth = scored.map { index[test.label($0)!]! }
         let report = TestReport(classes: classes, truth: truth, probabilities: probabilities, seed: seed)
         for (key, value) in report.headline { context.record(metric: "\(name).test_\(key)", value) }
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try report.write(to: folder)
+        if record.writes {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try report.write(to: folder)
+        }
         return folder.appendingPathComponent("best")
     }
 

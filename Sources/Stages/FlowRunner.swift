@@ -14,19 +14,22 @@ public enum FlowRunner {
     public static func run(_ flow: FlowFile, runFolder: URL? = nil, resume: Bool = false, cancellation: FlowCancellation? = nil,
                            printer: ProgressPrinter? = ProgressPrinter()) throws -> (report: FlowReport, folder: URL) {
         let folder = runFolder ?? URL(fileURLWithPath: flow.output)
-        let problems = FlowPreflight.problems(flow, runFolder: folder)
+        let problems = FlowPreflight.problems(flow, runFolder: folder) + DataParallel.problems(flow)
         guard problems.isEmpty else { throw FlowFileError(issues: problems) }
+        // Several processes (mpirun, srun): rank 0 holds the run folder, prints and writes the report.
+        let root = DataParallel.world.isRoot
+        let printer = root ? printer : nil
         let existed = FileManager.default.fileExists(atPath: folder.path)
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
             throw StageError("cannot create the run folder \(folder.path): \(error.localizedDescription) (choose another with --out)")
         }
-        let lock = try RunFolderLock(folder)
-        defer { lock.release() }
+        let lock = root ? try RunFolderLock(folder) : nil
+        defer { lock?.release() }
         let graph: FlowGraph
         do { graph = try FlowAssembler.build(flow, runFolder: folder, resume: resume) } catch {
-            lock.release()
+            lock?.release()
             // Nothing ran: leave no empty run folder behind.
             if !existed, (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.isEmpty == true {
                 try? FileManager.default.removeItem(at: folder)
@@ -35,7 +38,7 @@ public enum FlowRunner {
         }
         printer?.start(flow: flow.name, runFolder: folder.path)
         let report = try graph.run(cancellation: cancellation, progressInterval: 0.5) { snapshot in printer?.update(snapshot) }
-        try report.write(to: folder)
+        if root { try report.write(to: folder) }
         printer?.finish(report, reportFolder: folder.path)
         return (report, folder)
     }

@@ -1,3 +1,4 @@
+import Distributed
 import Flow
 import Foundation
 import SSMamba
@@ -20,6 +21,8 @@ final class PretrainStage: Stage, @unchecked Sendable {
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
     let record: TrainingRecord
+    /// The processes training together under mpirun/srun (nil: this one alone).
+    let group: Communicator?
     let folder: URL
     let collection = TrainingTiles()
     let artifacts: Artifacts
@@ -48,6 +51,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         readers = p.integer("readers")
         folder = runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: p, ignoring: ["readers", "checkpoint_every", "reconstructions"], seed: UInt64(seed), resume: resume)
+        group = try DataParallel.trainingGroup()
         self.artifacts = artifacts
     }
 
@@ -73,9 +77,15 @@ final class PretrainStage: Stage, @unchecked Sendable {
         let (start, _) = try record.start(trainer, tiles: tiles)
         if start > 0 { context.count("\(name).resumed_at_step", start) }
         let order = EpochOrder(count: tiles.count, seed: seed &+ 101)
-        let reader = CacheBatchReader(tiles: tiles, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202)
+        // Under mpirun/srun each process reads its share of every batch; gradients are averaged.
+        let (plan, offset) = try DataParallel.share({ [batchSize] in order.batch($0, size: batchSize) }, batch: batchSize, stage: name)
+        if let group {
+            trainer.group = group
+            context.count("\(name).processes", group.size)
+        }
+        let reader = CacheBatchReader(tiles: tiles, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202, positionOffset: offset)
         try reader.checkTileSize()
-        let stream = CacheBatchStream(reader, first: start, count: steps, plan: { [batchSize] in order.batch($0, size: batchSize) }, readers: readers)
+        let stream = CacheBatchStream(reader, first: start, count: steps, plan: plan, readers: readers)
         defer { stream.stop() }
         var recent: [Float] = []
         var imagesSeen = 0
@@ -87,9 +97,9 @@ final class PretrainStage: Stage, @unchecked Sendable {
             for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
             context.count("\(name).tiles_read", batch.members.count)
             guard !context.isStopping else { break }
-            if !batch.members.isEmpty {
+            if !batch.members.isEmpty || trainer.group != nil {  // every process steps, even with an empty share
                 let rate = trainer.learningRate
-                let loss = try trainer.step { rng, scale in
+                let loss = try trainer.step(samples: batch.members.count) { rng, scale in
                     let visible = model.randomVisibleGrid(batch: batch.members.count, using: &rng)
                     let loss = model.loss(batch.images, visible: visible, training: true, using: &rng).loss
                     model.backward(scale: scale)
@@ -118,11 +128,12 @@ final class PretrainStage: Stage, @unchecked Sendable {
         context.record(metric: "\(name).epochs", Double(steps * batchSize) / Double(tiles.count))
         context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
         context.record(metric: "\(name).images_per_second", Double(imagesSeen) / max(Date().timeIntervalSince(started), 1e-9))
+        let url = folder.appendingPathComponent("checkpoint")
+        guard record.writes else { return url }  // rank 0 writes the checkpoint and the pictures
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var manifest = Checkpoint.Manifest(model: config)
         manifest.notes = ["kind": "mamim", "mask_ratio": "\(settings.maskRatio)", "decoder_dim": "\(settings.decoderDim)",
                           "decoder_depth": "\(settings.decoderDepth)", "tiles": "\(tiles.count)", "steps": "\(steps)"]
-        let url = folder.appendingPathComponent("checkpoint")
         try Checkpoint(manifest: manifest, weights: model.stateDictionary()).write(to: url)
         try writeReconstructions(model, tiles: tiles.subset(Array(0..<min(reconstructions, tiles.count))), context: context)
         return url

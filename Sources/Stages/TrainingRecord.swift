@@ -14,9 +14,12 @@ import TileCache
 /// (checked when the flow is assembled, before anything runs) and the same tiles in the same
 /// order (checked when training starts); otherwise it is refused with what to do.
 /// Checkpoints are written whole (`Checkpoint.write` renames into place), after a complete step,
-/// so the last one is valid whenever the process dies.
+/// so the last one is valid whenever the process dies. Under data-parallel training only rank 0
+/// writes; every rank continues from the same `last`.
 final class TrainingRecord {
     let folder: URL
+    /// Whether this process writes the record (rank 0, or the only process).
+    let writes = DataParallel.world.isRoot
     /// Fingerprint of the stage's parameters and the seed.
     let parameters: UInt64
     let resume: Bool
@@ -53,7 +56,7 @@ final class TrainingRecord {
     /// returns its data position and notes; otherwise (or without one) starts at 0. The log keeps
     /// exactly the rows before the position.
     func start<Model>(_ trainer: Trainer<Model>, tiles list: TrainingSet) throws -> (position: Int, notes: [String: String]) {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        if writes { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
         (tiles, tileCount) = (Fingerprint.records(list.keys), list.count)
         var position = 0, notes: [String: String] = [:]
         let exists = FileManager.default.fileExists(atPath: lastURL.appendingPathComponent("checkpoint.json").path)
@@ -78,6 +81,7 @@ final class TrainingRecord {
             }
             kept += rows.map { $0 + "\n" }.joined()
         }
+        guard writes else { return (position, notes) }
         do {
             try Data(kept.utf8).write(to: logURL, options: .atomic)
             log = try FileHandle(forWritingTo: logURL)
@@ -97,6 +101,7 @@ final class TrainingRecord {
 
     /// Writes `last`: the trainer after a complete step, the data position to continue from, `notes`.
     func save<Model>(_ trainer: Trainer<Model>, config: ModelConfiguration, position: Int, notes: [String: String]) throws {
+        guard writes else { return }
         var all = notes
         all["parameters"] = String(parameters, radix: 16)
         all["tiles"] = String(tiles, radix: 16)

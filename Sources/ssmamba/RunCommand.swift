@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Distributed
 import Flow
 import Foundation
 import Stages
@@ -33,6 +34,23 @@ enum FlowCommands {
     }
 
     static func execute(_ file: FlowFile, out: String?, resume: Bool = false) throws {
+        // Under mpirun/srun: a rank that fails ends the others (they would wait for it in the next
+        // collective); one that succeeds leaves MPI cleanly.
+        let world = Communicator.world
+        do {
+            try executeOnThisProcess(file, out: out, resume: resume)
+            world.finish()
+        } catch {
+            if world.size > 1 {
+                FileHandle.standardError.write(Data("rank \(world.rank) of \(world.size): \(error); stopping every rank\n".utf8))
+                world.abort(code: 1)
+            }
+            world.finish()
+            throw error
+        }
+    }
+
+    private static func executeOnThisProcess(_ file: FlowFile, out: String?, resume: Bool) throws {
         // Past a file-size limit a write fails (EFBIG, reported like a full disk) instead of killing us.
         signal(SIGXFSZ, SIG_IGN)
         let cancellation = FlowCancellation()
@@ -48,8 +66,12 @@ enum FlowCommands {
         } catch let error as FlowFileError {
             throw CommandFailure("the flow cannot run:\n" + error.description)
         }
-        // The last line says how the run ended; the exit status agrees.
+        // The last line says how the run ended (rank 0 says it for a run of several processes).
         let report = result.report, path = "\(result.folder.path)/report.md"
+        guard Communicator.world.isRoot else {
+            if report.status != .completed { throw ExitCode(1) }
+            return
+        }
         switch report.status {
         case .completed:
             print(report.failures == 0 ? "completed: report \(path)" : "completed with \(report.failures) failed item(s), listed in \(path)")

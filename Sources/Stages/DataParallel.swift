@@ -1,0 +1,58 @@
+import Distributed
+import Flow
+import Foundation
+import SSMamba
+
+extension Communicator: ProcessGroup {
+    public var processes: Int { size }
+}
+
+/// Data-parallel training under `mpirun`/`srun`: every rank builds the same model from the same
+/// seed and reads its share of every batch, rank r places r·b ..< (r+1)·b of a batch of R·b (the
+/// flow's `batch` is the whole batch); the trainer averages the gradients before each step. Rank 0
+/// alone writes the run's files. Without a launcher the world is one process and nothing changes.
+enum DataParallel {
+    static var world: Communicator { Communicator.world }
+
+    /// This rank's share of `plan` (batch k's indices for the whole batch of `batch`), and the
+    /// place of its first image in the whole batch.
+    static func share(_ plan: @escaping @Sendable (Int) -> [Int], batch: Int, stage: String) throws
+        -> (plan: @Sendable (Int) -> [Int], offset: Int) {
+        let world = world
+        guard world.size > 1 else { return (plan, 0) }
+        guard batch % world.size == 0 else {
+            throw StageError("'\(stage)': `batch: \(batch)` does not split evenly over \(world.size) processes; make it a multiple of \(world.size) (it is the whole batch, shared out between the processes)")
+        }
+        let part = batch / world.size, first = world.rank * part
+        return ({ k in
+            let whole = plan(k)
+            return Array(whole[min(first, whole.count)..<min(first + part, whole.count)])
+        }, first)
+    }
+
+    /// The stage kinds a flow may hold when it runs on several processes: the data stages and the
+    /// training stages. Evaluation, export and slide-level training write outputs that are not yet
+    /// shared out between ranks (every rank would write them).
+    static let parallelKinds: Set<String> = ["tissue", "tiles", "stain", "cache", "decode", "pretrain", "finetune"]
+
+    /// The processes a training stage averages its gradients over: its own duplicate of the world
+    /// (two training stages of one flow may run at once), made while the flow is assembled, in
+    /// the same order on every rank; nil for one process.
+    static func trainingGroup() throws -> Communicator? {
+        guard world.size > 1 else { return nil }
+        return try world.duplicate()
+    }
+
+    /// Why `flow` cannot run on this world's processes, or nil.
+    static func problems(_ flow: FlowFile) -> [FlowFileIssue] {
+        guard world.size > 1 else { return [] }
+        var issues = flow.stages.filter { !parallelKinds.contains($0.kind.name) }.map {
+            FlowFileIssue(location: $0.location, message: "'\($0.name)' (\($0.kind.name)) does not run on several processes yet (this run has \(world.size)): train under mpirun/srun with a flow of data and training stages, then run this stage in a flow without mpirun")
+        }
+        let training = flow.stages.filter { ["pretrain", "finetune"].contains($0.kind.name) }
+        if training.count > 1 && !Communicator.supportsConcurrentCollectives, let second = training.dropFirst().first {
+            issues.append(FlowFileIssue(location: second.location, message: "this MPI library gives no MPI_THREAD_MULTIPLE, so only one training stage per flow can run on several processes; split the flow"))
+        }
+        return issues
+    }
+}
