@@ -47,6 +47,8 @@ public final class Trainer<Model: ParameterOwner> {
     public private(set) var microStep = 0
     /// The processes this model is trained with (nil: this process alone).
     public var group: ProcessGroup?
+    /// Seconds spent averaging gradients with the other processes (waiting for the slowest included).
+    public private(set) var synchronizationSeconds = 0.0
     /// Samples and their summed loss since the last optimizer step; the gradient buffer of a group.
     private var windowSamples = 0, windowLoss = 0.0
     private var reduction: [Float] = []
@@ -121,7 +123,9 @@ public final class Trainer<Model: ParameterOwner> {
             flat[total] = Float(windowLoss)
             flat[total + 1] = weight
         }
+        let started = DispatchTime.now().uptimeNanoseconds
         try reduction.withUnsafeMutableBufferPointer { try group.sum($0) }
+        synchronizationSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
         let samples = reduction[total + 1]
         guard samples > 0 else { return nil }
         reduction.withUnsafeBufferPointer { flat in

@@ -43,6 +43,28 @@ enum DataParallel {
         return try world.duplicate()
     }
 
+    /// Each rank's `values`, gathered on every rank (row r is rank r's): for the report's per-rank
+    /// figures. One sum over a table whose other rows are zero.
+    static func perRank(_ values: [Double], group: Communicator) throws -> [[Double]] {
+        var table = [Float](repeating: 0, count: group.size * values.count)
+        for (i, value) in values.enumerated() { table[group.rank * values.count + i] = Float(value) }
+        try table.withUnsafeMutableBufferPointer { try group.sum($0) }
+        return (0..<group.size).map { r in (0..<values.count).map { Double(table[r * values.count + $0]) } }
+    }
+
+    /// Records per-rank figures of a training stage as metrics `<stage>.rank<r>.<name>` (rank 0
+    /// writes the report): images read, seconds waiting for data, seconds averaging gradients.
+    static func recordPerRank(stage: String, group: Communicator?, images: Int, waitedForData: Double, synchronizing: Double,
+                              context: StageContext<Never>) throws {
+        guard let group else { return }
+        let rows = try perRank([Double(images), waitedForData, synchronizing], group: group)
+        for (rank, row) in rows.enumerated() {
+            context.record(metric: "\(stage).rank\(rank).images", row[0])
+            context.record(metric: "\(stage).rank\(rank).waited_for_data_seconds", row[1])
+            context.record(metric: "\(stage).rank\(rank).averaging_gradients_seconds", row[2])
+        }
+    }
+
     /// Why `flow` cannot run on this world's processes, or nil.
     static func problems(_ flow: FlowFile) -> [FlowFileIssue] {
         guard world.size > 1 else { return [] }

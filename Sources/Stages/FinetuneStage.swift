@@ -153,7 +153,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             if let best { notes["best_epoch"] = "\(best.epoch)"; notes["best_score"] = "\(best.score)" }
             return notes
         }
-        var position = start, saved = start
+        var position = start, saved = start, imagesRead = 0
         var epochLoss = start % stepsPerEpoch == 0 ? 0 : notes["epoch_loss"].flatMap { UInt64($0, radix: 16) }.map(Double.init(bitPattern:)) ?? 0
         var epochSteps = start % stepsPerEpoch == 0 ? 0 : notes["epoch_steps"].flatMap(Int.init) ?? 0
         while position < epochs * stepsPerEpoch, !context.isStopping {
@@ -161,6 +161,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             guard let batch = stream.next() else { break }
             for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
             context.count("\(name).tiles_read", batch.members.count)
+            imagesRead += batch.members.count
             if context.isStopping { break }
             if !batch.members.isEmpty || trainer.group != nil {  // every process steps, even with an empty share
                 let rate = trainer.learningRate
@@ -190,6 +191,10 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             }
         }
         context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
+        if !context.isStopping {
+            try DataParallel.recordPerRank(stage: name, group: group, images: imagesRead, waitedForData: stream.waitedSeconds,
+                                           synchronizing: trainer.synchronizationSeconds, context: context)
+        }
         if context.isStopping {
             if position > saved && position % stepsPerEpoch != 0 {
                 try record.save(trainer, config: config, position: position, notes: progressNotes(epochLoss, epochSteps))

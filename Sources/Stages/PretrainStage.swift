@@ -127,6 +127,8 @@ final class PretrainStage: Stage, @unchecked Sendable {
         }
         context.record(metric: "\(name).epochs", Double(steps * batchSize) / Double(tiles.count))
         context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
+        try DataParallel.recordPerRank(stage: name, group: group, images: imagesSeen, waitedForData: stream.waitedSeconds,
+                                       synchronizing: trainer.synchronizationSeconds, context: context)
         context.record(metric: "\(name).images_per_second", Double(imagesSeen) / max(Date().timeIntervalSince(started), 1e-9))
         let url = folder.appendingPathComponent("checkpoint")
         guard record.writes else { return url }  // rank 0 writes the checkpoint and the pictures

@@ -82,6 +82,13 @@ final class DataParallelTests: XCTestCase {
         }
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("parallel/report.json"))) as! [String: Any]
         XCTAssertEqual((report["counters"] as? [String: Int])?["finetune.processes"], 2)
+        // The per-rank figures: each rank read half of the images one process read.
+        let singleReport = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("single/report.json"))) as! [String: Any]
+        let read = try XCTUnwrap((singleReport["counters"] as? [String: Int])?["finetune.tiles_read"])
+        let metrics = try XCTUnwrap(report["metrics"] as? [String: Double])
+        XCTAssertEqual(metrics["finetune.rank0.images"], Double(read / 2), "\(metrics)")
+        XCTAssertEqual(metrics["finetune.rank1.images"], Double(read / 2), "\(metrics)")
+        XCTAssertNotNil(metrics["finetune.rank1.averaging_gradients_seconds"])
         XCTAssertEqual(output.split(separator: "\n").filter { $0.hasPrefix("completed") }.count, 1, "rank 0 alone says how the run ended\n\(output)")
     }
 }
