@@ -21,6 +21,12 @@ enum BuiltTool {
 
     /// Runs to the end; stdout and stderr together.
     static func run(_ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+        let result = try outcome(arguments, in: directory)
+        return (result.status, result.output)
+    }
+
+    /// The same, and whether the process exited (rather than died on a signal, whose number is then the status).
+    static func outcome(_ arguments: [String], in directory: URL? = nil) throws -> (exited: Bool, status: Int32, output: String) {
         let process = process(arguments, in: directory)
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -28,7 +34,7 @@ enum BuiltTool {
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (process.terminationReason == .exit, process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
 

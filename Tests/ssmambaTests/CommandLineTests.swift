@@ -203,17 +203,7 @@ final class CommandLineTests: XCTestCase {
 /// Damaged cache files through the built tool: `cache verify`, `cache stats` and a flow that
 /// trains from the cache exit with a message (1 for damage), never on a signal.
 final class DamagedCacheCommandTests: XCTestCase {
-    /// Runs the tool; whether it exited (rather than died on a signal), its status and output.
-    func run(_ arguments: [String]) throws -> (exited: Bool, status: Int32, output: String) {
-        let process = BuiltTool.process(arguments)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationReason == .exit, process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> (exited: Bool, status: Int32, output: String) { try BuiltTool.outcome(arguments) }
 
     func testDamagedCacheFilesEndInAnErrorNotASignal() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("damaged-cli-\(UUID())")
