@@ -103,6 +103,20 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
+    /// Every rank's `bytes`, on every rank, in rank order (the lengths may differ).
+    public func allGather(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        guard usesMPI, size > 1 else { return [bytes] }
+        var length = Int32(bytes.count)
+        var lengths = [Int32](repeating: 0, count: size)
+        try check(MPI_Allgather(&length, 1, ssmamba_mpi_int(), &lengths, 1, ssmamba_mpi_int(), comm), "gathering lengths")
+        var offsets = [Int32](repeating: 0, count: size)
+        for r in 1..<size { offsets[r] = offsets[r - 1] + lengths[r - 1] }
+        var all = [UInt8](repeating: 0, count: Int(lengths.reduce(0, +)))
+        var mine = bytes
+        try check(MPI_Allgatherv(&mine, length, ssmamba_mpi_byte(), &all, lengths, offsets, ssmamba_mpi_byte(), comm), "gathering \(bytes.count) bytes")
+        return (0..<size).map { r in Array(all[Int(offsets[r])..<Int(offsets[r] + lengths[r])]) }
+    }
+
     /// Waits until every rank has arrived.
     public func barrier() throws {
         guard usesMPI, size > 1 else { return }

@@ -4,6 +4,8 @@ import Foundation
 public struct FailureRecord: Codable, Sendable, Equatable {
     public let item: String
     public let reason: String
+
+    public init(item: String, reason: String) { (self.item, self.reason) = (item, reason) }
 }
 
 /// What one stage did during a run.

@@ -1,3 +1,4 @@
+import Distributed
 import Flow
 import Foundation
 import SSMamba
@@ -29,8 +30,16 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     private var tiles = TrainingSet()
     private var cells: [Cell] = []
     private var frames: [String: GridFrame] = [:]
+    /// The processes sharing out the slides under mpirun/srun (nil: this one alone).
+    let group: Communicator?
 
-    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, runFolder: URL, artifacts: Artifacts) {
+    /// What one rank evaluated: its rows of the slide scores and its failed slides.
+    struct SlideShare: Codable {
+        let rows: [String]
+        let failures: [FailureRecord]
+    }
+
+    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, runFolder: URL, artifacts: Artifacts) throws {
         self.name = name
         self.checkpoint = checkpoint
         selection = SlideTileSelection(stage: name, micronsPerPixel: p.optionalNumber("mpp"), minimumTissue: p.number("min_tissue"))
@@ -39,6 +48,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         heatmapClass = p.optionalText("heatmap_class")
         folder = runFolder.appendingPathComponent(name)
         self.artifacts = artifacts
+        group = try DataParallel.trainingGroup()
     }
 
     /// Takes the reference of a tile of the chosen scale (`mpp`, or each position's first crop).
@@ -64,11 +74,14 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             throw StageError("heatmap_class '\(heatmapClass)' is not one of the model's classes: \(classes.joined(separator: ", "))")
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        // Slide by slide, each slide's tiles row by row.
+        // Slide by slide, each slide's tiles row by row; under mpirun/srun rank r takes slides
+        // r, r + R, r + 2R, … and the slide scores are gathered.
         let bySlide = Dictionary(grouping: 0..<tiles.count, by: tiles.source)
+        let rank = group?.rank ?? 0, ranks = group?.size ?? 1
         var scores: [String] = []
         var firstFailure: String?
-        for slide in bySlide.keys.sorted() {
+        var failures: [FailureRecord] = []
+        for (index, slide) in bySlide.keys.sorted().enumerated() where index % ranks == rank {
             if context.isStopping { return }
             let order = bySlide[slide]!.sorted { (cells[$0].row, cells[$0].column) < (cells[$1].row, cells[$1].column) }
             do {
@@ -78,13 +91,30 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             } catch {
                 if context.isStopping { return }
                 context.reportFailure(item: slide, reason: String(describing: error))
+                failures.append(FailureRecord(item: slide, reason: String(describing: error)))
                 firstFailure = firstFailure ?? "\((slide as NSString).lastPathComponent): \(error)"
+            }
+        }
+        if let group {
+            context.count("\(name).processes", group.size)
+            // Every rank's rows and failures, on every rank: the run's one slide_scores.csv, and
+            // rank 0's report lists the other ranks' failed slides too.
+            let mine = try JSONEncoder().encode(SlideShare(rows: scores, failures: failures))
+            let shares = try group.allGather(Array(mine)).map { try JSONDecoder().decode(SlideShare.self, from: Data($0)) }
+            scores = shares.flatMap(\.rows)
+            for (other, share) in shares.enumerated() where other != rank {
+                if group.isRoot { for failure in share.failures { context.reportFailure(item: failure.item, reason: failure.reason) } }
+                context.count("\(name).slides", share.rows.count)
+                if firstFailure == nil, let failure = share.failures.first {
+                    firstFailure = "\((failure.item as NSString).lastPathComponent): \(failure.reason)"
+                }
             }
         }
         guard !scores.isEmpty else {
             // Not one slide scored (a checkpoint that does not fit the tiles, say): the stage failed.
             throw StageError("no slide could be evaluated (\(bySlide.count) failed; the first: \(firstFailure ?? "stopped"))")
         }
+        guard group?.isRoot ?? true else { return }
         let header = CSVField.line(["slide", "tiles"] + classes.map { "mean_p_\($0)" } + ["predicted"])
         try Data((header + scores.sorted().joined()).utf8).write(to: folder.appendingPathComponent("slide_scores.csv"), options: .atomic)
     }

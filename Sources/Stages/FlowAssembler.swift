@@ -136,7 +136,7 @@ public enum FlowAssembler {
                     edge = nil
                 case "evaluate_slides":
                     let model = try checkpoint(p.text("checkpoint"), from: ["finetune"])
-                    graph.sink(step.name, EvaluateSlidesStage(name: step.name, p, checkpoint: model, runFolder: runFolder, artifacts: artifacts),
+                    graph.sink(step.name, try EvaluateSlidesStage(name: step.name, p, checkpoint: model, runFolder: runFolder, artifacts: artifacts),
                                from: input!.typed(Tile.self), workers: step.workers, onError: step.onError)
                     edge = nil
                 case "slide_mil":

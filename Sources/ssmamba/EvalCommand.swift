@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Flow
 import Foundation
 import SSMamba
@@ -81,6 +82,6 @@ struct EvalCommand: ParsableCommand {
             throw CommandFailure(error.issues.map(\.message).joined(separator: "\n"))
         }
         try FlowCommands.execute(file, out: out)
-        print("slide scores: \(out)/evaluate_slides/slide_scores.csv")
+        if Communicator.world.isRoot { print("slide scores: \(out)/evaluate_slides/slide_scores.csv") }
     }
 }

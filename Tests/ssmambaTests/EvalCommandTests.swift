@@ -80,4 +80,35 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertTrue(last.hasPrefix("failed: stage 'evaluate_slides' cannot go on"), last)
         XCTAssertTrue(last.contains("no slide could be evaluated (2 failed") && last.contains("the model takes 64×64"), last)
     }
+
+    /// `ssmamba eval` under mpirun: the slides are shared out between 2 ranks, and the run writes
+    /// the files one process writes, with the same scores.
+    func testSlidesAreSharedOutBetweenRanks() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("eval-mpi-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try makeSlidesAndModel(in: folder)
+        let arguments = ["eval", "--checkpoint", folder.appendingPathComponent("model").path, "--slides", folder.appendingPathComponent("slides").path,
+                         "--mpp", "2", "--cache", folder.appendingPathComponent("cache").path]
+        let single = try BuiltTool.run(arguments + ["--out", folder.appendingPathComponent("single").path])
+        XCTAssertEqual(single.status, 0, single.output)
+        let mpirun = Process()
+        mpirun.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        mpirun.arguments = ["mpirun", "--oversubscribe", "-np", "2", BuiltTool.executable.path] + arguments + ["--out", folder.appendingPathComponent("parallel").path]
+        mpirun.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
+        let pipe = Pipe()
+        mpirun.standardOutput = pipe
+        mpirun.standardError = pipe
+        try mpirun.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        mpirun.waitUntilExit()
+        XCTAssertEqual(mpirun.terminationStatus, 0, output)
+        for file in ["slide_scores.csv", "a.tiles.csv", "b.tiles.csv", "a.heatmap.png", "b.heatmap.tif"] {
+            let one = try Data(contentsOf: folder.appendingPathComponent("single/evaluate_slides/\(file)"))
+            let two = try Data(contentsOf: folder.appendingPathComponent("parallel/evaluate_slides/\(file)"))
+            XCTAssertEqual(one, two, file)
+        }
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("parallel/report.json"))) as! [String: Any]
+        XCTAssertEqual((report["counters"] as? [String: Int])?["evaluate_slides.slides"], 2)
+        XCTAssertEqual((report["counters"] as? [String: Int])?["evaluate_slides.processes"], 2)
+    }
 }

@@ -4,7 +4,7 @@
 #      then the last step merges the shards),
 #   2. training on several nodes with srun (data-parallel: every rank reads its share of each batch
 #      from the merged cache; the flow's `batch` is the whole batch),
-#   3. evaluation of new slides (one process; evaluation is not shared out between ranks yet).
+#   3. evaluation of new slides, shared out between the ranks (rank r takes slides r, r + R, …).
 #
 #   scripts/slurm/submit.sh WARM_FLOW TRAIN_FLOW CHECKPOINT SLIDES [TASKS] [NODES]
 #
@@ -27,7 +27,7 @@ merge_job=$(sbatch --parsable --dependency=afterok:$warm_job --time=01:00:00 --j
 train_job=$(sbatch --parsable --dependency=afterok:$merge_job --nodes=$nodes --ntasks-per-node=1 --cpus-per-task=16 \
   --time=24:00:00 --job-name=ssmamba-train --wrap "srun --mpi=pmix $bin run $train")
 
-# 3. Evaluation of new slides with the trained classifier.
-sbatch --dependency=afterok:$train_job --cpus-per-task=16 --time=08:00:00 --job-name=ssmamba-eval \
-  --wrap "$bin eval --checkpoint $checkpoint --slides $slides"
+# 3. Evaluation of new slides with the trained classifier, slides shared out between the ranks.
+sbatch --dependency=afterok:$train_job --nodes=$nodes --ntasks-per-node=1 --cpus-per-task=16 --time=08:00:00 --job-name=ssmamba-eval \
+  --wrap "srun --mpi=pmix $bin eval --checkpoint $checkpoint --slides $slides"
 echo "submitted: warm-up $warm_job (array of $tasks), merge $merge_job, training $train_job on $nodes nodes, then evaluation"
