@@ -75,3 +75,20 @@ public struct ParameterValues: Sendable, Equatable {
         }
     }
 }
+
+extension ParameterValue {
+    /// The value as text that is the same in every process for equal values: for fingerprints.
+    /// A `named` value's fields are in key order (a dictionary's own order differs from process to
+    /// process, which made a resumed run with `model: {…}` refuse its own checkpoint at random);
+    /// every other value keeps the text fingerprints have always used, so existing caches still hit.
+    public var canonicalText: String {
+        switch self {
+        case .named(let name, let fields):
+            return "named(\(name), {" + fields.values.keys.sorted().map { "\($0): \(fields.values[$0]!.canonicalText)" }.joined(separator: ", ") + "})"
+        case .list(let items) where items.contains(where: { if case .named = $0 { return true } else { return false } }):
+            return "[" + items.map(\.canonicalText).joined(separator: ", ") + "]"
+        default:
+            return "\(self)"
+        }
+    }
+}

@@ -180,7 +180,7 @@ public enum FlowAssembler {
         let ignored: Set<String> = ["path", "pattern", "labels", "shard", "save_masks", "max_per_slide"]
         for step in chain {
             for (name, value) in step.parameters.values where !ignored.contains(name) || step.kind.name == "stain" {
-                values["\(step.kind.name).\(name)"] = "\(value)"
+                values["\(step.kind.name).\(name)"] = value.canonicalText
             }
             if step.kind.name == "stain" {
                 values["stain.target.identity"] = String(try Fingerprint.source(path: step.parameters.text("target")))

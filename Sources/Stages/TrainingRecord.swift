@@ -37,7 +37,7 @@ final class TrainingRecord {
         self.folder = folder
         self.resume = resume
         var fields = ["stage": stage, "seed": "\(seed)"]
-        for (name, value) in values.values where !ignoring.contains(name) { fields["parameter." + name] = "\(value)" }
+        for (name, value) in values.values where !ignoring.contains(name) { fields["parameter." + name] = value.canonicalText }
         parameters = Fingerprint.parameters(fields)
         if resume, let notes = try lastNotes(), notes["parameters"] != String(parameters, radix: 16) {
             throw StageError("\(lastURL.path): made by a run with other parameters or seed; run again without --resume to start afresh (or with the flow and --set overrides that made it)")

@@ -82,6 +82,19 @@ final class FlowFileTests: XCTestCase {
         XCTAssertEqual(flow.stages[2].location.line, 12)
     }
 
+    /// Fingerprints read a named value's fields in key order: a resumed run (another process, with
+    /// another dictionary order) must find its own checkpoint's fingerprint.
+    func testNamedValuesHaveOneCanonicalText() throws {
+        let keys = (0..<40).map { "field\($0)" }
+        var forward: [String: ParameterValue] = [:], backward: [String: ParameterValue] = [:]
+        for (i, key) in keys.enumerated() { forward[key] = .integer(i) }
+        for (i, key) in keys.enumerated().reversed() { backward[key] = .integer(i) }
+        let a = ParameterValue.named("m", ParameterValues(forward)), b = ParameterValue.named("m", ParameterValues(backward))
+        XCTAssertEqual(a.canonicalText, b.canonicalText)
+        XCTAssertTrue(a.canonicalText.hasPrefix("named(m, {field0: integer(0), field1: integer(1), field10: integer(10)"), a.canonicalText)
+        XCTAssertEqual(ParameterValue.numbers([0.5, 1]).canonicalText, "\(ParameterValue.numbers([0.5, 1]))", "other values keep their text (cache keys stay valid)")
+    }
+
     func testOverridesAreAppliedAndValidated() throws {
         let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog, overrides: ["scale.factor=7", "source.count=9", "seed=11"])
         XCTAssertEqual(flow.stages[0].parameters.number("factor"), 7)

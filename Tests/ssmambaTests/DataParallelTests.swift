@@ -1,4 +1,5 @@
 import Foundation
+import SSMamba
 import Slides
 import XCTest
 
@@ -38,11 +39,35 @@ final class DataParallelTests: XCTestCase {
             .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[1])! }
     }
 
-    func testTwoProcessesTrainAsOneWithTheWholeBatch() throws {
-        let rois = try writeROIs()
+    /// `mpirun -np N ssmamba ARGS…`, run to the end; its status and output.
+    func mpirun(_ ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = mpirunProcess(ranks, arguments)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    func mpirunProcess(_ ranks: Int, _ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun", "--oversubscribe", "-np", "\(ranks)", BuiltTool.executable.path] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return process
+    }
+
+    /// The fine-tuning flow of both tests: augmentation on (flips, brightness; each image draws
+    /// from its own place in the batch, so both runs see the same images), no drop-path or dropout
+    /// (those draw per process).
+    func writeFlow(epochs: Int, checkpointEvery: Int = 100) throws -> URL {
+        let rois = folder.appendingPathComponent("rois")
+        if !FileManager.default.fileExists(atPath: rois.path) { _ = try writeROIs() }
         let flow = folder.appendingPathComponent("finetune.yaml")
-        // Augmentation on (flips, brightness): each image draws from its own place in the batch, so
-        // both runs see the same images; no drop-path or dropout (those draw per process).
         try """
         flow: parallel
         output: \(folder.appendingPathComponent("run").path)
@@ -53,33 +78,22 @@ final class DataParallelTests: XCTestCase {
             path: \(folder.appendingPathComponent("cache").path)
           - stage: finetune
             model: {name: ssmamba_micro, drop_path: 0, head_dropout: 0}
-            epochs: 2
+            epochs: \(epochs)
             batch: 16
             balanced: false
+            checkpoint_every: \(checkpointEvery)
 
         """.write(to: flow, atomically: true, encoding: .utf8)
+        return flow
+    }
+
+    func testTwoProcessesTrainAsOneWithTheWholeBatch() throws {
+        let flow = try writeFlow(epochs: 2)
         let single = try BuiltTool.run(["run", flow.path, "--out", folder.appendingPathComponent("single").path])
         XCTAssertEqual(single.status, 0, single.output)
-
-        let mpirun = Process()
-        mpirun.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        mpirun.arguments = ["mpirun", "--oversubscribe", "-np", "2", BuiltTool.executable.path, "run", flow.path,
-                            "--out", folder.appendingPathComponent("parallel").path]
-        mpirun.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
-        let pipe = Pipe()
-        mpirun.standardOutput = pipe
-        mpirun.standardError = pipe
-        try mpirun.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        mpirun.waitUntilExit()
-        XCTAssertEqual(mpirun.terminationStatus, 0, output)
-
-        let one = try losses(folder.appendingPathComponent("single")), two = try losses(folder.appendingPathComponent("parallel"))
-        XCTAssertEqual(one.count, two.count)
-        XCTAssertGreaterThanOrEqual(one.count, 20)
-        for (step, (a, b)) in zip(one, two).enumerated().prefix(20) {
-            XCTAssertEqual(b, a, accuracy: 1e-5 * abs(a), "step \(step): one process \(a), two processes \(b)")
-        }
+        let (status, output) = try mpirun(2, ["run", flow.path, "--out", folder.appendingPathComponent("parallel").path])
+        XCTAssertEqual(status, 0, output)
+        try compare()
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("parallel/report.json"))) as! [String: Any]
         XCTAssertEqual((report["counters"] as? [String: Int])?["finetune.processes"], 2)
         // The per-rank figures: each rank read half of the images one process read.
@@ -90,5 +104,57 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(metrics["finetune.rank1.images"], Double(read / 2), "\(metrics)")
         XCTAssertNotNil(metrics["finetune.rank1.averaging_gradients_seconds"])
         XCTAssertEqual(output.split(separator: "\n").filter { $0.hasPrefix("completed") }.count, 1, "rank 0 alone says how the run ended\n\(output)")
+    }
+
+    /// The single and the parallel run: the same losses step by step, the same best checkpoint.
+    func compare() throws {
+        let one = try losses(folder.appendingPathComponent("single")), two = try losses(folder.appendingPathComponent("parallel"))
+        XCTAssertEqual(one.count, two.count)
+        XCTAssertGreaterThanOrEqual(one.count, 20)
+        for (step, (a, b)) in zip(one, two).enumerated() {
+            XCTAssertEqual(b, a, accuracy: 1e-5 * abs(a), "step \(step): one process \(a), two processes \(b)")
+        }
+        let a = try Checkpoint.read(from: folder.appendingPathComponent("single/finetune/best")).weights
+        let b = try Checkpoint.read(from: folder.appendingPathComponent("parallel/finetune/best")).weights
+        XCTAssertEqual(Set(a.entries.keys), Set(b.entries.keys))
+        // Relative L2 over the whole model; per tensor, relative to its norm (or 0.01 for the few
+        // tensors that are nearly zero, where float rounding alone is a large relative error).
+        var (squaredNorm, squaredDifference) = (0.0, 0.0)
+        for name in a.entries.keys {
+            let x = try a.tensor(name).scalars, y = try b.tensor(name).scalars
+            let norm = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+            let difference = zip(x, y).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            (squaredNorm, squaredDifference) = (squaredNorm + norm, squaredDifference + difference)
+            XCTAssertLessThanOrEqual(difference.squareRoot(), 1e-5 * max(norm.squareRoot(), 1e-2), "\(name): the checkpoints differ")
+        }
+        XCTAssertLessThanOrEqual((squaredDifference / squaredNorm).squareRoot(), 1e-5, "the checkpoints differ")
+    }
+
+    /// A rank killed mid-training ends the run within a minute (no rank waits for it forever), the
+    /// last checkpoint stays valid, and --resume on one process finishes the training as the
+    /// uninterrupted run did.
+    func testKillingARankEndsTheRunAndItResumesOnOneProcess() throws {
+        let flow = try writeFlow(epochs: 4, checkpointEvery: 3)
+        let single = try BuiltTool.run(["run", flow.path, "--out", folder.appendingPathComponent("single").path])
+        XCTAssertEqual(single.status, 0, single.output)
+        let run = folder.appendingPathComponent("parallel")
+        let launcher = mpirunProcess(2, ["run", flow.path, "--out", run.path])
+        try launcher.run()
+        let last = run.appendingPathComponent("finetune/last/checkpoint.json")
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: last.path) && launcher.isRunning && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(launcher.isRunning, "the run ended before a rank could be killed")
+        // Kill one of the ranks (a child of mpirun) without warning.
+        let ranks = try String(contentsOfFile: "/proc/\(launcher.processIdentifier)/task/\(launcher.processIdentifier)/children", encoding: .utf8)
+            .split(separator: " ").compactMap { Int32($0) }
+        XCTAssertEqual(ranks.count, 2, "mpirun's children: \(ranks)")
+        kill(try XCTUnwrap(ranks.last), SIGKILL)
+        let killed = Date()
+        launcher.waitUntilExit()
+        XCTAssertNotEqual(launcher.terminationStatus, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(killed), 60, "the surviving rank waited for the dead one")
+        let resumed = try BuiltTool.run(["run", flow.path, "--out", run.path, "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        try compare()
     }
 }
