@@ -31,9 +31,9 @@ enum DataParallel {
     }
 
     /// The stage kinds a flow may hold when it runs on several processes: the data stages, the
-    /// training stages, and slide evaluation (slides shared out between ranks). Export and
-    /// slide-level training write outputs that are not yet shared out (every rank would write them).
-    static let parallelKinds: Set<String> = ["tissue", "tiles", "stain", "cache", "decode", "pretrain", "finetune", "evaluate_slides"]
+    /// training stages, slide evaluation and slide-level training (slides shared out between
+    /// ranks). Export writes per-tile files that are not shared out yet (every rank would write them).
+    static let parallelKinds: Set<String> = ["tissue", "tiles", "stain", "cache", "decode", "pretrain", "finetune", "evaluate_slides", "slide_mil"]
 
     /// The processes a training (or evaluation) stage talks to: its own duplicate of the world (two
     /// such stages of one flow may run at once), made while the flow is assembled, in the same
@@ -71,7 +71,7 @@ enum DataParallel {
         var issues = flow.stages.filter { !parallelKinds.contains($0.kind.name) }.map {
             FlowFileIssue(location: $0.location, message: "'\($0.name)' (\($0.kind.name)) does not run on several processes yet (this run has \(world.size)): train under mpirun/srun with a flow of data and training stages, then run this stage in a flow without mpirun")
         }
-        let training = flow.stages.filter { ["pretrain", "finetune", "evaluate_slides"].contains($0.kind.name) }
+        let training = flow.stages.filter { ["pretrain", "finetune", "evaluate_slides", "slide_mil"].contains($0.kind.name) }
         if training.count > 1 && !Communicator.supportsConcurrentCollectives, let second = training.dropFirst().first {
             issues.append(FlowFileIssue(location: second.location, message: "this MPI library gives no MPI_THREAD_MULTIPLE, so only one training or evaluation stage per flow can run on several processes; split the flow"))
         }

@@ -141,7 +141,7 @@ public enum FlowAssembler {
                     edge = nil
                 case "slide_mil":
                     let encoder = try checkpoint(p.text("checkpoint"), from: ["pretrain", "finetune"])
-                    graph.sink(step.name, SlideMILStage(name: step.name, p, checkpoint: encoder, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
+                    graph.sink(step.name, try SlideMILStage(name: step.name, p, checkpoint: encoder, seed: flow.seed, runFolder: runFolder, artifacts: artifacts),
                                from: input!.typed(Tile.self), workers: step.workers, onError: step.onError)
                     edge = nil
                 case "export":

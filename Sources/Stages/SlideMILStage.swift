@@ -1,3 +1,4 @@
+import Distributed
 import Flow
 import Foundation
 import Metrics
@@ -32,13 +33,15 @@ final class SlideMILStage: Stage, @unchecked Sendable {
     let epochs: Int, hidden: Int, folds: Int, readers: Int
     let learningRate: Float
     let cacheFolder: URL, folder: URL
+    /// The processes sharing out the slides' embeddings under mpirun/srun (nil: this one alone).
+    let group: Communicator?
     let seed: UInt64
     let artifacts: Artifacts
     private let lock = NSLock()
     private var tiles = TrainingSet()
     private var facts: [String: (label: String?, patient: String?, time: Double?, event: Bool?)] = [:]
 
-    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, seed: Int, runFolder: URL, artifacts: Artifacts) {
+    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
         self.name = name
         self.checkpoint = checkpoint
         selection = SlideTileSelection(stage: name, micronsPerPixel: p.optionalNumber("mpp"), minimumTissue: p.number("min_tissue"))
@@ -52,6 +55,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         let cache = p.text("cache")
         cacheFolder = cache.hasPrefix("/") ? URL(fileURLWithPath: cache) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(cache)
         folder = runFolder.appendingPathComponent(name)
+        group = try DataParallel.trainingGroup()
         self.seed = UInt64(seed)
         self.artifacts = artifacts
     }
@@ -119,14 +123,35 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         guard !tiles.isEmpty else { return [] }
         let encoder = try loadEncoder(context)
         let bySlide = Dictionary(grouping: 0..<tiles.count, by: tiles.source)
-        var bags: [Bag] = []
-        for slide in bySlide.keys.sorted() {
-            if context.isStopping { break }
-            // Evenly spaced over the slide's tiles in key order, at most `max_tiles`.
+        let slides = bySlide.keys.sorted()
+        /// Evenly spaced over the slide's tiles in key order, at most `max_tiles`.
+        func chosen(_ slide: String) -> [Int] {
             let all = bySlide[slide]!.sorted { tiles.key($0) < tiles.key($1) }
-            let chosen = all.count <= maximumTiles ? all : (0..<maximumTiles).map { all[$0 * all.count / maximumTiles] }
+            return all.count <= maximumTiles ? all : (0..<maximumTiles).map { all[$0 * all.count / maximumTiles] }
+        }
+        // Under mpirun/srun rank r embeds slides r, r + R, … into the embedding cache (a shared
+        // file system), the failures are gathered, and every rank then reads every bag from it.
+        var failed: [FailureRecord] = []
+        if let group {
+            context.count("\(name).processes", group.size)
+            for (index, slide) in slides.enumerated() where index % group.size == group.rank {
+                if context.isStopping { break }
+                do { _ = try embed(slide, tiles.subset(chosen(slide)), encoder: encoder, context: context) } catch {
+                    if context.isStopping { break }
+                    failed.append(FailureRecord(item: slide, reason: String(describing: error)))
+                }
+            }
+            let mine = try JSONEncoder().encode(failed)
+            failed = try group.allGather(Array(mine)).flatMap { try JSONDecoder().decode([FailureRecord].self, from: Data($0)) }
+            for failure in failed { context.reportFailure(item: failure.item, reason: failure.reason) }
+        }
+        let failedSlides = Set(failed.map(\.item))
+        var bags: [Bag] = []
+        for slide in slides where !failedSlides.contains(slide) {
+            if context.isStopping { break }
+            let picked = chosen(slide)
             do {
-                let embeddings = try embed(slide, tiles.subset(chosen), encoder: encoder, context: context)
+                let embeddings = try embed(slide, tiles.subset(picked), encoder: encoder, context: context)
                 let f = facts[slide]!
                 bags.append(Bag(slide: slide, label: f.label, patient: f.patient, time: f.time, event: f.event, embeddings: embeddings))
             } catch {
@@ -161,6 +186,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
             let model = try train(usable, trainIndices, classes: classes, rng: &rng)
             for i in testIndices { outputs[i] = model.forward(usable[i].embeddings).scalars.map(Double.init) }
         }
+        guard group?.isRoot ?? true else { return }  // every rank trained the same; rank 0 writes
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var csv = CSVField.line(["slide", "patient", "fold"] + (survival ? ["time", "event", "risk"] : ["label"] + classes.map { "p_\($0)" }))
         if survival {

@@ -1,5 +1,6 @@
 import Foundation
 import SSMamba
+import Tensors
 import Slides
 import XCTest
 
@@ -156,5 +157,69 @@ final class DataParallelTests: XCTestCase {
         let resumed = try BuiltTool.run(["run", flow.path, "--out", run.path, "--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
         try compare()
+    }
+
+    /// Slide-level training under mpirun: the slides' embeddings are shared out between 2 ranks
+    /// (each embeds every other slide into the shared embedding cache), every rank trains the same
+    /// aggregator, and rank 0 writes the cross-validation a one-process run writes.
+    func testSlideMILSharesOutTheEmbeddings() throws {
+        var labels = "slide,patient,label\n"
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("slides"), withIntermediateDirectories: true)
+        for i in 0..<6 {
+            let purple = i % 2 == 0
+            let pixels = (0..<(512 * 384)).flatMap { p -> [UInt8] in
+                let (x, y) = (p % 512, p / 512)
+                guard x >= 32 && x < 480 && y >= 32 && y < 352 else { return [242, 242, 242] }
+                return (purple ? (x / 32 + y / 32) % 2 == 0 : (x / 32 + y / 32) % 7 == 0) ? [110, 60, 160] : [230, 140, 190]
+            }
+            try PyramidWriter.write(RGBImage(width: 512, height: 384, pixels: pixels), to: folder.appendingPathComponent("slides/s\(i).tif"),
+                                    micronsPerPixel: 0.5, compression: .deflate)
+            labels += "s\(i).tif,p\(i),\(purple ? "tumour" : "normal")\n"
+        }
+        try labels.write(to: folder.appendingPathComponent("labels.csv"), atomically: true, encoding: .utf8)
+        var rng = RandomGenerator(seed: 1)
+        let config = try ModelConfiguration.named("ssmamba_micro")
+        try Checkpoint(manifest: Checkpoint.Manifest(model: config), weights: try Encoder(config: config, using: &rng).stateDictionary())
+            .write(to: folder.appendingPathComponent("encoder"))
+        func flow(_ name: String) throws -> String {
+            let path = folder.appendingPathComponent("\(name).yaml").path
+            try """
+            flow: mil
+            output: \(folder.appendingPathComponent(name).path)
+            source: {kind: slides, path: \(folder.appendingPathComponent("slides").path), labels: \(folder.appendingPathComponent("labels.csv").path)}
+            stages:
+              - stage: tissue
+              - stage: tiles
+                mpp: 1.0
+                size: 64
+              - stage: cache
+                path: \(folder.appendingPathComponent("tiles").path)
+              - stage: slide_mil
+                checkpoint: \(folder.appendingPathComponent("encoder").path)
+                epochs: 40
+                folds: 3
+                cache: \(folder.appendingPathComponent("embeddings-\(name)").path)
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let single = try BuiltTool.run(["run", try flow("single")])
+        XCTAssertEqual(single.status, 0, single.output)
+        let (status, output) = try mpirun(2, ["run", try flow("parallel")])
+        XCTAssertEqual(status, 0, output)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("parallel/report.json"))) as! [String: Any]
+        let counters = try XCTUnwrap(report["counters"] as? [String: Int])
+        XCTAssertEqual(counters["slide_mil.processes"], 2)
+        XCTAssertEqual(counters["slide_mil.embeddings_computed"], 3, "rank 0 embedded half of the slides: \(counters)")
+        XCTAssertEqual(counters["slide_mil.embeddings_reused"], 6, "and read every bag back: \(counters)")
+        let tables = try ["single", "parallel"].map { try String(contentsOf: folder.appendingPathComponent("\($0)/slide_mil/cross_validation.csv"), encoding: .utf8)
+            .split(separator: "\n").map { $0.split(separator: ",").map(String.init) } }
+        XCTAssertEqual(tables[0].count, 7)
+        XCTAssertEqual(tables[0].count, tables[1].count)
+        XCTAssertEqual(tables[0][0], tables[1][0])
+        for (a, b) in zip(tables[0].dropFirst(), tables[1].dropFirst()) {
+            XCTAssertEqual(Array(a.prefix(4)), Array(b.prefix(4)))
+            for (x, y) in zip(a.dropFirst(4), b.dropFirst(4)) { XCTAssertEqual(Double(x) ?? -1, Double(y) ?? -2, accuracy: 1e-3, "\(a) vs \(b)") }
+        }
     }
 }
