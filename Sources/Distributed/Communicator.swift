@@ -97,7 +97,7 @@ public final class Communicator: @unchecked Sendable {
         guard usesMPI, size > 1 else { return }
         var count = Int64(bytes.count)
         try check(MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), comm), "broadcasting a length")
-        if !isRootOf(root) { bytes = [UInt8](repeating: 0, count: Int(count)) }
+        if rank != root { bytes = [UInt8](repeating: 0, count: Int(count)) }
         try bytes.withUnsafeMutableBytes { raw in
             try check(MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), comm), "broadcasting \(raw.count) bytes")
         }
@@ -138,14 +138,13 @@ public final class Communicator: @unchecked Sendable {
         MPI_Abort(ssmamba_mpi_comm_world(), code)
     }
 
-    private func isRootOf(_ root: Int) -> Bool { rank == root }
-
     private func check(_ status: Int32, _ what: String) throws {
         guard status != MPI_SUCCESS else { return }
         var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
         var length: Int32 = 0
         MPI_Error_string(status, &text, &length)
-        throw DistributedError(rank: rank, size: size, operation: what, reason: String(cString: text))
+        let message = String(decoding: text.prefix(Int(max(0, length))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw DistributedError(rank: rank, size: size, operation: what, reason: message)
     }
 }
 
