@@ -25,6 +25,30 @@ enum BuiltTool {
         return (result.status, result.output)
     }
 
+    /// `mpirun -np ranks ssmamba ARGS…`, configured and not started (output discarded unless the
+    /// caller redirects it); Open MPI is told that root may run it (containers and CI run as root).
+    static func mpirunProcess(_ ranks: Int, _ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun", "--oversubscribe", "-np", "\(ranks)", executable.path] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return process
+    }
+
+    /// The same, run to the end; its status and output.
+    static func mpirun(_ ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = mpirunProcess(ranks, arguments)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
     /// The same, and whether the process exited (rather than died on a signal, whose number is then the status).
     static func outcome(_ arguments: [String], in directory: URL? = nil) throws -> (exited: Bool, status: Int32, output: String) {
         let process = process(arguments, in: directory)

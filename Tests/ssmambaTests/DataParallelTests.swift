@@ -40,27 +40,7 @@ final class DataParallelTests: XCTestCase {
             .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[1])! }
     }
 
-    /// `mpirun -np N ssmamba ARGS…`, run to the end; its status and output.
-    func mpirun(_ ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = mpirunProcess(ranks, arguments)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
-    }
-
-    func mpirunProcess(_ ranks: Int, _ arguments: [String]) -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["mpirun", "--oversubscribe", "-np", "\(ranks)", BuiltTool.executable.path] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        return process
-    }
+    func mpirun(_ ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String) { try BuiltTool.mpirun(ranks, arguments) }
 
     /// The fine-tuning flow of both tests: augmentation on (flips, brightness; each image draws
     /// from its own place in the batch, so both runs see the same images), no drop-path or dropout
@@ -139,7 +119,7 @@ final class DataParallelTests: XCTestCase {
         let single = try BuiltTool.run(["run", flow.path, "--out", folder.appendingPathComponent("single").path])
         XCTAssertEqual(single.status, 0, single.output)
         let run = folder.appendingPathComponent("parallel")
-        let launcher = mpirunProcess(2, ["run", flow.path, "--out", run.path])
+        let launcher = BuiltTool.mpirunProcess(2, ["run", flow.path, "--out", run.path])
         try launcher.run()
         let last = run.appendingPathComponent("finetune/last/checkpoint.json")
         let deadline = Date().addingTimeInterval(120)

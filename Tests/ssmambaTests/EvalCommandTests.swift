@@ -91,17 +91,8 @@ final class EvalCommandTests: XCTestCase {
                          "--mpp", "2", "--cache", folder.appendingPathComponent("cache").path]
         let single = try BuiltTool.run(arguments + ["--out", folder.appendingPathComponent("single").path])
         XCTAssertEqual(single.status, 0, single.output)
-        let mpirun = Process()
-        mpirun.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        mpirun.arguments = ["mpirun", "--oversubscribe", "-np", "2", BuiltTool.executable.path] + arguments + ["--out", folder.appendingPathComponent("parallel").path]
-        mpirun.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
-        let pipe = Pipe()
-        mpirun.standardOutput = pipe
-        mpirun.standardError = pipe
-        try mpirun.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        mpirun.waitUntilExit()
-        XCTAssertEqual(mpirun.terminationStatus, 0, output)
+        let (status, output) = try BuiltTool.mpirun(2, arguments + ["--out", folder.appendingPathComponent("parallel").path])
+        XCTAssertEqual(status, 0, output)
         for file in ["slide_scores.csv", "a.tiles.csv", "b.tiles.csv", "a.heatmap.png", "b.heatmap.tif"] {
             let one = try Data(contentsOf: folder.appendingPathComponent("single/evaluate_slides/\(file)"))
             let two = try Data(contentsOf: folder.appendingPathComponent("parallel/evaluate_slides/\(file)"))
