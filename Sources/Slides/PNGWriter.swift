@@ -1,22 +1,17 @@
+import CZlib
 import Foundation
 
-/// Writes 8-bit RGB PNG files with no compression library: the image data is a zlib stream of
-/// *stored* deflate blocks (valid PNG, larger than a compressed one; fine for previews and
-/// regions). Written to a temporary file and renamed into place.
+/// Writes 8-bit RGB PNG files: each row filtered with the PNG filter (none, sub, up, average,
+/// Paeth) whose output has the smallest sum of absolute values (the heuristic libpng and PIL use),
+/// then deflated by zlib at its default level. Written to a temporary file and renamed into place.
 public enum PNGWriter {
     public static func write(_ image: RGBImage, to url: URL) throws {
-        var raw = [UInt8]()
-        raw.reserveCapacity(image.height * (image.width * 3 + 1))
-        for y in 0..<image.height {
-            raw.append(0)  // filter: none
-            raw += image.pixels[(y * image.width * 3)..<((y + 1) * image.width * 3)]
-        }
         var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         var header = [UInt8]()
         header += bigEndian(UInt32(image.width)) + bigEndian(UInt32(image.height))
         header += [8, 2, 0, 0, 0]  // 8 bits, truecolour, deflate, adaptive filtering, no interlace
         chunk("IHDR", header, into: &png)
-        chunk("IDAT", zlibStored(raw), into: &png)
+        chunk("IDAT", try deflate(filtered(image), path: url.path), into: &png)
         chunk("IEND", [], into: &png)
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
         do {
@@ -28,23 +23,56 @@ public enum PNGWriter {
         }
     }
 
-    static func zlibStored(_ data: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [0x78, 0x01]
-        var offset = 0
-        repeat {
-            let length = min(65_535, data.count - offset)
-            let final: UInt8 = offset + length == data.count ? 1 : 0
-            out.append(final)
-            out += [UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
-            out += data[offset..<(offset + length)]
-            offset += length
-        } while offset < data.count
-        var a: UInt32 = 1, b: UInt32 = 0
-        for byte in data {
-            a = (a + UInt32(byte)) % 65_521
-            b = (b + a) % 65_521
+    /// The rows, each preceded by its filter type and filtered with it (PNG spec, section 9).
+    static func filtered(_ image: RGBImage) -> [UInt8] {
+        let stride = image.width * 3
+        var out = [UInt8](repeating: 0, count: image.height * (stride + 1))
+        var candidate = [UInt8](repeating: 0, count: stride)
+        image.pixels.withUnsafeBufferPointer { pixels in
+            for y in 0..<image.height {
+                let row = y * stride, above = row - stride
+                var best: (type: UInt8, cost: Int, bytes: [UInt8]) = (0, .max, [])
+                for type in UInt8(0)...4 {
+                    var cost = 0
+                    for i in 0..<stride {
+                        let x = Int(pixels[row + i])
+                        let a = i >= 3 ? Int(pixels[row + i - 3]) : 0
+                        let b = y > 0 ? Int(pixels[above + i]) : 0
+                        let c = i >= 3 && y > 0 ? Int(pixels[above + i - 3]) : 0
+                        let predicted: Int
+                        switch type {
+                        case 0: predicted = 0
+                        case 1: predicted = a
+                        case 2: predicted = b
+                        case 3: predicted = (a + b) / 2
+                        default:
+                            let p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c)
+                            predicted = pa <= pb && pa <= pc ? a : (pb <= pc ? b : c)
+                        }
+                        let value = UInt8(truncatingIfNeeded: x - predicted)
+                        candidate[i] = value
+                        cost += value < 128 ? Int(value) : 256 - Int(value)
+                    }
+                    if cost < best.cost { best = (type, cost, candidate) }
+                }
+                let start = y * (stride + 1)
+                out[start] = best.type
+                out.replaceSubrange((start + 1)..<(start + 1 + stride), with: best.bytes)
+            }
         }
-        return out + bigEndian(b << 16 | a)
+        return out
+    }
+
+    /// A zlib stream of `data` at zlib's default level.
+    static func deflate(_ data: [UInt8], path: String) throws -> [UInt8] {
+        var size = compressBound(uLong(data.count))
+        var out = [UInt8](repeating: 0, count: Int(size))
+        let status = out.withUnsafeMutableBufferPointer { dst in
+            data.withUnsafeBufferPointer { src in compress2(dst.baseAddress, &size, src.baseAddress, uLong(src.count), Z_DEFAULT_COMPRESSION) }
+        }
+        guard status == Z_OK else { throw SlideError(.invalidRequest, path, "zlib could not compress the image (status \(status))") }
+        out.removeLast(out.count - Int(size))
+        return out
     }
 
     static func chunk(_ type: String, _ data: [UInt8], into png: inout [UInt8]) {
