@@ -15,7 +15,10 @@ public struct Dropout {
         guard training && probability > 0 else { mask = nil; return x }
         var m = Tensor(zeros: x.shape)
         let keep = 1 / (1 - probability)
-        for i in 0..<m.count { m.scalars[i] = rng.uniform() < probability ? 0 : keep }
+        // Each sample's row from its own generator (the same whichever process holds the sample).
+        let samples = x.shape.first ?? 1, per = m.count / max(samples, 1)
+        var generators = rng.perSample(samples)
+        for i in 0..<m.count { m.scalars[i] = generators[i / max(per, 1)].uniform() < probability ? 0 : keep }
         mask = m
         return x * m
     }
@@ -37,7 +40,8 @@ public struct DropPath {
     public mutating func forward(_ x: Tensor, training: Bool, using rng: inout RandomGenerator) -> Tensor {
         guard training && probability > 0 else { keep = nil; return x }
         let scale = 1 / (1 - probability)
-        let factors = (0..<x.shape[0]).map { _ in rng.uniform() < probability ? Float(0) : scale }
+        var generators = rng.perSample(x.shape[0])  // one per sample, as Dropout
+        let factors = generators.indices.map { generators[$0].uniform() < probability ? Float(0) : scale }
         keep = factors
         return DropPath.scaleSamples(x, factors)
     }

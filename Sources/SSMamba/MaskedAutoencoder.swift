@@ -76,8 +76,9 @@ public final class MaskedAutoencoder: ParameterOwner {
         let visible = max(1, Int((Double(cells) * (1 - settings.maskRatio)).rounded()))
         var positions: [Int] = []
         positions.reserveCapacity(batch * visible)
-        for _ in 0..<batch {
-            positions += rng.permutation(cells).prefix(visible).sorted()
+        var generators = rng.perSample(batch)  // each image's mask from its own generator
+        for i in 0..<batch {
+            positions += generators[i].permutation(cells).prefix(visible).sorted()
         }
         return TokenGrid(batch: batch, height: config.gridSide, width: config.gridSide, positions: positions)
     }

@@ -47,6 +47,9 @@ public final class Trainer<Model: ParameterOwner> {
     public private(set) var microStep = 0
     /// The processes this model is trained with (nil: this process alone).
     public var group: ProcessGroup?
+    /// The place of this process's first sample in the whole batch (data-parallel training): the
+    /// model's per-sample random draws (`RandomGenerator.perSample`) follow the sample, not the process.
+    public var sampleOffset = 0
     /// Seconds spent averaging gradients with the other processes (waiting for the slowest included).
     public private(set) var synchronizationSeconds = 0.0
     /// Samples and their summed loss since the last optimizer step; the gradient buffer of a group.
@@ -88,6 +91,7 @@ public final class Trainer<Model: ParameterOwner> {
         }
         var loss: Float = 0
         if samples > 0 {
+            rng.sampleOffset = sampleOffset
             loss = try body(&rng, 1 / Float(settings.accumulationSteps))
             guard loss.isFinite else { throw TrainingError.nonFiniteLoss(loss, step: microStep) }
         }

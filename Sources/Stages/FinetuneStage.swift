@@ -139,6 +139,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
                                  : EpochOrder(count: train.count, seed: seed &+ 303).batchPlan(size: batchSize)
         // Under mpirun/srun each process reads its share of every batch; gradients are averaged.
         let (plan, offset) = try DataParallel.share(wholePlan, batch: batchSize, stage: name)
+        trainer.sampleOffset = offset
         if let group {
             trainer.group = group
             context.count("\(name).processes", group.size)

@@ -79,6 +79,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         let order = EpochOrder(count: tiles.count, seed: seed &+ 101)
         // Under mpirun/srun each process reads its share of every batch; gradients are averaged.
         let (plan, offset) = try DataParallel.share({ [batchSize] in order.batch($0, size: batchSize) }, batch: batchSize, stage: name)
+        trainer.sampleOffset = offset
         if let group {
             trainer.group = group
             context.count("\(name).processes", group.size)

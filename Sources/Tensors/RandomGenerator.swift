@@ -8,6 +8,9 @@ import Foundation
 public struct RandomGenerator: RandomNumberGenerator, Sendable {
     public let seed: UInt64
     private var state: (UInt64, UInt64, UInt64, UInt64)
+    /// The place of this process's first sample in the whole batch: data-parallel training sets it
+    /// (0 otherwise); `perSample(_:)` uses it. Not part of the saved state.
+    public var sampleOffset = 0
 
     /// The full state, for checkpoints: `RandomGenerator(state:)` continues the exact sequence.
     public var savedState: [UInt64] { [seed, state.0, state.1, state.2, state.3] }
@@ -23,6 +26,15 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
         var mixer = seed
         state = (RandomGenerator.splitMix(&mixer), RandomGenerator.splitMix(&mixer),
                  RandomGenerator.splitMix(&mixer), RandomGenerator.splitMix(&mixer))
+    }
+
+    /// One generator per sample of a batch of `count`: sample i draws from
+    /// `RandomGenerator(seed: site).stream(sampleOffset + i)`, `site` being one draw of this
+    /// generator. Every process of a data-parallel run makes the same draws of sites, so a sample's
+    /// random choices (its drop-path, dropout, mask) do not depend on how the batch was shared out.
+    public mutating func perSample(_ count: Int) -> [RandomGenerator] {
+        let site = RandomGenerator(seed: next())
+        return (0..<count).map { site.stream(UInt64(sampleOffset + $0)) }
     }
 
     /// The generator of sub-stream `index` (e.g. a worker or an epoch), a pure function of

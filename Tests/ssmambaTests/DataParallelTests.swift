@@ -35,16 +35,16 @@ final class DataParallelTests: XCTestCase {
         return dataset
     }
 
-    func losses(_ run: URL) throws -> [Double] {
-        try String(contentsOf: run.appendingPathComponent("finetune/train_log.csv"), encoding: .utf8)
+    func losses(_ run: URL, stage: String = "finetune") throws -> [Double] {
+        try String(contentsOf: run.appendingPathComponent("\(stage)/train_log.csv"), encoding: .utf8)
             .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[1])! }
     }
 
     func mpirun(_ ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String) { try BuiltTool.mpirun(ranks, arguments) }
 
-    /// The fine-tuning flow of both tests: augmentation on (flips, brightness; each image draws
-    /// from its own place in the batch, so both runs see the same images), no drop-path or dropout
-    /// (those draw per process).
+    /// The fine-tuning flow of both tests: augmentation (flips, brightness), drop-path and head
+    /// dropout on; every random choice about an image draws from its place in the whole batch, so
+    /// one process and two make the same choices.
     func writeFlow(epochs: Int, checkpointEvery: Int = 100) throws -> URL {
         let rois = folder.appendingPathComponent("rois")
         if !FileManager.default.fileExists(atPath: rois.path) { _ = try writeROIs() }
@@ -58,7 +58,7 @@ final class DataParallelTests: XCTestCase {
           - stage: cache
             path: \(folder.appendingPathComponent("cache").path)
           - stage: finetune
-            model: {name: ssmamba_micro, drop_path: 0, head_dropout: 0}
+            model: {name: ssmamba_micro, drop_path: 0.1, head_dropout: 0.2}
             epochs: \(epochs)
             batch: 16
             balanced: false
@@ -85,6 +85,37 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(metrics["finetune.rank1.images"], Double(read / 2), "\(metrics)")
         XCTAssertNotNil(metrics["finetune.rank1.averaging_gradients_seconds"])
         XCTAssertEqual(output.split(separator: "\n").filter { $0.hasPrefix("completed") }.count, 1, "rank 0 alone says how the run ended\n\(output)")
+    }
+
+    /// MAMIM pretraining on 2 processes: every image's mask (and augmentation) draws from its place
+    /// in the whole batch, so the loss sequence is one process's.
+    func testPretrainingOnTwoProcessesMatchesOne() throws {
+        _ = try writeROIs()
+        let flow = folder.appendingPathComponent("pretrain.yaml")
+        try """
+        flow: pretrain
+        output: \(folder.appendingPathComponent("run").path)
+        source: {kind: roi_folder, path: \(folder.appendingPathComponent("rois").path)}
+        stages:
+          - stage: decode
+          - stage: cache
+            path: \(folder.appendingPathComponent("cache").path)
+          - stage: pretrain
+            steps: 20
+            batch: 16
+            reconstructions: 2
+
+        """.write(to: flow, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try BuiltTool.run(["run", flow.path, "--out", folder.appendingPathComponent("single").path]).status, 0)
+        let (status, output) = try mpirun(2, ["run", flow.path, "--out", folder.appendingPathComponent("parallel").path])
+        XCTAssertEqual(status, 0, output)
+        let one = try losses(folder.appendingPathComponent("single"), stage: "pretrain")
+        let two = try losses(folder.appendingPathComponent("parallel"), stage: "pretrain")
+        XCTAssertEqual(one.count, 20)
+        XCTAssertEqual(one.count, two.count)
+        for (step, (a, b)) in zip(one, two).enumerated() {
+            XCTAssertEqual(b, a, accuracy: 1e-5 * abs(a), "step \(step): one process \(a), two processes \(b)")
+        }
     }
 
     /// The single and the parallel run: the same losses step by step, the same best checkpoint.
