@@ -67,20 +67,41 @@ public final class Communicator: @unchecked Sendable {
     /// Whether this rank writes the run's files (checkpoints, pictures, reports): rank 0.
     public var isRoot: Bool { rank == 0 }
 
+    /// Seconds a collective may wait for the other ranks before this rank gives up and stops the
+    /// run (`SSMAMBA_MPI_TIMEOUT`, default 900): a rank that hangs rather than dies (a stuck file
+    /// system, a node that stopped answering) must not hold the others forever.
+    public static var timeout: Double {
+        ProcessInfo.processInfo.environment["SSMAMBA_MPI_TIMEOUT"].flatMap(Double.init).map { max(0.1, $0) } ?? 900
+    }
+
+    /// Runs `body` (one collective); if it has not returned after `timeout` seconds, says which
+    /// operation stalled and aborts every rank.
+    private func watched<R>(_ what: String, _ body: () throws -> R) rethrows -> R {
+        let finished = Watch()
+        let limit = Self.timeout
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit) { [rank, size] in
+            guard !finished.isDone else { return }
+            FileHandle.standardError.write(Data("rank \(rank) of \(size): no answer from the other ranks for \(Int(limit)) s while \(what) (SSMAMBA_MPI_TIMEOUT); stopping every rank; rerun with --resume\n".utf8))
+            MPI_Abort(ssmamba_mpi_comm_world(), 1)
+        }
+        defer { finished.done() }
+        return try body()
+    }
+
     // MARK: collectives
 
     /// Replaces `values` on every rank by their element-wise sum over the ranks.
     public func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {
         guard usesMPI, size > 1, values.count > 0 else { return }
-        try check(MPI_Allreduce(ssmamba_mpi_in_place(), values.baseAddress, Int32(values.count), ssmamba_mpi_float(), ssmamba_mpi_sum(),
-                                comm), "summing \(values.count) numbers over the ranks")
+        let what = "summing \(values.count) numbers over the ranks"
+        try check(watched(what) { MPI_Allreduce(ssmamba_mpi_in_place(), values.baseAddress, Int32(values.count), ssmamba_mpi_float(), ssmamba_mpi_sum(), comm) }, what)
     }
 
     /// The sum of `value` over the ranks.
     public func sum(_ value: Double) throws -> Double {
         guard usesMPI, size > 1 else { return value }
         var input = value, output = 0.0
-        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_sum(), comm), "summing a number over the ranks")
+        try check(watched("summing a number over the ranks") { MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_sum(), comm) }, "summing a number over the ranks")
         return output
     }
 
@@ -88,7 +109,7 @@ public final class Communicator: @unchecked Sendable {
     public func maximum(_ value: Double) throws -> Double {
         guard usesMPI, size > 1 else { return value }
         var input = value, output = 0.0
-        try check(MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_max(), comm), "taking a maximum over the ranks")
+        try check(watched("taking a maximum over the ranks") { MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_max(), comm) }, "taking a maximum over the ranks")
         return output
     }
 
@@ -96,10 +117,10 @@ public final class Communicator: @unchecked Sendable {
     public func broadcast(_ bytes: inout [UInt8], from root: Int = 0) throws {
         guard usesMPI, size > 1 else { return }
         var count = Int64(bytes.count)
-        try check(MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), comm), "broadcasting a length")
+        try check(watched("broadcasting a length") { MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), comm) }, "broadcasting a length")
         if rank != root { bytes = [UInt8](repeating: 0, count: Int(count)) }
         try bytes.withUnsafeMutableBytes { raw in
-            try check(MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), comm), "broadcasting \(raw.count) bytes")
+            try check(watched("broadcasting \(raw.count) bytes") { MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), comm) }, "broadcasting \(raw.count) bytes")
         }
     }
 
@@ -108,19 +129,19 @@ public final class Communicator: @unchecked Sendable {
         guard usesMPI, size > 1 else { return [bytes] }
         var length = Int32(bytes.count)
         var lengths = [Int32](repeating: 0, count: size)
-        try check(MPI_Allgather(&length, 1, ssmamba_mpi_int(), &lengths, 1, ssmamba_mpi_int(), comm), "gathering lengths")
+        try check(watched("gathering lengths") { MPI_Allgather(&length, 1, ssmamba_mpi_int(), &lengths, 1, ssmamba_mpi_int(), comm) }, "gathering lengths")
         var offsets = [Int32](repeating: 0, count: size)
         for r in 1..<size { offsets[r] = offsets[r - 1] + lengths[r - 1] }
         var all = [UInt8](repeating: 0, count: Int(lengths.reduce(0, +)))
         var mine = bytes
-        try check(MPI_Allgatherv(&mine, length, ssmamba_mpi_byte(), &all, lengths, offsets, ssmamba_mpi_byte(), comm), "gathering \(bytes.count) bytes")
+        try check(watched("gathering \(bytes.count) bytes") { MPI_Allgatherv(&mine, length, ssmamba_mpi_byte(), &all, lengths, offsets, ssmamba_mpi_byte(), comm) }, "gathering \(bytes.count) bytes")
         return (0..<size).map { r in Array(all[Int(offsets[r])..<Int(offsets[r] + lengths[r])]) }
     }
 
     /// Waits until every rank has arrived.
     public func barrier() throws {
         guard usesMPI, size > 1 else { return }
-        try check(MPI_Barrier(comm), "waiting for every rank")
+        try check(watched("waiting for every rank") { MPI_Barrier(comm) }, "waiting for every rank")
     }
 
     /// Ends MPI for this process (after the last collective); a world of one has nothing to end.
@@ -157,4 +178,12 @@ public struct DistributedError: Error, CustomStringConvertible {
     public var description: String {
         "rank \(rank) of \(size): \(operation) failed (\(reason)); another rank has probably stopped; see its output, then rerun with --resume"
     }
+}
+
+/// Whether a watched collective has returned.
+private final class Watch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var finished = false
+    var isDone: Bool { lock.withLock { finished } }
+    func done() { lock.withLock { finished = true } }
 }

@@ -16,6 +16,7 @@ final class CommunicatorTests: XCTestCase {
         let world = Communicator.world
         let folder = URL(fileURLWithPath: ProcessInfo.processInfo.environment["SSMAMBA_MPI_OUT"]!)
         if mode == "die" && world.rank == 1 { exit(3) }
+        if mode == "hang" && world.rank == 1 { sleep(60) }
         var values = (0..<1000).map { Float($0 * (world.rank + 1)) }
         try values.withUnsafeMutableBufferPointer { try world.sum($0) }
         let total = try world.sum(Double(world.rank + 1))
@@ -28,12 +29,12 @@ final class CommunicatorTests: XCTestCase {
         world.finish()
     }
 
-    func run(ranks: Int, mode: String, folder: URL) throws -> (status: Int32, seconds: Double) {
+    func run(ranks: Int, mode: String, folder: URL, timeout: Double = 900) throws -> (status: Int32, seconds: Double) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["mpirun", "--oversubscribe", "-np", "\(ranks)", CommandLine.arguments[0], "DistributedTests.CommunicatorTests/testRank"]
         process.environment = ProcessInfo.processInfo.environment.merging([
-            Self.childVariable: mode, "SSMAMBA_MPI_OUT": folder.path,
+            Self.childVariable: mode, "SSMAMBA_MPI_OUT": folder.path, "SSMAMBA_MPI_TIMEOUT": "\(timeout)",
             // Containers and CI run as root; Open MPI refuses that unless told.
             "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         ]) { $1 }
@@ -60,6 +61,11 @@ final class CommunicatorTests: XCTestCase {
         let dead = try run(ranks: 2, mode: "die", folder: folder)
         XCTAssertNotEqual(dead.status, 0)
         XCTAssertLessThan(dead.seconds, 120, "the surviving rank waited for the dead one")
+        // Rank 1 hangs (alive, never arriving): rank 0's collective gives up after the timeout and
+        // stops every rank, well before the hanging rank would have woken.
+        let hung = try run(ranks: 2, mode: "hang", folder: folder, timeout: 2)
+        XCTAssertNotEqual(hung.status, 0)
+        XCTAssertLessThan(hung.seconds, 30, "the collective waited past its timeout")
     }
 
     /// Without a launcher: a world of one, MPI never initialised, collectives are identities.
