@@ -90,9 +90,26 @@ public struct FlowReport: Codable, Sendable {
             lines += ["", "## Counters", "", "| counter | value |", "|---|---:|"]
             for (name, value) in counters.sorted(by: { $0.key < $1.key }) { lines.append("| \(name) | \(value) |") }
         }
-        if !metrics.isEmpty {
+        // Per-process figures of a run on several processes (`<stage>.rank<r>.<name>`) get a table of their own.
+        let perRank = metrics.keys.compactMap { key -> (stage: String, rank: Int, name: String, key: String)? in
+            let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
+            guard parts.count == 3, parts[1].hasPrefix("rank"), let rank = Int(parts[1].dropFirst(4)) else { return nil }
+            return (parts[0], rank, parts[2], key)
+        }
+        let rankKeys = Set(perRank.map(\.key))
+        let general = metrics.filter { !rankKeys.contains($0.key) }
+        if !general.isEmpty {
             lines += ["", "## Metrics", "", "| metric | value |", "|---|---:|"]
-            for (name, value) in metrics.sorted(by: { $0.key < $1.key }) { lines.append("| \(name) | \(String(format: "%.6g", value)) |") }
+            for (name, value) in general.sorted(by: { $0.key < $1.key }) { lines.append("| \(name) | \(String(format: "%.6g", value)) |") }
+        }
+        if !perRank.isEmpty {
+            let names = Array(Set(perRank.map(\.name))).sorted()
+            lines += ["", "## Processes", "", "| stage | rank | " + names.joined(separator: " | ") + " |", "|---|---:|" + String(repeating: "---:|", count: names.count)]
+            let rows = Dictionary(grouping: perRank) { "\($0.stage).rank\($0.rank)" }.values.map { ($0[0].stage, $0[0].rank) }
+            for (stage, rank) in rows.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
+                let cells = names.map { name in metrics["\(stage).rank\(rank).\(name)"].map { String(format: "%.6g", $0) } ?? "" }
+                lines.append("| \(stage) | \(rank) | " + cells.joined(separator: " | ") + " |")
+            }
         }
         let failing = stages.filter { $0.failed > 0 }
         if !failing.isEmpty {

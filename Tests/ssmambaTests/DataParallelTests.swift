@@ -84,6 +84,9 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(metrics["finetune.rank0.images"], Double(read / 2), "\(metrics)")
         XCTAssertEqual(metrics["finetune.rank1.images"], Double(read / 2), "\(metrics)")
         XCTAssertNotNil(metrics["finetune.rank1.averaging_gradients_seconds"])
+        let markdown = try String(contentsOf: folder.appendingPathComponent("parallel/report.md"), encoding: .utf8)
+        XCTAssertTrue(markdown.contains("## Processes\n\n| stage | rank | averaging_gradients_seconds | images | waited_for_data_seconds |"), markdown)
+        XCTAssertTrue(markdown.contains("| finetune | 1 | "), markdown)
         XCTAssertEqual(output.split(separator: "\n").filter { $0.hasPrefix("completed") }.count, 1, "rank 0 alone says how the run ended\n\(output)")
     }
 
