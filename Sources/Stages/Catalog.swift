@@ -107,9 +107,11 @@ public enum Catalog {
 
     public static let export = StepKind(
         name: "export", input: "tile", output: nil,
-        doc: "Writes tiles as PNG files with a CSV of their coordinates into the run folder (or `folder`).",
+        doc: "Writes tiles as PNG (lossless) or JPEG files with a CSV of their coordinates into the run folder (or `folder`).",
         parameters: [
             ParameterSpec("folder", .path(mustExist: false), default: "\"tiles\"", "output folder, relative to the run folder"),
+            ParameterSpec("format", .choice(["png", "jpeg"]), default: "png", "png (lossless) or jpeg (smaller; 4:2:0 chroma)"),
+            ParameterSpec("quality", .integer(1...100), default: "90", "JPEG quality (with `format: jpeg`)"),
         ])
 
     static let modelNames = ModelConfiguration.registry.keys.sorted()

@@ -146,7 +146,8 @@ public enum FlowAssembler {
                     edge = nil
                 case "export":
                     let folder = p.text("folder")
-                    let stage = try ExportStage(folder: folder.hasPrefix("/") ? URL(fileURLWithPath: folder) : runFolder.appendingPathComponent(folder))
+                    let stage = try ExportStage(folder: folder.hasPrefix("/") ? URL(fileURLWithPath: folder) : runFolder.appendingPathComponent(folder),
+                                                jpegQuality: p.text("format") == "jpeg" ? p.integer("quality") : nil)
                     graph.sink(step.name, stage, from: input!.typed(Tile.self), workers: step.workers, onError: step.onError)
                     edge = nil
                 default:

@@ -297,6 +297,44 @@ final class CacheContractTests: XCTestCase {
     /// Labelled ROI images through decode and a cache into fine-tuning.
     func writeROIs() throws -> URL { try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 12) }
 
+    /// `export` with `format: jpeg` writes JPEG files (named in the tile table) close to the
+    /// lossless PNGs of the same tiles.
+    func testExportWritesJPEGWhenAsked() throws {
+        let rois = try writeROIs()
+        let png = folder.appendingPathComponent("png"), jpeg = folder.appendingPathComponent("jpeg")
+        let report = try run("""
+            flow: export-both
+            output: \(folder.appendingPathComponent("run").path)
+            source: {kind: roi_folder, path: \(rois.path)}
+            stages:
+              - stage: decode
+              - stage: export
+                name: lossless
+                folder: \(png.path)
+              - stage: export
+                name: small
+                from: decode
+                folder: \(jpeg.path)
+                format: jpeg
+                quality: 90
+            """)
+        XCTAssertEqual(report.status, .completed, report.markdown)
+        let rows = try CSVTable(path: jpeg.appendingPathComponent("tiles.csv").path).rows.map(\.values)
+        XCTAssertEqual(rows.count, 24)
+        for row in rows {
+            let name = try XCTUnwrap(row["file"])
+            XCTAssertTrue(name.hasSuffix(".jpg"), name)
+            let lossy = try ImageFile.read(jpeg.appendingPathComponent(name).path)
+            let lossless = try ImageFile.read(png.appendingPathComponent(String(name.dropLast(4)) + ".png").path)
+            XCTAssertEqual([lossy.width, lossy.height], [lossless.width, lossless.height])
+            var total = 0.0
+            for (a, b) in zip(lossy.pixels, lossless.pixels) { total += Double(Int(a) - Int(b)) * Double(Int(a) - Int(b)) }
+            let psnr = 10 * log10(255 * 255 / max(total / Double(lossy.pixels.count), 1e-9))
+            XCTAssertGreaterThan(psnr, 30, name)
+            XCTAssertEqual(Array(try Data(contentsOf: jpeg.appendingPathComponent(name)).prefix(3)), [0xFF, 0xD8, 0xFF], "a JPEG stream: \(name)")
+        }
+    }
+
     func finetuneFlow(_ rois: URL, cache: URL, onError: String) -> String {
         """
         flow: finetune
