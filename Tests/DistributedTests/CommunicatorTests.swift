@@ -35,8 +35,9 @@ final class CommunicatorTests: XCTestCase {
         process.arguments = ["mpirun", "--oversubscribe", "-np", "\(ranks)", CommandLine.arguments[0], "DistributedTests.CommunicatorTests/testRank"]
         process.environment = ProcessInfo.processInfo.environment.merging([
             Self.childVariable: mode, "SSMAMBA_MPI_OUT": folder.path, "SSMAMBA_MPI_TIMEOUT": "\(timeout)",
-            // Containers and CI run as root; Open MPI refuses that unless told.
-            "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+            // Containers and CI run as root, which Open MPI refuses unless told; and it needs a
+            // remote launcher on the PATH even for local ranks (`false` is never called for them).
+            "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_plm_rsh_agent": "false",
         ]) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

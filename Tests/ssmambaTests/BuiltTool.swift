@@ -25,13 +25,18 @@ enum BuiltTool {
         return (result.status, result.output)
     }
 
+    /// What mpirun needs in a container: root allowed (containers and CI run as root), and a remote
+    /// launcher that exists (Open MPI refuses to start without ssh or rsh on the PATH even when
+    /// every rank is local; `false` is never called for local ranks).
+    static let mpirunEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_plm_rsh_agent": "false"]
+
     /// `mpirun -np ranks ssmamba ARGS…`, configured and not started (output discarded unless the
     /// caller redirects it); Open MPI is told that root may run it (containers and CI run as root).
     static func mpirunProcess(_ ranks: Int, _ arguments: [String]) -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["mpirun", "--oversubscribe", "-np", "\(ranks)", executable.path] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(mpirunEnvironment) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         return process
