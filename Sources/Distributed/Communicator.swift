@@ -74,18 +74,13 @@ public final class Communicator: @unchecked Sendable {
         ProcessInfo.processInfo.environment["SSMAMBA_MPI_TIMEOUT"].flatMap(Double.init).map { max(0.1, $0) } ?? 900
     }
 
-    /// Runs `body` (one collective); if it has not returned after `timeout` seconds, says which
-    /// operation stalled and aborts every rank.
-    private func watched<R>(_ what: String, _ body: () throws -> R) rethrows -> R {
-        let finished = Watch()
-        let limit = Self.timeout
-        DispatchQueue.global().asyncAfter(deadline: .now() + limit) { [rank, size] in
-            guard !finished.isDone else { return }
-            FileHandle.standardError.write(Data("rank \(rank) of \(size): no answer from the other ranks for \(Int(limit)) s while \(what) (SSMAMBA_MPI_TIMEOUT); stopping every rank; rerun with --resume\n".utf8))
-            MPI_Abort(ssmamba_mpi_comm_world(), 1)
-        }
-        defer { finished.done() }
-        return try body()
+    /// Runs one collective, watched (`CollectiveWatch`: past `timeout` seconds it says which
+    /// operation stalled and aborts every rank), and turns a failure into a `DistributedError`.
+    private func collective(_ what: String, _ body: () -> Int32) throws {
+        let ticket = CollectiveWatch.shared.begin(what, rank: rank, size: size)
+        let status = body()
+        CollectiveWatch.shared.end(ticket)
+        try check(status, what)
     }
 
     // MARK: collectives
@@ -94,14 +89,14 @@ public final class Communicator: @unchecked Sendable {
     public func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {
         guard usesMPI, size > 1, values.count > 0 else { return }
         let what = "summing \(values.count) numbers over the ranks"
-        try check(watched(what) { MPI_Allreduce(ssmamba_mpi_in_place(), values.baseAddress, Int32(values.count), ssmamba_mpi_float(), ssmamba_mpi_sum(), comm) }, what)
+        try collective(what) { MPI_Allreduce(ssmamba_mpi_in_place(), values.baseAddress, Int32(values.count), ssmamba_mpi_float(), ssmamba_mpi_sum(), comm) }
     }
 
     /// The sum of `value` over the ranks.
     public func sum(_ value: Double) throws -> Double {
         guard usesMPI, size > 1 else { return value }
         var input = value, output = 0.0
-        try check(watched("summing a number over the ranks") { MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_sum(), comm) }, "summing a number over the ranks")
+        try collective("summing a number over the ranks") { MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_sum(), comm) }
         return output
     }
 
@@ -109,7 +104,7 @@ public final class Communicator: @unchecked Sendable {
     public func maximum(_ value: Double) throws -> Double {
         guard usesMPI, size > 1 else { return value }
         var input = value, output = 0.0
-        try check(watched("taking a maximum over the ranks") { MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_max(), comm) }, "taking a maximum over the ranks")
+        try collective("taking a maximum over the ranks") { MPI_Allreduce(&input, &output, 1, ssmamba_mpi_double(), ssmamba_mpi_max(), comm) }
         return output
     }
 
@@ -117,10 +112,10 @@ public final class Communicator: @unchecked Sendable {
     public func broadcast(_ bytes: inout [UInt8], from root: Int = 0) throws {
         guard usesMPI, size > 1 else { return }
         var count = Int64(bytes.count)
-        try check(watched("broadcasting a length") { MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), comm) }, "broadcasting a length")
+        try collective("broadcasting a length") { MPI_Bcast(&count, 8, ssmamba_mpi_byte(), Int32(root), comm) }
         if rank != root { bytes = [UInt8](repeating: 0, count: Int(count)) }
         try bytes.withUnsafeMutableBytes { raw in
-            try check(watched("broadcasting \(raw.count) bytes") { MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), comm) }, "broadcasting \(raw.count) bytes")
+            try collective("broadcasting \(raw.count) bytes") { MPI_Bcast(raw.baseAddress, Int32(raw.count), ssmamba_mpi_byte(), Int32(root), comm) }
         }
     }
 
@@ -129,19 +124,19 @@ public final class Communicator: @unchecked Sendable {
         guard usesMPI, size > 1 else { return [bytes] }
         var length = Int32(bytes.count)
         var lengths = [Int32](repeating: 0, count: size)
-        try check(watched("gathering lengths") { MPI_Allgather(&length, 1, ssmamba_mpi_int(), &lengths, 1, ssmamba_mpi_int(), comm) }, "gathering lengths")
+        try collective("gathering lengths") { MPI_Allgather(&length, 1, ssmamba_mpi_int(), &lengths, 1, ssmamba_mpi_int(), comm) }
         var offsets = [Int32](repeating: 0, count: size)
         for r in 1..<size { offsets[r] = offsets[r - 1] + lengths[r - 1] }
         var all = [UInt8](repeating: 0, count: Int(lengths.reduce(0, +)))
         var mine = bytes
-        try check(watched("gathering \(bytes.count) bytes") { MPI_Allgatherv(&mine, length, ssmamba_mpi_byte(), &all, lengths, offsets, ssmamba_mpi_byte(), comm) }, "gathering \(bytes.count) bytes")
+        try collective("gathering \(bytes.count) bytes") { MPI_Allgatherv(&mine, length, ssmamba_mpi_byte(), &all, lengths, offsets, ssmamba_mpi_byte(), comm) }
         return (0..<size).map { r in Array(all[Int(offsets[r])..<Int(offsets[r] + lengths[r])]) }
     }
 
     /// Waits until every rank has arrived.
     public func barrier() throws {
         guard usesMPI, size > 1 else { return }
-        try check(watched("waiting for every rank") { MPI_Barrier(comm) }, "waiting for every rank")
+        try collective("waiting for every rank") { MPI_Barrier(comm) }
     }
 
     /// Ends MPI for this process (after the last collective); a world of one has nothing to end.
@@ -180,10 +175,38 @@ public struct DistributedError: Error, CustomStringConvertible {
     }
 }
 
-/// Whether a watched collective has returned.
-private final class Watch: @unchecked Sendable {
+/// The collectives in progress in this process, and one thread that checks their age twice a
+/// second (a timer per collective would leave thousands pending over a training run).
+private final class CollectiveWatch: @unchecked Sendable {
+    static let shared = CollectiveWatch()
     private let lock = NSLock()
-    private var finished = false
-    var isDone: Bool { lock.withLock { finished } }
-    func done() { lock.withLock { finished = true } }
+    private var running: [Int: (what: String, started: DispatchTime, rank: Int, size: Int)] = [:]
+    private var nextTicket = 0
+    private var watching = false
+
+    func begin(_ what: String, rank: Int, size: Int) -> Int {
+        lock.withLock {
+            if !watching {
+                watching = true
+                let thread = Thread { [self] in watch(limit: Communicator.timeout) }
+                thread.start()
+            }
+            nextTicket += 1
+            running[nextTicket] = (what, .now(), rank, size)
+            return nextTicket
+        }
+    }
+
+    func end(_ ticket: Int) { lock.withLock { running[ticket] = nil } }
+
+    private func watch(limit: Double) {
+        while true {
+            Thread.sleep(forTimeInterval: 0.5)
+            let now = DispatchTime.now().uptimeNanoseconds
+            let stalled = lock.withLock { running.values.first { Double(now - $0.started.uptimeNanoseconds) * 1e-9 > limit } }
+            guard let stalled else { continue }
+            FileHandle.standardError.write(Data("rank \(stalled.rank) of \(stalled.size): no answer from the other ranks for \(Int(limit)) s while \(stalled.what) (SSMAMBA_MPI_TIMEOUT); stopping every rank; rerun with --resume\n".utf8))
+            MPI_Abort(ssmamba_mpi_comm_world(), 1)
+        }
+    }
 }

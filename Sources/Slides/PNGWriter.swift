@@ -27,37 +27,33 @@ public enum PNGWriter {
     static func filtered(_ image: RGBImage) -> [UInt8] {
         let stride = image.width * 3
         var out = [UInt8](repeating: 0, count: image.height * (stride + 1))
-        var candidate = [UInt8](repeating: 0, count: stride)
         image.pixels.withUnsafeBufferPointer { pixels in
             for y in 0..<image.height {
                 let row = y * stride, above = row - stride
-                var best: (type: UInt8, cost: Int, bytes: [UInt8]) = (0, .max, [])
-                for type in UInt8(0)...4 {
-                    var cost = 0
-                    for i in 0..<stride {
-                        let x = Int(pixels[row + i])
-                        let a = i >= 3 ? Int(pixels[row + i - 3]) : 0
-                        let b = y > 0 ? Int(pixels[above + i]) : 0
-                        let c = i >= 3 && y > 0 ? Int(pixels[above + i - 3]) : 0
-                        let predicted: Int
-                        switch type {
-                        case 0: predicted = 0
-                        case 1: predicted = a
-                        case 2: predicted = b
-                        case 3: predicted = (a + b) / 2
-                        default:
-                            let p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c)
-                            predicted = pa <= pb && pa <= pc ? a : (pb <= pc ? b : c)
-                        }
-                        let value = UInt8(truncatingIfNeeded: x - predicted)
-                        candidate[i] = value
-                        cost += value < 128 ? Int(value) : 256 - Int(value)
+                /// Byte i of the row under filter `type`: the pixel minus its prediction, mod 256.
+                func residual(_ type: UInt8, _ i: Int) -> UInt8 {
+                    let x = Int(pixels[row + i])
+                    let a = i >= 3 ? Int(pixels[row + i - 3]) : 0
+                    let b = y > 0 ? Int(pixels[above + i]) : 0
+                    let c = i >= 3 && y > 0 ? Int(pixels[above + i - 3]) : 0
+                    let predicted: Int
+                    switch type {
+                    case 0: predicted = 0
+                    case 1: predicted = a
+                    case 2: predicted = b
+                    case 3: predicted = (a + b) / 2
+                    default:
+                        let p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c)
+                        predicted = pa <= pb && pa <= pc ? a : (pb <= pc ? b : c)
                     }
-                    if cost < best.cost { best = (type, cost, candidate) }
+                    return UInt8(truncatingIfNeeded: x - predicted)
                 }
+                // The filter whose residuals, read as signed bytes, have the least absolute sum (first on ties).
+                let costs = (UInt8(0)...4).map { type in (0..<stride).reduce(0) { let r = Int(residual(type, $1)); return $0 + min(r, 256 - r) } }
+                let best = UInt8(costs.indices.min { costs[$0] < costs[$1] }!)
                 let start = y * (stride + 1)
-                out[start] = best.type
-                out.replaceSubrange((start + 1)..<(start + 1 + stride), with: best.bytes)
+                out[start] = best
+                for i in 0..<stride { out[start + 1 + i] = residual(best, i) }
             }
         }
         return out

@@ -43,6 +43,12 @@ enum DataParallel {
         return try world.duplicate()
     }
 
+    /// Every rank's `value`, on every rank, in rank order (a value as JSON through one gather):
+    /// what each rank evaluated or embedded, and what failed there.
+    static func allGather<Value: Codable>(_ value: Value, group: Communicator) throws -> [Value] {
+        try group.allGather(Array(JSONEncoder().encode(value))).map { try JSONDecoder().decode(Value.self, from: Data($0)) }
+    }
+
     /// Each rank's `values`, gathered on every rank (row r is rank r's): for the report's per-rank
     /// figures. One sum over a table whose other rows are zero.
     static func perRank(_ values: [Double], group: Communicator) throws -> [[Double]] {

@@ -99,8 +99,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             context.count("\(name).processes", group.size)
             // Every rank's rows and failures, on every rank: the run's one slide_scores.csv, and
             // rank 0's report lists the other ranks' failed slides too.
-            let mine = try JSONEncoder().encode(SlideShare(rows: scores, failures: failures))
-            let shares = try group.allGather(Array(mine)).map { try JSONDecoder().decode(SlideShare.self, from: Data($0)) }
+            let shares = try DataParallel.allGather(SlideShare(rows: scores, failures: failures), group: group)
             scores = shares.flatMap(\.rows)
             for (other, share) in shares.enumerated() where other != rank {
                 if group.isRoot { for failure in share.failures { context.reportFailure(item: failure.item, reason: failure.reason) } }

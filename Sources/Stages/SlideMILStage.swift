@@ -141,8 +141,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
                     failed.append(FailureRecord(item: slide, reason: String(describing: error)))
                 }
             }
-            let mine = try JSONEncoder().encode(failed)
-            failed = try group.allGather(Array(mine)).flatMap { try JSONDecoder().decode([FailureRecord].self, from: Data($0)) }
+            failed = try DataParallel.allGather(failed, group: group).flatMap { $0 }
             for failure in failed { context.reportFailure(item: failure.item, reason: failure.reason) }
         }
         let failedSlides = Set(failed.map(\.item))
