@@ -49,12 +49,17 @@ public struct ParameterSpec: Sendable, Equatable {
     public let defaultValue: String?
     public let optional: Bool
     public let doc: String
+    /// Whether the value changes the pixels of the tiles a step emits, so that a cache after it keys
+    /// its records by it. Where files are, which of them are read, labels and bookkeeping do not.
+    public let shapesPixels: Bool
 
-    public init(_ name: String, _ type: ParameterType, default defaultValue: String? = nil, optional: Bool = false, _ doc: String) {
+    public init(_ name: String, _ type: ParameterType, default defaultValue: String? = nil, optional: Bool = false,
+                shapesPixels: Bool = true, _ doc: String) {
         self.name = name
         self.type = type
         self.defaultValue = defaultValue
         self.optional = optional
+        self.shapesPixels = shapesPixels
         self.doc = doc
     }
 

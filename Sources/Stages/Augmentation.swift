@@ -141,16 +141,26 @@ public struct Augmentation: Sendable {
     }
 }
 
+/// The augmentation parameters of the training stages.
+protocol AugmentationParameters {
+    /// Smallest area fraction of the random resized crop.
+    var cropScaleMin: Double { get }
+    var flips: Bool { get }
+    /// Jitters, each ± its fraction.
+    var brightness: Double { get }
+    var contrast: Double { get }
+    var saturation: Double { get }
+}
+
 extension Augmentation {
-    /// The augmentation a training stage's parameters describe (`crop_scale_min`, `flips`,
-    /// `brightness`, `contrast`, `saturation`: each jitter ± its fraction).
-    init(_ p: ParameterValues) {
+    /// The augmentation a training stage's parameters describe.
+    init(_ p: some AugmentationParameters) {
         self.init()
-        cropScale = p.number("crop_scale_min")...1
-        flipsAndRotations = p.flag("flips")
-        func range(_ name: String) -> ClosedRange<Float> { Float(1 - p.number(name))...Float(1 + p.number(name)) }
-        brightness = range("brightness")
-        contrast = range("contrast")
-        saturation = range("saturation")
+        cropScale = p.cropScaleMin...1
+        flipsAndRotations = p.flips
+        func range(_ jitter: Double) -> ClosedRange<Float> { Float(1 - jitter)...Float(1 + jitter) }
+        brightness = range(p.brightness)
+        contrast = range(p.contrast)
+        saturation = range(p.saturation)
     }
 }

@@ -30,11 +30,6 @@ enum DataParallel {
         }, first)
     }
 
-    /// The stage kinds a flow may hold when it runs on several processes: the data stages, the
-    /// training stages, slide evaluation and slide-level training (slides shared out between
-    /// ranks). Export writes per-tile files that are not shared out yet (every rank would write them).
-    static let parallelKinds: Set<String> = ["tissue", "tiles", "stain", "cache", "decode", "pretrain", "finetune", "evaluate_slides", "slide_mil"]
-
     /// The processes a training (or evaluation) stage talks to: its own duplicate of the world (two
     /// such stages of one flow may run at once), made while the flow is assembled, in the same
     /// order on every rank; nil for one process.
@@ -74,10 +69,10 @@ enum DataParallel {
     /// Why `flow` cannot run on this world's processes, or nil.
     static func problems(_ flow: FlowFile) -> [FlowFileIssue] {
         guard world.size > 1 else { return [] }
-        var issues = flow.stages.filter { !parallelKinds.contains($0.kind.name) }.map {
+        var issues = flow.stages.filter { StageKinds.named($0.kind.name)?.runsOnSeveralProcesses != true }.map {
             FlowFileIssue(location: $0.location, message: "'\($0.name)' (\($0.kind.name)) does not run on several processes yet (this run has \(world.size)): train under mpirun/srun with a flow of data and training stages, then run this stage in a flow without mpirun")
         }
-        let training = flow.stages.filter { ["pretrain", "finetune", "evaluate_slides", "slide_mil"].contains($0.kind.name) }
+        let training = flow.stages.filter { StageKinds.named($0.kind.name)?.streamsFromCache == true }
         if training.count > 1 && !Communicator.supportsConcurrentCollectives, let second = training.dropFirst().first {
             issues.append(FlowFileIssue(location: second.location, message: "this MPI library gives no MPI_THREAD_MULTIPLE, so only one training or evaluation stage per flow can run on several processes; split the flow"))
         }

@@ -39,15 +39,15 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         let failures: [FailureRecord]
     }
 
-    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, runFolder: URL, artifacts: Artifacts) throws {
-        self.name = name
+    init(_ p: EvaluateSlidesKind.Parameters, checkpoint: CheckpointSource, _ step: StepAssembly) throws {
+        name = step.name
         self.checkpoint = checkpoint
-        selection = SlideTileSelection(stage: name, micronsPerPixel: p.optionalNumber("mpp"), minimumTissue: p.number("min_tissue"))
-        batchSize = p.integer("batch")
-        readers = p.integer("readers")
-        heatmapClass = p.optionalText("heatmap_class")
-        folder = runFolder.appendingPathComponent(name)
-        self.artifacts = artifacts
+        selection = SlideTileSelection(stage: name, micronsPerPixel: p.mpp, minimumTissue: p.minTissue)
+        batchSize = p.batch
+        readers = p.readers
+        heatmapClass = p.heatmapClass
+        folder = step.runFolder.appendingPathComponent(name)
+        artifacts = step.artifacts
         group = try DataParallel.trainingGroup()
     }
 

@@ -30,29 +30,30 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let collection = TrainingTiles()
     let artifacts: Artifacts
 
-    init(name: String, _ p: ParameterValues, initFrom: CheckpointSource?, seed: Int, runFolder: URL, artifacts: Artifacts, resume: Bool) throws {
-        self.name = name
-        checkpointEvery = p.integer("checkpoint_every")
-        baseConfiguration = try ModelParameter.configuration(p)
+    init(_ p: FinetuneKind.Parameters, initFrom: CheckpointSource?, _ step: StepAssembly) throws {
+        name = step.name
+        checkpointEvery = p.checkpointEvery
+        baseConfiguration = try p.model.configuration()
         self.initFrom = initFrom
-        epochs = p.integer("epochs")
-        batchSize = p.integer("batch")
-        learningRate = Float(p.number("lr"))
-        weightDecay = Float(p.number("weight_decay"))
-        labelSmoothing = Float(p.number("label_smoothing"))
-        balanced = p.flag("balanced")
-        validationFraction = p.number("validation_fraction")
-        testFraction = p.number("test_fraction")
+        epochs = p.epochs
+        batchSize = p.batch
+        learningRate = Float(p.lr)
+        weightDecay = Float(p.weightDecay)
+        labelSmoothing = Float(p.labelSmoothing)
+        balanced = p.balanced
+        validationFraction = p.validationFraction
+        testFraction = p.testFraction
         augmentation = Augmentation(p)
-        warmup = p.optionalNumber("warmup")
-        layerDecay = Float(p.number("layer_decay"))
-        freezeEncoder = p.flag("freeze_encoder")
-        self.seed = UInt64(seed)
-        readers = p.integer("readers")
-        folder = runFolder.appendingPathComponent(name)
-        record = try TrainingRecord(folder: folder, stage: "finetune", parameters: p, ignoring: ["readers", "checkpoint_every"], seed: UInt64(seed), resume: resume)
+        warmup = p.warmup
+        layerDecay = Float(p.layerDecay)
+        freezeEncoder = p.freezeEncoder
+        seed = UInt64(step.seed)
+        readers = p.readers
+        folder = step.runFolder.appendingPathComponent(name)
+        record = try TrainingRecord(folder: folder, stage: "finetune", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every"],
+                                    seed: seed, resume: step.resume)
         group = try DataParallel.trainingGroup()
-        self.artifacts = artifacts
+        artifacts = step.artifacts
     }
 
     func process(_ input: Tile, _ context: StageContext<Never>) throws {

@@ -13,13 +13,13 @@ public enum FlowPreflight {
             issues.append(FlowFileIssue(location: FlowFileLocation(file: flow.path, line: 0, column: 0),
                                         message: "the run folder \(folder) \(problem); choose another with `output:` or --out"))
         }
-        for step in flow.sources where step.kind.name == "slides" {
-            do { _ = try SlideListing(parameters: step.parameters) } catch {
+        for step in flow.sources where step.kind.name == SlidesKind.name {
+            do { _ = try SlideListing(try SlidesKind.decode(step.parameters)) } catch {
                 issues.append(FlowFileIssue(location: step.location, message: "'\(step.name)' (slides): \(error)"))
             }
         }
-        for step in flow.stages where step.kind.name == "cache" {
-            let path = step.parameters.text("path")
+        for step in flow.stages where step.kind.name == CacheKind.name {
+            guard let path = try? CacheKind.decode(step.parameters).path else { continue }
             if let problem = writableFolderProblem(path) {
                 issues.append(FlowFileIssue(location: step.location, message: "'\(step.name)' (cache): the cache folder \(path) \(problem); give `path:` a writable folder"))
             }

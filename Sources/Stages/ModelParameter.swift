@@ -5,6 +5,11 @@ import SSMamba
 /// (`ssmamba model list`), or `{name: …, field: value, …}`, the named one with some fields set;
 /// every field of `ModelConfiguration` a recipe varies can be set this way.
 enum ModelParameter {
+    /// Every registered configuration's name.
+    static let names = ModelConfiguration.registry.keys.sorted()
+    /// MAMIM needs the plain layout (R1's masked pretraining is not built).
+    static let pretrainableNames = names.filter { ModelConfiguration.registry[$0]!.layout == .plain }
+
     /// The fields a flow file can set, with the flow's names.
     static let fields: [ParameterSpec] = [
         ParameterSpec("image_size", .integer(8...4096), "input side in pixels (the tiles must have it)"),
@@ -27,28 +32,49 @@ enum ModelParameter {
     ]
 
     static func type(_ names: [String]) -> ParameterType { .named(names, fields: fields) }
+}
 
-    /// The configuration `model:` describes, checked (errors name the field).
-    static func configuration(_ p: ParameterValues, _ parameter: String = "model") throws -> ModelConfiguration {
-        let (name, set) = p.named(parameter)
+/// A `model:` value: a registered configuration's name and the fields set beside it.
+struct ModelChoice: Decodable {
+    var name: String
+    var imageSize: Int?
+    var patch: Int?
+    var dim: Int?
+    var depth: Int?
+    var stateSize: Int?
+    var expand: Int?
+    var directions: [String]?
+    var localKernels: [Int]?
+    var localPadding: DepthwiseConv1D.Padding?
+    var localPath: String?
+    var merge: DirectionalMultiScale.Merge?
+    var attentionBlocks: Int?
+    var heads: Int?
+    var mlpRatio: Int?
+    var lpr: Bool?
+    var dropPath: Double?
+    var headDropout: Double?
+
+    /// The configuration it describes, checked (errors name the field).
+    func configuration(_ parameter: String = "model") throws -> ModelConfiguration {
         var c = try ModelConfiguration.named(name)
-        if set.has("image_size") { c.imageSize = set.integer("image_size") }
-        if set.has("patch") { c.patchSize = set.integer("patch") }
-        if set.has("dim") { c.dim = set.integer("dim") }
-        if set.has("depth") { c.depth = set.integer("depth") }
-        if set.has("state_size") { c.stateSize = set.integer("state_size") }
-        if set.has("expand") { c.expand = set.integer("expand") }
-        if set.has("directions") { c.directions = set.texts("directions") }
-        if set.has("local_kernels") { c.localKernels = set.integers("local_kernels") }
-        if set.has("local_padding") { c.localPadding = DepthwiseConv1D.Padding(rawValue: set.text("local_padding"))! }
-        if set.has("local_path") { c.localPerDirection = set.text("local_path") == "per_direction" }
-        if set.has("merge") { c.merge = DirectionalMultiScale.Merge(rawValue: set.text("merge"))! }
-        if set.has("attention_blocks") { c.attentionBlocks = set.integer("attention_blocks") }
-        if set.has("heads") { c.heads = set.integer("heads") }
-        if set.has("mlp_ratio") { c.mlpRatio = set.integer("mlp_ratio") }
-        if set.has("lpr") { c.useLPR = set.flag("lpr") }
-        if set.has("drop_path") { c.dropPathRate = Float(set.number("drop_path")) }
-        if set.has("head_dropout") { c.headDropout = Float(set.number("head_dropout")) }
+        if let imageSize { c.imageSize = imageSize }
+        if let patch { c.patchSize = patch }
+        if let dim { c.dim = dim }
+        if let depth { c.depth = depth }
+        if let stateSize { c.stateSize = stateSize }
+        if let expand { c.expand = expand }
+        if let directions { c.directions = directions }
+        if let localKernels { c.localKernels = localKernels }
+        if let localPadding { c.localPadding = localPadding }
+        if let localPath { c.localPerDirection = localPath == "per_direction" }
+        if let merge { c.merge = merge }
+        if let attentionBlocks { c.attentionBlocks = attentionBlocks }
+        if let heads { c.heads = heads }
+        if let mlpRatio { c.mlpRatio = mlpRatio }
+        if let lpr { c.useLPR = lpr }
+        if let dropPath { c.dropPathRate = Float(dropPath) }
+        if let headDropout { c.headDropout = Float(headDropout) }
         do { try c.validate() } catch { throw StageError("`\(parameter):` \(error)") }
         return c
     }

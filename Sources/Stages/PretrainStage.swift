@@ -27,32 +27,33 @@ final class PretrainStage: Stage, @unchecked Sendable {
     let collection = TrainingTiles()
     let artifacts: Artifacts
 
-    init(name: String, _ p: ParameterValues, seed: Int, runFolder: URL, artifacts: Artifacts, resume: Bool) throws {
-        self.name = name
-        checkpointEvery = p.integer("checkpoint_every")
-        var model = try ModelParameter.configuration(p)
-        if !p.named("model").fields.has("drop_path") { model.dropPathRate = 0 }  // no drop-path in pretraining unless asked for
+    init(_ p: PretrainKind.Parameters, _ step: StepAssembly) throws {
+        name = step.name
+        checkpointEvery = p.checkpointEvery
+        var model = try p.model.configuration()
+        if p.model.dropPath == nil { model.dropPathRate = 0 }  // no drop-path in pretraining unless asked for
         config = model
         var s = MaskedPretrainingSettings()
-        s.maskRatio = p.number("mask_ratio")
-        s.decoderDim = p.integer("decoder_dim")
-        s.decoderDepth = p.integer("decoder_depth")
-        s.decoderHeads = p.integer("decoder_heads")
-        if p.has("decoder_mlp_ratio") { s.decoderMlpRatio = p.integer("decoder_mlp_ratio") }
+        s.maskRatio = p.maskRatio
+        s.decoderDim = p.decoderDim
+        s.decoderDepth = p.decoderDepth
+        s.decoderHeads = p.decoderHeads
+        if let ratio = p.decoderMlpRatio { s.decoderMlpRatio = ratio }
         settings = s
-        steps = p.integer("steps")
-        batchSize = p.integer("batch")
-        reconstructions = p.integer("reconstructions")
-        learningRate = Float(p.number("lr"))
-        warmup = p.number("warmup")
-        weightDecay = Float(p.number("weight_decay"))
+        steps = p.steps
+        batchSize = p.batch
+        reconstructions = p.reconstructions
+        learningRate = Float(p.lr)
+        warmup = p.warmup
+        weightDecay = Float(p.weightDecay)
         augmentation = Augmentation(p)
-        self.seed = UInt64(seed)
-        readers = p.integer("readers")
-        folder = runFolder.appendingPathComponent(name)
-        record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: p, ignoring: ["readers", "checkpoint_every", "reconstructions"], seed: UInt64(seed), resume: resume)
+        seed = UInt64(step.seed)
+        readers = p.readers
+        folder = step.runFolder.appendingPathComponent(name)
+        record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "reconstructions"],
+                                    seed: seed, resume: step.resume)
         group = try DataParallel.trainingGroup()
-        self.artifacts = artifacts
+        artifacts = step.artifacts
     }
 
     func process(_ input: Tile, _ context: StageContext<Never>) throws {

@@ -41,23 +41,22 @@ final class SlideMILStage: Stage, @unchecked Sendable {
     private var tiles = TrainingSet()
     private var facts: [String: (label: String?, patient: String?, time: Double?, event: Bool?)] = [:]
 
-    init(name: String, _ p: ParameterValues, checkpoint: CheckpointSource, seed: Int, runFolder: URL, artifacts: Artifacts) throws {
-        self.name = name
+    init(_ p: SlideMILKind.Parameters, checkpoint: CheckpointSource, _ step: StepAssembly) throws {
+        name = step.name
         self.checkpoint = checkpoint
-        selection = SlideTileSelection(stage: name, micronsPerPixel: p.optionalNumber("mpp"), minimumTissue: p.number("min_tissue"))
-        maximumTiles = p.integer("max_tiles")
-        survival = p.text("task") == "survival"
-        epochs = p.integer("epochs")
-        hidden = p.integer("hidden")
-        folds = p.integer("folds")
-        readers = p.integer("readers")
-        learningRate = Float(p.number("lr"))
-        let cache = p.text("cache")
-        cacheFolder = cache.hasPrefix("/") ? URL(fileURLWithPath: cache) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(cache)
-        folder = runFolder.appendingPathComponent(name)
+        selection = SlideTileSelection(stage: name, micronsPerPixel: p.mpp, minimumTissue: p.minTissue)
+        maximumTiles = p.maxTiles
+        survival = p.task == "survival"
+        epochs = p.epochs
+        hidden = p.hidden
+        folds = p.folds
+        readers = p.readers
+        learningRate = Float(p.lr)
+        cacheFolder = p.cache.hasPrefix("/") ? URL(fileURLWithPath: p.cache) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(p.cache)
+        folder = step.runFolder.appendingPathComponent(name)
         group = try DataParallel.trainingGroup()
-        self.seed = UInt64(seed)
-        self.artifacts = artifacts
+        seed = UInt64(step.seed)
+        artifacts = step.artifacts
     }
 
     /// Takes the reference of a tile of the chosen scale (`mpp`, or each position's first crop).

@@ -9,16 +9,17 @@ struct TissueStage: Stage {
     let detector: TissueDetector
     let maskFolder: URL?
 
-    init(_ p: ParameterValues, runFolder: URL) {
+    /// Masks are written as PNG into `masks` when given.
+    init(_ p: TissueKind.Parameters, masks: URL?) {
         var parameters = TissueDetector.Parameters()
-        parameters.micronsPerPixel = p.number("mask_mpp")
-        parameters.minimumSaturation = p.number("min_saturation")
-        parameters.minimumRegionArea = p.number("min_region_um2")
-        parameters.closingRadius = p.integer("closing_radius")
-        parameters.fillHoles = p.flag("fill_holes")
-        parameters.suppressPen = p.flag("suppress_pen")
+        parameters.micronsPerPixel = p.maskMpp
+        parameters.minimumSaturation = p.minSaturation
+        parameters.minimumRegionArea = p.minRegionUm2
+        parameters.closingRadius = p.closingRadius
+        parameters.fillHoles = p.fillHoles
+        parameters.suppressPen = p.suppressPen
         detector = TissueDetector(parameters: parameters)
-        maskFolder = p.flag("save_masks") ? runFolder.appendingPathComponent("masks") : nil
+        maskFolder = masks
     }
 
     func process(_ input: SlideItem, _ context: StageContext<SlideItem>) throws {
@@ -49,22 +50,23 @@ final class CachePresence: @unchecked Sendable {
 }
 
 /// `tiles`: the tissue grid of each slide and its multi-magnification crops.
-final class TilesStage: Stage, @unchecked Sendable {
+struct TilesStage: Stage {
     let grid: TileGrid
     let scales: [Double]
     let size: Int
     let allowUpsampling: Bool
     let maximumPerSlide: Int?
-    /// Set by the assembler when a cache stage follows (before the run starts).
-    var presence: CachePresence?
+    /// The cache this step feeds through deterministic steps only, if any: positions whose tiles
+    /// it holds are announced without reading the slide.
+    let presence: CachePresence?
 
-    init(_ p: ParameterValues) {
-        size = p.integer("size")
-        grid = TileGrid(micronsPerPixel: p.number("mpp"), size: size, stride: p.has("stride") ? p.integer("stride") : nil,
-                        minimumTissue: p.number("min_tissue"))
-        scales = p.has("scales") ? p.numbers("scales") : [p.number("mpp")]
-        allowUpsampling = p.flag("allow_upsampling")
-        maximumPerSlide = p.has("max_per_slide") ? p.integer("max_per_slide") : nil
+    init(_ p: TilesKind.Parameters, presence: CachePresence?) {
+        size = p.size
+        grid = TileGrid(micronsPerPixel: p.mpp, size: size, stride: p.stride, minimumTissue: p.minTissue)
+        scales = p.scales ?? [p.mpp]
+        allowUpsampling = p.allowUpsampling
+        maximumPerSlide = p.maxPerSlide
+        self.presence = presence
     }
 
     func process(_ slide: SlideItem, _ context: StageContext<Tile>) throws {
@@ -129,11 +131,6 @@ struct DecodeStage: Stage {
     let size: Int
     let micronsPerPixel: Double
 
-    init(_ p: ParameterValues) {
-        size = p.integer("size")
-        micronsPerPixel = p.number("mpp")
-    }
-
     func process(_ input: ImageItem, _ context: StageContext<Tile>) throws {
         var image = try ImageFile.read(input.path)
         if size > 0 {
@@ -166,9 +163,8 @@ struct DecodeStage: Stage {
 struct StainStage: Stage {
     let normalizer: any StainNormalizer
 
-    init(_ p: ParameterValues) throws {
-        let target = p.text("target")
-        guard let method = StainMethod(rawValue: p.text("method")) else { throw StageError("unknown stain method") }
+    /// Fits `method` to the image `target`, or loads a saved target (.json) of that method.
+    init(method: StainMethod, target: String) throws {
         if target.lowercased().hasSuffix(".json") {
             let saved = try StainTarget.load(from: URL(fileURLWithPath: target))
             // The method is part of the cache's fingerprint: it must say what the pixels went through.

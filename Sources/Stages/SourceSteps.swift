@@ -17,23 +17,23 @@ public struct SlideListing: Sendable {
 
     /// Lists `path` (file, folder with `pattern`, or glob), sorted, keeps shard `i` of `n`, and
     /// joins the labels CSV by file name (or path).
-    public init(parameters: ParameterValues) throws {
-        let path = parameters.text("path")
+    init(_ parameters: SlidesKind.Parameters) throws {
+        let path = parameters.path
         var paths: [String]
         var isFolder: ObjCBool = false
         if !PathPattern.isPattern(path), FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            paths = PathPattern.matches((path as NSString).appendingPathComponent(parameters.text("pattern")))
+            paths = PathPattern.matches((path as NSString).appendingPathComponent(parameters.pattern))
         } else {
             paths = PathPattern.matches(path)
         }
         paths.sort()
-        if paths.isEmpty { throw StageError("no slides found at '\(path)' (pattern \(parameters.text("pattern")))") }
-        if let shard = parameters.optionalText("shard") {
+        if paths.isEmpty { throw StageError("no slides found at '\(path)' (pattern \(parameters.pattern))") }
+        if let shard = parameters.shard {
             let (index, count) = try Self.parseShard(shard)
             paths = paths.enumerated().filter { $0.offset % count == index }.map(\.element)
         }
         var labels: [String: Entry] = [:]
-        if let csv = parameters.optionalText("labels") {
+        if let csv = parameters.labels {
             let table = try CSVTable(path: csv)
             try table.require(["slide"])
             for row in table.rows {
@@ -98,9 +98,8 @@ enum Sources {
     }
 
     /// Images in class sub-folders.
-    static func roiFolder(_ parameters: ParameterValues) throws -> [ImageItem] {
-        let root = parameters.text("path")
-        let extensions = Set(parameters.text("extensions").lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+    static func roiFolder(_ root: String, extensions list: String) throws -> [ImageItem] {
+        let extensions = Set(list.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         let manager = FileManager.default
         let classes = try manager.contentsOfDirectory(atPath: root).filter { name in
             var folder: ObjCBool = false
@@ -120,8 +119,7 @@ enum Sources {
     }
 
     /// Images listed in a CSV (`path`, `label`, optional `split`), paths relative to the CSV.
-    static func imageCSV(_ parameters: ParameterValues) throws -> [ImageItem] {
-        let csv = parameters.text("path")
+    static func imageCSV(_ csv: String) throws -> [ImageItem] {
         let table = try CSVTable(path: csv)
         try table.require(["path", "label"])
         let base = (csv as NSString).deletingLastPathComponent
@@ -146,14 +144,13 @@ enum Sources {
     /// given), as tiles without pixels whose `cacheEntry` names the record: the input of a training
     /// stage after `ssmamba cache warm`. A tile's `source` is the cache and the source file's
     /// identity, so the tiles of one slide or image stay together in source-level splits.
-    static func cachedTiles(_ parameters: ParameterValues) throws -> @Sendable (StageContext<Tile>) throws -> Void {
-        let path = parameters.text("path")
+    static func cachedTiles(_ path: String, parameters: String?) throws -> @Sendable (StageContext<Tile>) throws -> Void {
         let store: TileStore
         do { store = try TileStore(path: path, readOnly: true) } catch {
             throw StageError("\(path): not a tile cache (\(error)); give the folder a `cache` stage or `ssmamba cache warm` wrote")
         }
         var only: UInt64?
-        if let text = parameters.optionalText("parameters") {
+        if let text = parameters {
             guard let value = UInt64(text, radix: 16) else {
                 throw StageError("`parameters: \(text)` is not a hexadecimal fingerprint (`ssmamba cache stats \(path)` lists them)")
             }

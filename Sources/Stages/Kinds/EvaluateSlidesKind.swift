@@ -1,0 +1,32 @@
+import Flow
+import Tiling
+
+/// `evaluate_slides`: heatmaps and slide scores from a fine-tuned classifier.
+enum EvaluateSlidesKind: StageKind {
+    static let name = "evaluate_slides"
+    static let doc = "Evaluation of slides with a fine-tuned classifier on the flow's own slide tiles (tissue → tiles → stain → cache: the preprocessing training saw), streamed from the cache slide by slide once the classifier exists: per-tile probabilities (CSV), a heatmap of one class (pyramidal TIFF aligned with the slide, PNG preview) and slide scores (`slide_scores.csv`), in `<run>/<name>/`."
+    static let parameters = [
+        ParameterSpec("checkpoint", .text, "a `finetune` step of this flow, or a checkpoint folder"),
+        ParameterSpec("mpp", .number(0.05...64), optional: true, "the crops to classify, by µm/px (default: each grid position's first scale)"),
+        ParameterSpec("min_tissue", .number(0...1), default: "0", "least tissue fraction of a classified tile (the tiles stage's `min_tissue` has already filtered)"),
+        ParameterSpec("batch", .integer(1...4096), default: "64", "tiles per forward pass"),
+        ParameterSpec("heatmap_class", .text, optional: true, "the class whose probability the heatmap shows (default: the first)"),
+        ParameterSpec("readers", .integer(1...64), default: "2", "threads reading and decoding batches from the cache ahead of the model"),
+    ]
+    static var readsOnly: [any StageKind.Type]? { [CacheKind.self] }
+    static let streamsFromCache = true
+
+    struct Parameters: Decodable {
+        var checkpoint: String
+        var mpp: Double?
+        var minTissue: Double
+        var batch: Int
+        var heatmapClass: String?
+        var readers: Int
+    }
+
+    static func make(_ p: Parameters, _ step: StepAssembly) throws -> Built<Tile, Never> {
+        let model = try step.checkpoint(p.checkpoint, from: [FinetuneKind.self])
+        return .stage(try EvaluateSlidesStage(p, checkpoint: model, step))
+    }
+}

@@ -1,0 +1,27 @@
+import Flow
+
+/// `slides`: whole-slide images with their labels.
+enum SlidesKind: StageKind {
+    static let name = "slides"
+    static let doc = "Whole-slide images (TIFF/SVS) from a file, a folder or a glob, with optional labels."
+    static let parameters = [
+        ParameterSpec("path", .path(mustExist: true), shapesPixels: false, "a slide, a folder of slides, or a glob such as data/*.svs"),
+        ParameterSpec("pattern", .text, default: "\"\(PathPattern.slideFiles)\"", shapesPixels: false, "file name pattern when `path` is a folder (braces list alternatives)"),
+        ParameterSpec("labels", .path(mustExist: true), optional: true, shapesPixels: false,
+                      "CSV with a `slide` column (file name or path) and optional patient, label, time, event columns"),
+        ParameterSpec("mpp_override", .number(0.01...100), optional: true, "level-0 µm/px for slides that do not record it (slides that record one keep theirs)"),
+        ParameterSpec("shard", .text, optional: true, shapesPixels: false, "i/n: only every n-th slide from the i-th (0-based); `ssmamba cache warm --shard` sets it"),
+    ]
+
+    struct Parameters: Decodable {
+        var path: String
+        var pattern: String
+        var labels: String?
+        var mppOverride: Double?
+        var shard: String?
+    }
+
+    static func make(_ p: Parameters, _ step: StepAssembly) throws -> Built<Never, SlideItem> {
+        .source(Sources.slides(try SlideListing(p), micronsPerPixelOverride: p.mppOverride))
+    }
+}
