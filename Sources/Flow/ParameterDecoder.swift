@@ -219,10 +219,30 @@ private struct MappingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol 
         }
     }
 
-    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+    /// Whether an optional parameter is given; its spec must exist all the same (the library's
+    /// default `decodeIfPresent` would answer nil for a misspelt property).
+    private func present(_ key: Key) throws -> Bool {
         _ = try spec(key)
-        return contains(key) ? try decode(type, forKey: key) : nil
+        return contains(key)
     }
+
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        try present(key) ? try decode(type, forKey: key) : nil
+    }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: Float.Type, forKey key: Key) throws -> Float? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: Int8.Type, forKey key: Key) throws -> Int8? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: Int16.Type, forKey key: Key) throws -> Int16? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: UInt.Type, forKey key: Key) throws -> UInt? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: UInt8.Type, forKey key: Key) throws -> UInt8? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: UInt16.Type, forKey key: Key) throws -> UInt16? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? { try present(key) ? try decode(type, forKey: key) : nil }
+    func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? { try present(key) ? try decode(type, forKey: key) : nil }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
         let (value, spec) = try value(key)

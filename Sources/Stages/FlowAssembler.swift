@@ -68,7 +68,18 @@ public enum FlowAssembler {
 
     /// Builds one step of kind `K` and adds it to `graph`; its output edge, if it has one.
     private static func attach<K: StageKind>(_ kind: K.Type, _ assembly: StepAssembly, input: AnyEdge?, to graph: FlowGraph) throws -> AnyEdge? {
-        let built = try K.make(try K.decode(assembly.step.parameters), assembly)
-        return try built.attach(graph, assembly.step, try input?.typed(K.Input.self)).map { AnyEdge($0) }
+        let step = assembly.step
+        switch try K.make(try K.decode(step.parameters), assembly).body {
+        case .source(let produce):
+            return AnyEdge(graph.source(step.name, onError: step.onError, produce: produce))
+        case .stage(let stage, let oneWorker):
+            guard let input else { throw StageError("'\(step.name)' reads nothing (a bug: the flow check gives every stage an input)") }
+            let edge = try input.typed(K.Input.self), workers = oneWorker ? 1 : step.workers
+            if K.Output.self == Never.self {
+                graph.sink(step.name, stage, from: edge, workers: workers, onError: step.onError)
+                return nil
+            }
+            return AnyEdge(graph.add(step.name, stage, from: edge, workers: workers, ordered: true, onError: step.onError))
+        }
     }
 }

@@ -27,6 +27,39 @@ final class FlowFileTests: XCTestCase {
             ]),
         ])
 
+    // The catalog's parameters as types, the way stage kinds declare them.
+    struct Numbers: Decodable { var count: Int; var list: String? }
+    struct Scale: Decodable { var factor: Double; var scales: [Double]; var method: String }
+    struct Label: Decodable {
+        struct Model: Decodable { var name: String; var width: Int?; var orders: [String]?; var kernels: [Int]? }
+        var model: Model
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ step: FlowStep) throws -> T {
+        try ParameterDecoder.decode(type, from: step.parameters, specs: step.kind.parameters, kind: step.kind.name)
+    }
+
+    /// A Swift property that no spec declares, or of another type, is an error naming the kind and the
+    /// parameter (a bug in a stage kind, caught by the decoder instead of trapping).
+    func testParametersTypesThatDisagreeWithTheSpecsAreErrors() throws {
+        let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog)
+        struct Typo: Decodable { var factr: Double }
+        XCTAssertThrowsError(try decode(Typo.self, flow.stages[0])) { error in
+            XCTAssertTrue("\(error)".contains("the `scale` stage's parameters do not match") && "\(error)".contains("'factr'"), "\(error)")
+        }
+        struct OptionalTypo: Decodable { var factor: Double; var methd: String? }
+        XCTAssertThrowsError(try decode(OptionalTypo.self, flow.stages[0])) { error in
+            XCTAssertTrue("\(error)".contains("'methd'"), "an optional property must be declared too: \(error)")
+        }
+        struct WrongType: Decodable { var method: Int }
+        XCTAssertThrowsError(try decode(WrongType.self, flow.stages[0])) { error in
+            XCTAssertTrue("\(error)".contains("'method'"), "\(error)")
+        }
+        struct CamelCase: Decodable { var minRegionUm2: Int }
+        let spec = [ParameterSpec("min_region_um2", .integer(0...9), "")]
+        XCTAssertEqual(try ParameterDecoder.decode(CamelCase.self, from: ParameterValues(["min_region_um2": .integer(4)]), specs: spec, kind: "k").minRegionUm2, 4)
+    }
+
     private func issues(_ yaml: String, overrides: [String] = []) -> [FlowFileIssue] {
         do {
             _ = try FlowFile.parse(yaml, path: "test.yaml", catalog: catalog, overrides: overrides)
@@ -70,13 +103,14 @@ final class FlowFileTests: XCTestCase {
         XCTAssertEqual(flow.name, "demo")
         XCTAssertEqual(flow.output, "runs/demo")
         XCTAssertEqual(flow.seed, 3)
-        XCTAssertEqual(flow.source.parameters.integer("count"), 5)
+        XCTAssertEqual(try decode(Numbers.self, flow.source).count, 5)
         XCTAssertEqual(flow.stages.map(\.name), ["scale", "label", "print"])
         XCTAssertEqual(flow.stages[0].from, ["source"])
         XCTAssertEqual(flow.stages[0].workers, 2)
-        XCTAssertEqual(flow.stages[0].parameters.number("factor"), 3)
-        XCTAssertEqual(flow.stages[0].parameters.numbers("scales"), [0.5, 1])
-        XCTAssertEqual(flow.stages[0].parameters.text("method"), "macenko")
+        let scale = try decode(Scale.self, flow.stages[0])
+        XCTAssertEqual(scale.factor, 3)
+        XCTAssertEqual(scale.scales, [0.5, 1])
+        XCTAssertEqual(scale.method, "macenko")
         XCTAssertEqual(flow.stages[0].onError, .fail)
         XCTAssertEqual(flow.stages[2].onError, .skip)
         XCTAssertEqual(flow.stages[2].location.line, 12)
@@ -97,8 +131,8 @@ final class FlowFileTests: XCTestCase {
 
     func testOverridesAreAppliedAndValidated() throws {
         let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog, overrides: ["scale.factor=7", "source.count=9", "seed=11"])
-        XCTAssertEqual(flow.stages[0].parameters.number("factor"), 7)
-        XCTAssertEqual(flow.source.parameters.integer("count"), 9)
+        XCTAssertEqual(try decode(Scale.self, flow.stages[0]).factor, 7)
+        XCTAssertEqual(try decode(Numbers.self, flow.source).count, 9)
         XCTAssertEqual(flow.seed, 11)
         // A bad value or key given with --set is reported at that argument with the value, not at the
         // flow file's first line.
@@ -118,18 +152,18 @@ final class FlowFileTests: XCTestCase {
     }
 
     func testNamedParametersTakeANameOrAMappingOfFields() throws {
-        func model(_ text: String) throws -> (name: String, fields: ParameterValues) {
-            try FlowFile.parse(good.replacingOccurrences(of: "  - stage: label", with: "  - stage: label\n    model: \(text)"),
-                               path: "test.yaml", catalog: catalog).stages[1].parameters.named("model")
+        func model(_ text: String) throws -> Label.Model {
+            try decode(Label.self, FlowFile.parse(good.replacingOccurrences(of: "  - stage: label", with: "  - stage: label\n    model: \(text)"),
+                                                  path: "test.yaml", catalog: catalog).stages[1]).model
         }
-        XCTAssertEqual(try FlowFile.parse(good, path: "test.yaml", catalog: catalog).stages[1].parameters.named("model").name, "small")
+        XCTAssertEqual(try decode(Label.self, FlowFile.parse(good, path: "test.yaml", catalog: catalog).stages[1]).model.name, "small")
         XCTAssertEqual(try model("large").name, "large")
+        XCTAssertNil(try model("large").width)
         let set = try model("{name: large, width: 8, orders: [h, v_flip], kernels: [3, 5]}")
         XCTAssertEqual(set.name, "large")
-        XCTAssertEqual(set.fields.integer("width"), 8)
-        XCTAssertEqual(set.fields.texts("orders"), ["h", "v_flip"])
-        XCTAssertEqual(set.fields.integers("kernels"), [3, 5])
-        XCTAssertFalse(set.fields.has("other"))
+        XCTAssertEqual(set.width, 8)
+        XCTAssertEqual(set.orders, ["h", "v_flip"])
+        XCTAssertEqual(set.kernels, [3, 5])
         let withModel = { (text: String) in self.good.replacingOccurrences(of: "  - stage: label", with: "  - stage: label\n    model: \(text)") }
         assertIssue(withModel("{name: large, widht: 8}"), line: 12, column: 26, contains: "unknown key 'widht' in 'model' (did you mean 'width'?)")
         assertIssue(withModel("{name: larg}"), line: 12, column: 19, contains: "(did you mean 'large'?)")

@@ -64,25 +64,22 @@ extension Tile: FlowItem { public static var itemName: String { "tile" } }
 
 /// What a kind builds: a source's producer, or a stage reading the step's input.
 public struct Built<Input: Sendable, Output: Sendable> {
-    /// Adds the step to the graph; returns its output edge (nil for a final stage).
-    let attach: (FlowGraph, FlowStep, Edge<Input>?) throws -> Edge<Output>?
+    enum Body {
+        /// Emits every item, then returns.
+        case source(@Sendable (StageContext<Output>) throws -> Void)
+        /// With `oneWorker`, the step's `workers` is not used (a stage that keeps its items in arrival order).
+        case stage(ClosureStage<Input, Output>, oneWorker: Bool)
+    }
+    let body: Body
 
     /// A source: `produce` emits every item, then returns.
     public static func source(_ produce: @escaping @Sendable (StageContext<Output>) throws -> Void) -> Built where Input == Never {
-        Built { graph, step, _ in graph.source(step.name, onError: step.onError, produce: produce) }
+        Built(body: .source(produce))
     }
 
-    /// A stage; with `oneWorker`, the step's `workers` is not used (a stage that keeps its items in
-    /// arrival order). A stage emitting `Never` ends a branch of the flow.
+    /// A stage; with `oneWorker`, the step's `workers` is not used. A stage emitting `Never` ends a
+    /// branch of the flow.
     public static func stage<S: Stage>(_ stage: S, oneWorker: Bool = false) -> Built where S.Input == Input, S.Output == Output {
-        Built { graph, step, input in
-            guard let input else { throw StageError("'\(step.name)' reads nothing (a bug: the flow check gives every stage an input)") }
-            let workers = oneWorker ? 1 : step.workers
-            if Output.self == Never.self {
-                graph.sink(step.name, stage, from: input, workers: workers, onError: step.onError)
-                return nil
-            }
-            return graph.add(step.name, stage, from: input, workers: workers, ordered: true, onError: step.onError)
-        }
+        Built(body: .stage(ClosureStage(stage.process, finish: stage.finish), oneWorker: oneWorker))
     }
 }

@@ -17,4 +17,34 @@ public enum StageKinds {
 
     /// What the flow-file checker validates against.
     public static let catalog = FlowCatalog(sources: sources.map { $0.spec }, stages: stages.map { $0.spec })
+
+    /// Mismatches between each kind's `Parameters` type and its documented parameters: every kind
+    /// must decode a value for every parameter, and also only the required ones (optional properties
+    /// absent). A misspelt or mistyped property shows here instead of failing a run.
+    public static func declarationProblems() -> [String] {
+        func sample(_ type: ParameterType) -> ParameterValue {
+            switch type {
+            case .integer(let range): return .integer(range.lowerBound)
+            case .number(let range): return .number(range.lowerBound)
+            case .text, .path: return .text("h")
+            case .flag: return .flag(true)
+            case .numbers(let range): return .numbers([range.lowerBound])
+            case .choice(let options): return .text(options[0])
+            case .named(let options, let fields):
+                return .named(options[0], ParameterValues(Dictionary(uniqueKeysWithValues: fields.map { ($0.name, sample($0.type)) })))
+            case .list(let element): return .list([sample(element)])
+            }
+        }
+        func check<K: StageKind>(_ kind: K.Type) -> [String] {
+            let all = Dictionary(uniqueKeysWithValues: K.parameters.map { ($0.name, sample($0.type)) })
+            let required = all.filter { name, _ in K.parameters.first { $0.name == name }?.optional == false }
+            return [all, required].compactMap { values in
+                do { _ = try K.decode(ParameterValues(values)); return nil } catch { return "\(error)" }
+            }
+        }
+        var problems = (sources + stages).flatMap { check($0) }
+        let names = (sources + stages).map { $0.name }
+        if Set(names).count != names.count { problems.append("two kinds share a name: \(names)") }
+        return problems
+    }
 }

@@ -1,0 +1,358 @@
+import Flow
+import Foundation
+import Slides
+import Stages
+import TileCache
+import Tiling
+import XCTest
+
+/// Each stage kind on its own, built from a flow file as a run builds it and driven through a
+/// `StageHarness` with real files: what it emits, counts and reports.
+final class StageKindTests: XCTestCase {
+    var folder: URL!
+    static let samples = FlowRunTests.repository.appendingPathComponent("data/samples")
+    static let stainTarget = FlowRunTests.repository.appendingPathComponent("Tests/TilingTests/Fixtures/stain/target.png")
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("kinds-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    /// A flow of `source` (YAML lines under `source:`) and `stages` (YAML list items).
+    func flow(source: String, stages: String) -> String {
+        "flow: kinds\noutput: \(folder.appendingPathComponent("run").path)\nsource:\n" + source + "\nstages:\n" + stages
+    }
+
+    /// The step `step` of the flow `text`, built as a run builds it, by the items it reads and emits.
+    func harness<Input, Output>(_ step: String, _ text: String) throws -> StageHarness<Input, Output> {
+        try KindHarness.make(step: step, in: text, runFolder: folder.appendingPathComponent("run"))
+    }
+    func slideSource(_ step: String, _ text: String) throws -> StageHarness<Never, SlideItem> { try harness(step, text) }
+    func imageSource(_ step: String, _ text: String) throws -> StageHarness<Never, ImageItem> { try harness(step, text) }
+    func tileSource(_ step: String, _ text: String) throws -> StageHarness<Never, Tile> { try harness(step, text) }
+    func slideStage(_ step: String, _ text: String) throws -> StageHarness<SlideItem, SlideItem> { try harness(step, text) }
+    func tilingStage(_ step: String, _ text: String) throws -> StageHarness<SlideItem, Tile> { try harness(step, text) }
+    func decodingStage(_ step: String, _ text: String) throws -> StageHarness<ImageItem, Tile> { try harness(step, text) }
+    func tileStage(_ step: String, _ text: String) throws -> StageHarness<Tile, Tile> { try harness(step, text) }
+    func finalStage(_ step: String, _ text: String) throws -> StageHarness<Tile, Never> { try harness(step, text) }
+
+    /// `count` slides of 512×384 px at 0.5 µm/px: tissue (pink, or purple when `purple(i)`) left of x = 320, glass right of it.
+    func writeSlides(_ count: Int, purple: (Int) -> Bool = { _ in false }) throws -> URL {
+        let slides = folder.appendingPathComponent("slides")
+        try FileManager.default.createDirectory(at: slides, withIntermediateDirectories: true)
+        for i in 0..<count {
+            let (w, h) = (512, 384)
+            var pixels = [UInt8](repeating: 242, count: w * h * 3)
+            let colour = purple(i) ? (110, 60, 160) : (230, 140, 190)
+            for y in 0..<h { for x in 0..<320 {
+                let o = (y * w + x) * 3
+                let jitter = (x &* 7 &+ y &* 13) % 9
+                pixels[o] = UInt8(colour.0 + jitter); pixels[o + 1] = UInt8(colour.1 + jitter); pixels[o + 2] = UInt8(colour.2 + jitter)
+            } }
+            try PyramidWriter.write(RGBImage(width: w, height: h, pixels: pixels), to: slides.appendingPathComponent("s\(i).tif"),
+                                    micronsPerPixel: 0.5, compression: .deflate)
+        }
+        return slides
+    }
+
+    func slidesSource(_ slides: URL, extra: String = "") -> String {
+        "  kind: slides\n  path: \(slides.path)\n  pattern: \"*.tif\"\n" + extra
+    }
+
+    // MARK: the kinds' declarations
+
+    /// Every kind's `Parameters` type decodes every documented parameter (a misspelt or mistyped
+    /// property would be an error here, not a trap in a run), and the kinds' names are distinct.
+    func testEveryKindDecodesEveryDocumentedParameter() throws {
+        XCTAssertEqual(StageKinds.declarationProblems(), [])
+        let names = (StageKinds.sources + StageKinds.stages).map { $0.name }
+        XCTAssertEqual(names.count, 15)
+        XCTAssertEqual(StageKinds.catalog.stages.first { $0.name == "finetune" }?.readsOnly, ["cache", "cached_tiles"])
+        XCTAssertEqual(StageKinds.catalog.stages.first { $0.name == "tiles" }?.input, "slide")
+        XCTAssertEqual(StageKinds.catalog.stages.first { $0.name == "tiles" }?.output, "tile")
+    }
+
+    // MARK: sources
+
+    func testSlidesSourceListsSortedSlidesWithTheirLabelsAndShards() throws {
+        let slides = try writeSlides(3)
+        let labels = folder.appendingPathComponent("labels.csv")
+        try "slide,patient,label\ns2.tif,p2,tumour\ns0.tif,p0,normal\n".write(to: labels, atomically: true, encoding: .utf8)
+        let listed = try slideSource("source", flow(source: slidesSource(slides, extra: "  labels: \(labels.path)"), stages: "  - stage: tissue")).produce()
+        XCTAssertEqual(listed.map(\.description), ["s0.tif", "s1.tif", "s2.tif"])
+        XCTAssertEqual(listed.map(\.label), ["normal", nil, "tumour"])
+        XCTAssertEqual(listed[2].patient, "p2")
+        XCTAssertEqual(listed[0].reader.micronsPerPixel, 0.5)
+        let shard = try slideSource("source", flow(source: slidesSource(slides, extra: "  shard: 1/2"), stages: "  - stage: tissue")).produce()
+        XCTAssertEqual(shard.map(\.description), ["s1.tif"])
+        // A folder without slides fails when the step is built, saying where it looked.
+        let empty = folder.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try slideSource("source", flow(source: slidesSource(empty), stages: "  - stage: tissue"))) { error in
+            XCTAssertTrue("\(error)".contains("no slides found at '\(empty.path)'"), "\(error)")
+        }
+    }
+
+    func testROIFolderAndImageCSVSourcesListLabelledImages() throws {
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 3)
+        let images = try imageSource("source", flow(source: "  kind: roi_folder\n  path: \(rois.path)", stages: "  - stage: decode")).produce()
+        XCTAssertEqual(images.map(\.label), ["pink", "pink", "pink", "purple", "purple", "purple"])
+        XCTAssertTrue(images.allSatisfy { FileManager.default.fileExists(atPath: $0.path) })
+
+        let csv = folder.appendingPathComponent("images.csv")
+        try "path,label,split\nrois/pink/pink-0.png,pink,train\nrois/purple/purple-1.png,purple,Val\n".write(to: csv, atomically: true, encoding: .utf8)
+        let listed = try imageSource("source", flow(source: "  kind: image_csv\n  path: \(csv.path)", stages: "  - stage: decode")).produce()
+        XCTAssertEqual(listed.map(\.path), [rois.appendingPathComponent("pink/pink-0.png").path, rois.appendingPathComponent("purple/purple-1.png").path])
+        XCTAssertEqual(listed.map(\.split), ["train", "validation"])
+    }
+
+    func testNucleiSourceCutsOneLabelledPatchPerNucleusOfTheRealSample() throws {
+        let source = """
+              kind: nuclei
+              image: \(Self.samples.appendingPathComponent("hgsc_nest.jpg").path)
+              instances: \(Self.samples.appendingPathComponent("hgsc_nest_inst_mask.npz").path)
+              types: \(Self.samples.appendingPathComponent("hgsc_nest_type_mask.npz").path)
+              patch: 32
+            """
+        let nuclei = try tileSource("source", flow(source: source, stages: "  - stage: cache\n    path: \(folder.path)/c"))
+        let patches = try nuclei.produce()
+        XCTAssertGreaterThan(patches.count, 100)
+        XCTAssertTrue(patches.allSatisfy { $0.image.width == 32 && $0.image.height == 32 && ["type1", "type2", "type3"].contains($0.label ?? "") })
+        XCTAssertEqual(Set(patches.compactMap(\.split)), ["train", "validation", "test"])
+        XCTAssertNotNil(nuclei.counters["source.dropped_on_region_borders"])
+    }
+
+    // MARK: slide stages
+
+    func testTissueThenTilesOnASlideWithKnownTissue() throws {
+        let slides = try writeSlides(1)
+        let text = flow(source: slidesSource(slides), stages: """
+              - stage: tissue
+                mask_mpp: 4
+                save_masks: true
+              - stage: tiles
+                mpp: 1.0
+                size: 64
+                scales: [1.0, 2.0]
+                min_tissue: 0.9
+            """)
+        let slide = try slideSource("source", text).produce()
+        let tissue = try slideStage("tissue", text)
+        let masked = try tissue.run(slide)
+        XCTAssertEqual(tissue.counters["tissue.slides"], 1)
+        XCTAssertNotNil(masked.first?.mask)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("run/masks/s0.png").path))
+
+        let tiles = try tilingStage("tiles", text)
+        let crops = try tiles.run(masked)
+        // Tissue spans x < 320 of 512 level-0 px: at 1 µm/px, 64-px tiles are 128 level-0 px, so two columns of three rows.
+        XCTAssertEqual(tiles.counters["tiles.positions"], 2 * 3)
+        XCTAssertEqual(crops.count, 2 * 3 * 2, "two scales per position")
+        XCTAssertTrue(crops.allSatisfy { $0.image.width == 64 && $0.image.height == 64 })
+        XCTAssertEqual(Set(crops.map(\.requestedMicronsPerPixel)), [1.0, 2.0])
+        XCTAssertTrue(tiles.failures.isEmpty)
+    }
+
+    // MARK: tile stages
+
+    func testDecodeCropsImagesAndNamesTheFileThatIsTooSmall() throws {
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 1)
+        let text = { (size: Int) in self.flow(source: "  kind: roi_folder\n  path: \(rois.path)", stages: "  - stage: decode\n    size: \(size)\n    mpp: 0.5") }
+        let images = try imageSource("source", text(48)).produce()
+        let tiles = try decodingStage("decode", text(48)).run(images)
+        XCTAssertEqual(tiles.map(\.image.width), [48, 48])
+        XCTAssertEqual(tiles.map(\.label), ["pink", "purple"])
+        XCTAssertEqual(tiles[0].effectiveMicronsPerPixel, 0.5)
+        XCTAssertThrowsError(try decodingStage("decode", text(80)).process(images[0])) { error in
+            XCTAssertTrue("\(error)".contains("\(images[0].path): the image is 64×64, smaller than `size: 80`"), "\(error)")
+        }
+    }
+
+    func testStainNormalizesTissueAndPassesBackgroundThrough() throws {
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 1)
+        let text = flow(source: "  kind: roi_folder\n  path: \(rois.path)", stages: """
+              - stage: decode
+              - stage: stain
+                method: reinhard
+                target: \(Self.stainTarget.path)
+            """)
+        let tiles = try decodingStage("decode", text).run(try imageSource("source", text).produce())
+        let glass = Tile(source: "glass", column: 0, row: 0, scaleIndex: 0, level0X: 0, level0Y: 0, requestedMicronsPerPixel: 1,
+                         effectiveMicronsPerPixel: 1, tissueFraction: 0, image: RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 250, count: 8 * 8 * 3)))
+        let stain = try tileStage("stain", text)
+        let out = try stain.run(tiles + [glass])
+        XCTAssertEqual(stain.counters["stain.normalized"], 2)
+        XCTAssertEqual(stain.counters["stain.passed_through"], 1)
+        XCTAssertNotEqual(out[0].image.pixels, tiles[0].image.pixels)
+        XCTAssertEqual(out[2].image.pixels, glass.image.pixels)
+    }
+
+    /// A tiles step that feeds a cache (through stain only) announces positions the cache holds
+    /// without reading the slide; the cache then reads their pixels for a reader that needs them.
+    func testCacheWritesMissesThenHitsAndCachedTilesListsThem() throws {
+        let slides = try writeSlides(1)
+        let cache = folder.appendingPathComponent("cache")
+        let text = flow(source: slidesSource(slides), stages: """
+              - stage: tissue
+              - stage: tiles
+                mpp: 1.0
+                size: 64
+                min_tissue: 0.9
+              - stage: stain
+                target: \(Self.stainTarget.path)
+              - stage: cache
+                path: \(cache.path)
+                batch: 4
+              - stage: export
+            """)
+        let slide = try slideStage("tissue", text).run(try slideSource("source", text).produce())
+        var computed: [Tile] = []
+        do {  // one step at a time holds the cache: LMDB opens an environment once per process
+            let tiles = try tilingStage("tiles", text).run(slide)
+            XCTAssertTrue(tiles.allSatisfy { !$0.awaitingCache && $0.image.width == 64 })
+            let stained = try tileStage("stain", text).run(tiles)
+            let first = try tileStage("cache", text)
+            computed = try first.run(stained).map { var tile = $0; tile.cacheEntry = nil; return tile }
+            XCTAssertEqual(first.counters["cache.misses"], 6)
+            XCTAssertEqual(first.counters["cache.written"], 6)
+        }
+        do {
+            let tiles = try tilingStage("tiles", text).run(slide)
+            XCTAssertEqual(tiles.count, 6)
+            XCTAssertTrue(tiles.allSatisfy { $0.awaitingCache && $0.image.width == 0 }, "announced from the cache, the slide not read")
+            let second = try tileStage("cache", text)
+            let read = try second.run(try tileStage("stain", text).run(tiles))
+            XCTAssertEqual(second.counters["cache.hits"], 6)
+            XCTAssertNil(second.counters["cache.misses"])
+            XCTAssertEqual(read.map(\.image.pixels), computed.map(\.image.pixels), "the export after the cache gets the cached pixels")
+        }
+        let listed = try tileSource("source", flow(source: "  kind: cached_tiles\n  path: \(cache.path)", stages: "  - stage: pretrain")).produce()
+        XCTAssertEqual(listed.count, 6)
+        XCTAssertTrue(listed.allSatisfy { $0.cacheEntry != nil && $0.image.width == 0 }, "references, not pixels")
+    }
+
+    func testExportWritesOneFilePerTileAndTheTileTableAtTheEnd() throws {
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 1)
+        let text = flow(source: "  kind: roi_folder\n  path: \(rois.path)", stages: "  - stage: decode\n  - stage: export\n    folder: out")
+        let tiles = try decodingStage("decode", text).run(try imageSource("source", text).produce())
+        let export = try finalStage("export", text)
+        for tile in tiles { try export.process(tile) }
+        let out = folder.appendingPathComponent("run/out")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("tiles.csv").path), "the table is written when the input ends")
+        try export.finish()
+        XCTAssertEqual(export.counters["export.tiles"], 2)
+        let table = try CSVTable(path: out.appendingPathComponent("tiles.csv").path)
+        XCTAssertEqual(table.rows.count, 2)
+        for row in table.rows {
+            XCTAssertEqual(try ImageFile.read(out.appendingPathComponent(row.values["file"]!).path).width, 64)
+        }
+    }
+
+    // MARK: training and evaluation stages
+
+    /// pretrain → finetune (from the pretrained encoder) → evaluate_slides and slide_mil, each
+    /// stage on its own harness, fed the references a `cache` harness emitted.
+    func testTrainingAndEvaluationStagesEachOnTheirOwn() throws {
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 8)
+        let cache = folder.appendingPathComponent("cache")
+        let run = folder.appendingPathComponent("run")
+        let roiFlow = flow(source: "  kind: roi_folder\n  path: \(rois.path)", stages: """
+              - stage: decode
+              - stage: cache
+                path: \(cache.path)
+              - stage: pretrain
+                from: cache
+                steps: 3
+                batch: 4
+                reconstructions: 2
+              - stage: finetune
+                from: cache
+                init: \(run.appendingPathComponent("pretrain/checkpoint").path)
+                epochs: 2
+                batch: 4
+                validation_fraction: 0.25
+                test_fraction: 0.25
+            """)
+        let cached = try tileStage("cache", roiFlow).run(try decodingStage("decode", roiFlow).run(try imageSource("source", roiFlow).produce()))
+        XCTAssertTrue(cached.allSatisfy { $0.cacheEntry != nil })
+
+        let pretrain = try finalStage("pretrain", roiFlow)
+        XCTAssertEqual(try pretrain.run(cached).count, 0, "a final stage emits nothing")
+        XCTAssertEqual(pretrain.counters["pretrain.steps"], 3)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("pretrain/checkpoint/checkpoint.json").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("pretrain/reconstruction-1.png").path))
+
+        let finetune = try finalStage("finetune", roiFlow)
+        try finetune.run(cached)
+        XCTAssertEqual(finetune.counters["finetune.initialised_from_pretrained"], 1)
+        XCTAssertEqual(finetune.counters["finetune.test_tiles"], 4)
+        XCTAssertNotNil(finetune.metrics["finetune.test_accuracy"])
+        XCTAssertThrowsError(try finetune.process(Tile(source: "x", column: 0, row: 0, scaleIndex: 0, level0X: 0, level0Y: 0, requestedMicronsPerPixel: 1,
+                                                       effectiveMicronsPerPixel: 1, tissueFraction: 1, image: RGBImage(width: 0, height: 0, pixels: [])))) { error in
+            XCTAssertTrue("\(error)".contains("no label"), "\(error)")
+        }
+
+        // Slides: two purple-rich and two pink, their tiles cached as a flow would.
+        let slides = try writeSlides(4, purple: { $0 % 2 == 0 })
+        let labels = folder.appendingPathComponent("labels.csv")
+        try "slide,patient,label\ns0.tif,p0,tumour\ns1.tif,p1,normal\ns2.tif,p2,tumour\ns3.tif,p3,normal\n".write(to: labels, atomically: true, encoding: .utf8)
+        let slideFlow = flow(source: slidesSource(slides, extra: "  labels: \(labels.path)"), stages: """
+              - stage: tissue
+              - stage: tiles
+                mpp: 1.0
+                size: 64
+                min_tissue: 0.9
+              - stage: cache
+                path: \(folder.appendingPathComponent("slide-cache").path)
+              - stage: evaluate_slides
+                from: cache
+                checkpoint: \(run.appendingPathComponent("finetune/best").path)
+                heatmap_class: purple
+              - stage: slide_mil
+                from: cache
+                checkpoint: \(run.appendingPathComponent("pretrain/checkpoint").path)
+                epochs: 5
+                folds: 2
+                cache: \(folder.appendingPathComponent("embeddings").path)
+            """)
+        let slideItems = try slideStage("tissue", slideFlow).run(try slideSource("source", slideFlow).produce())
+        let slideTiles = try tileStage("cache", slideFlow).run(try tilingStage("tiles", slideFlow).run(slideItems))
+        XCTAssertEqual(slideTiles.count, 4 * 2 * 3)
+
+        let evaluate = try finalStage("evaluate_slides", slideFlow)
+        try evaluate.run(slideTiles)
+        let scores = try CSVTable(path: run.appendingPathComponent("evaluate_slides/slide_scores.csv").path)
+        XCTAssertEqual(scores.rows.count, 4)
+        XCTAssertTrue(scores.rows.allSatisfy { $0.values["tiles"] == "6" }, "\(scores.rows.map(\.values))")
+        XCTAssertTrue(evaluate.failures.isEmpty, "\(evaluate.failures)")
+
+        let mil = try finalStage("slide_mil", slideFlow)
+        try mil.run(slideTiles)
+        XCTAssertEqual(mil.counters["slide_mil.embeddings_computed"], 4)
+        let folds = try String(contentsOf: run.appendingPathComponent("slide_mil/cross_validation.csv"), encoding: .utf8)
+        XCTAssertEqual(folds.split(separator: "\n").count, 5, folds)
+    }
+
+    // MARK: the harness itself
+
+    func testTheHarnessStopsEmittingWhenTheRunStopsAndRefusesMisuse() throws {
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 1)
+        let text = flow(source: "  kind: roi_folder\n  path: \(rois.path)", stages: "  - stage: decode")
+        let source = try imageSource("source", text)
+        XCTAssertThrowsError(try source.finish())
+        let decode = try decodingStage("decode", text)
+        XCTAssertThrowsError(try decode.produce())
+        let images = try source.produce()
+        decode.stop()
+        XCTAssertThrowsError(try decode.process(images[0])) { error in XCTAssertTrue(error is FlowStopped, "\(error)") }
+        XCTAssertEqual(decode.outputs.count, 0)
+        XCTAssertThrowsError(try decodingStage("tiles", text)) { error in
+            XCTAssertTrue("\(error)".contains("no step named 'tiles'"), "\(error)")
+        }
+        XCTAssertThrowsError(try tileStage("decode", text)) { error in
+            XCTAssertTrue("\(error)".contains("'decode' is a `decode` step, which reads ImageItem and emits Tile"), "\(error)")
+        }
+    }
+}
