@@ -17,7 +17,7 @@ func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 let package = Package(
     name: "SSMamba",
     products: [
-        .executable(name: "ssmamba", targets: ["ssmamba"]),
+        .executable(name: "ssmamba", targets: ["CommandLineTool"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "SSMamba", targets: ["SSMamba"]),
     ],
@@ -42,15 +42,17 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "SSMamba", dependencies: ["Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
-        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib", "CMalloc"], swiftSettings: numericFlags),
+        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Tensors"]),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
 
+        // The `ssmamba` command (the product's name); the module has its own name so that no two
+        // module folders differ only by case (`SSMamba` is the model).
         .executableTarget(
-            name: "ssmamba",
+            name: "CommandLineTool",
             dependencies: [
                 "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "Stages", "Distributed", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -58,7 +60,7 @@ let package = Package(
         .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Stages"], swiftSettings: numericFlags),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
-        .testTarget(name: "ssmambaTests", dependencies: ["ssmamba", "Slides", "SSMamba", "Tensors", "TileCache", "Stages", "Tiling"]),
+        .testTarget(name: "CommandLineToolTests", dependencies: ["CommandLineTool", "Slides", "SSMamba", "Tensors", "TileCache", "Stages", "Tiling"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], exclude: ["Fixtures"]),

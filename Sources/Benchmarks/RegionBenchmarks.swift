@@ -74,7 +74,7 @@ enum RegionBenchmarks {
 
     /// Reads per second of random 256² level-0 regions, cache off, on `threads` threads.
     static func measureOurs(file: String, origins: [(Int, Int)], threads: Int) throws -> Double {
-        let slide = try TIFFSlide(path: file, cache: TileCache(capacityBytes: 0))
+        let slide = try TIFFSlide(path: file, cache: DecodedTileCache(capacityBytes: 0))
         _ = try slide.readRegion(level0Origin: (0, 0), size: (256, 256), level: 0)  // handles open, code warm
         let start = DispatchTime.now().uptimeNanoseconds
         if threads == 1 {

@@ -9,7 +9,9 @@
 //     .build/release/Benchmarks pipeline [--quick]     (slide → tissue → tiles → Macenko → cache; the Python pipeline)
 //     .build/release/Benchmarks model-suite [--quick] [--model ssmamba_tiny]   (ours and PyTorch, side by side)
 import Foundation
+import Tensors
 
+MemoryPolicy.keepFreedMemory()  // the process-wide policy, as in the `ssmamba` command
 let arguments = Array(CommandLine.arguments.dropFirst())
 func option(_ name: String, default value: String) -> String {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return value }

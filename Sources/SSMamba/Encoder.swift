@@ -15,7 +15,6 @@ public final class Encoder: ParameterOwner {
 
     public init(config: ModelConfiguration, using rng: inout RandomGenerator) throws {
         try config.validate()
-        MemoryPolicy.keepFreedMemory()
         self.config = config
         if config.layout == .hierarchical {
             patchEmbedding = nil

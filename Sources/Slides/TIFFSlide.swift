@@ -1,4 +1,3 @@
-import CMalloc
 import CJPEGWindow
 import CTurboJPEG
 import CTIFF
@@ -10,7 +9,7 @@ import Foundation
 /// Pyramid levels are the tiled directories of level 0's aspect ratio, in the IFD chain or in
 /// level 0's SubIFDs; other directories (Aperio's thumbnail, label, macro) are associated images.
 /// Concurrent reads decode in parallel: libtiff handles are not thread-safe, so each read borrows
-/// one from a small pool (one per core, opened on demand); decoded tiles go to a shared `TileCache`.
+/// one from a small pool (one per core, opened on demand); decoded tiles go to a shared `DecodedTileCache`.
 public final class TIFFSlide: SlideReader, @unchecked Sendable {
     typealias Directory = TIFFDirectory
 
@@ -36,17 +35,12 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
     private let pool: TIFFHandlePool
     private let storage: [LevelStorage]
     private let associated: [String: Directory]
-    private let cache: TileCache
-
-    /// Decoded tiles (192 KB for 256² RGB) are above glibc's default mmap threshold, so each would
-    /// be mapped afresh and page-faulted in; keeping freed blocks in the process lets them be reused.
-    private static let keepFreedTiles: Void = ssmamba_keep_freed_memory()
+    private let cache: DecodedTileCache
 
     /// Opens a slide. `micronsPerPixelOverride` replaces the file's µm/px (or supplies a missing
     /// one); `cache` may be shared between readers.
-    public init(path: String, micronsPerPixelOverride: Double? = nil, cache: TileCache = TileCache(),
+    public init(path: String, micronsPerPixelOverride: Double? = nil, cache: DecodedTileCache = DecodedTileCache(),
                 background: (UInt8, UInt8, UInt8) = (255, 255, 255)) throws {
-        _ = Self.keepFreedTiles
         self.path = path
         self.cache = cache
         self.background = background
@@ -258,7 +252,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
 
     /// Decoded tile `index` of `level` (cached). Edge tiles keep their full stored size.
     private func tile(level: Int, index: Int, column: Int, row: Int, tileWidth: Int, tileHeight: Int) throws -> RGBImage {
-        let key = TileCache.Key(slide: path, level: level, tile: index)
+        let key = DecodedTileCache.Key(slide: path, level: level, tile: index)
         if let hit = cache.get(key) { return hit }
         let info = storage[level]
         let image: RGBImage

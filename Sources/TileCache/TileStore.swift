@@ -14,7 +14,6 @@ public final class TileStore: @unchecked Sendable {
     public var path: String { environment.path }
 
     public init(path: String, readOnly: Bool = false, codec: TileRecord.Codec = .zstd) throws {
-        MemoryPolicy.keepFreedMemory()
         environment = try LMDBEnvironment(path: path, readOnly: readOnly)
         self.codec = codec
     }

@@ -70,7 +70,6 @@ public enum StainNormalization {
     /// Fits `method` to `image`.
     /// - Throws: `StainError` when the image has no usable stain (e.g. a blank target).
     public static func fit(_ method: StainMethod, to image: RGBImage) throws -> any StainNormalizer {
-        MemoryPolicy.keepFreedMemory()  // per-tile buffers of ~1 MB are reused instead of mapped afresh
         switch method {
         case .reinhard: return try ReinhardNormalizer(fittedTo: image)
         case .macenko: return try MacenkoNormalizer(fittedTo: image)
@@ -80,7 +79,6 @@ public enum StainNormalization {
 
     /// A normalizer from a saved target.
     public static func normalizer(for target: StainTarget) throws -> any StainNormalizer {
-        MemoryPolicy.keepFreedMemory()
         switch target.method {
         case .reinhard: return try ReinhardNormalizer(target: target)
         case .macenko: return try MacenkoNormalizer(target: target)

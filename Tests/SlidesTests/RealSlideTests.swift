@@ -34,7 +34,7 @@ final class RealSlideTests: XCTestCase {
         })
         try PyramidWriter.write(texture, to: written, micronsPerPixel: 0.5, compression: .jpeg(quality: 80), tileSize: 256)
         for path in [try SlideFixtures.sample("cmu_small_region.svs"), written.path] {
-            let windowed = try TIFFSlide(path: path, cache: TileCache(capacityBytes: 0))
+            let windowed = try TIFFSlide(path: path, cache: DecodedTileCache(capacityBytes: 0))
             let whole = try TIFFSlide(path: path)
             let (slideWidth, slideHeight) = (whole.levels[0].width, whole.levels[0].height)
             var rng = RandomGenerator(seed: 17)
@@ -130,7 +130,7 @@ final class ConcurrentReadTests: XCTestCase {
     func testConcurrentReadsMatchSequentialReads() throws {
         let path = try SlideFixtures.sample("cmu_small_region.svs")
         // A cache smaller than one region's tiles, so every read decodes.
-        let slide = try TIFFSlide(path: path, cache: TileCache(capacityBytes: 200_000))
+        let slide = try TIFFSlide(path: path, cache: DecodedTileCache(capacityBytes: 200_000))
         var rng = RandomGenerator(seed: 8)
         let origins = (0..<48).map { _ in (rng.integer(below: 1900), rng.integer(below: 2600)) }
         let sequential = try origins.map { try slide.readRegion(level0Origin: $0, size: (300, 300), level: 0) }

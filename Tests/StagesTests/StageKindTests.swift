@@ -68,7 +68,7 @@ final class StageKindTests: XCTestCase {
     func testEveryKindDecodesEveryDocumentedParameter() throws {
         XCTAssertEqual(StageKinds.declarationProblems(), [])
         let names = (StageKinds.sources + StageKinds.stages).map { $0.name }
-        XCTAssertEqual(names.count, 15)
+        XCTAssertEqual(names.count, 16)
         XCTAssertEqual(StageKinds.catalog.stages.first { $0.name == "finetune" }?.readsOnly, ["cache", "cached_tiles"])
         XCTAssertEqual(StageKinds.catalog.stages.first { $0.name == "tiles" }?.input, "slide")
         XCTAssertEqual(StageKinds.catalog.stages.first { $0.name == "tiles" }?.output, "tile")
@@ -187,6 +187,57 @@ final class StageKindTests: XCTestCase {
         XCTAssertEqual(stain.counters["stain.passed_through"], 1)
         XCTAssertNotEqual(out[0].image.pixels, tiles[0].image.pixels)
         XCTAssertEqual(out[2].image.pixels, glass.image.pixels)
+    }
+
+    /// Sharp tiles pass, the same tiles blurred are dropped and counted; a tile without pixels is an error naming it.
+    func testFocusDropsBlurredTiles() throws {
+        let slides = try writeSlides(1)
+        let text = flow(source: slidesSource(slides), stages: """
+              - stage: tissue
+              - stage: tiles
+                mpp: 1.0
+                size: 64
+                min_tissue: 0.9
+              - stage: focus
+                name: sharp_only
+                min_sharpness: 200
+            """)
+        let sharp = try tilingStage("tiles", text).run(try slideStage("tissue", text).run(try slideSource("source", text).produce()))
+        // Stripes every 24 px: a 5×5 box blur of a tile removes the edges its sharpness comes from.
+        func boxBlurred(_ image: RGBImage) -> RGBImage {
+            var out = image
+            for y in 0..<image.height { for x in 0..<image.width { for c in 0..<3 {
+                var sum = 0, count = 0
+                for dy in -2...2 { for dx in -2...2 {
+                    let (u, v) = (x + dx, y + dy)
+                    guard u >= 0, v >= 0, u < image.width, v < image.height else { continue }
+                    sum += Int(image.pixels[(v * image.width + u) * 3 + c]); count += 1
+                } }
+                out.pixels[(y * image.width + x) * 3 + c] = UInt8(sum / count)
+            } } }
+            return out
+        }
+        let slideTiles = sharp.filter { $0.scaleIndex == 0 }
+        XCTAssertEqual(slideTiles.count, 6)
+        var striped = slideTiles
+        for i in striped.indices {
+            var pixels = striped[i].image.pixels
+            for y in 0..<64 { for x in 0..<64 where (x / 6) % 2 == 0 { for c in 0..<3 { pixels[(y * 64 + x) * 3 + c] /= 2 } } }
+            striped[i].image.pixels = pixels
+        }
+        let blurred = striped.map { var tile = $0; tile.image = boxBlurred(boxBlurred(tile.image)); return tile }
+        let focus = try tileStage("sharp_only", text)
+        let kept = try focus.run(striped + blurred)
+        XCTAssertTrue(kept.map(\.image.pixels) == striped.map(\.image.pixels), "the sharp tiles are kept, unchanged and in order")
+        // Measured: ~2,540 for the striped tiles, ~35 blurred.
+        XCTAssertGreaterThan(FocusStage.sharpness(striped[0].image), 1000)
+        XCTAssertLessThan(FocusStage.sharpness(blurred[0].image), 100)
+        XCTAssertEqual(focus.counters["sharp_only.kept"], 6)
+        XCTAssertEqual(focus.counters["sharp_only.blurred"], 6)
+        XCTAssertThrowsError(try focus.process(Tile(source: "cached.svs", column: 0, row: 0, scaleIndex: 0, level0X: 0, level0Y: 0, requestedMicronsPerPixel: 1,
+                                                    effectiveMicronsPerPixel: 1, tissueFraction: 1, image: RGBImage(width: 0, height: 0, pixels: [])))) { error in
+            XCTAssertTrue("\(error)".contains("no pixels to judge"), "\(error)")
+        }
     }
 
     /// A tiles step that feeds a cache (through stain only) announces positions the cache holds

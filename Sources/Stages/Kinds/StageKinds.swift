@@ -6,7 +6,7 @@ public enum StageKinds {
         SlidesKind.self, ROIFolderKind.self, ImageCSVKind.self, NucleiKind.self, CachedTilesKind.self,
     ]
     public static let stages: [any StageKind.Type] = [
-        TissueKind.self, TilesKind.self, DecodeKind.self, StainKind.self, CacheKind.self, ExportKind.self,
+        TissueKind.self, TilesKind.self, DecodeKind.self, StainKind.self, FocusKind.self, CacheKind.self, ExportKind.self,
         PretrainKind.self, FinetuneKind.self, EvaluateSlidesKind.self, SlideMILKind.self,
     ]
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// A bounded cache of decoded tiles, least recently used first out, by bytes. Shared by every
 /// reader of a slide; safe from several tasks at once.
-public final class TileCache: @unchecked Sendable {
+public final class DecodedTileCache: @unchecked Sendable {
     public struct Key: Hashable, Sendable {
         let slide: String
         let level: Int
