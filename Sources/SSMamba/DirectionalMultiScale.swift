@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// DMS, the Directional Multi-scale mixer (MODEL.md), on tokens (batch, count, dim):
+/// DMS, the Directional Multi-scale mixer (docs/MODEL.md), on tokens (batch, count, dim):
 ///
 ///     x, z = split(in_proj(U))                         in_proj: dim → 2E, no bias
 ///     x = silu(Σ_k conv1d_k(x))                        local path, "same" padding, k ∈ kernels

@@ -29,7 +29,7 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
         (self.direction, self.channels, self.state, self.rank) = (direction, channels, state, rank)
         xProjection = Linear(parameterName(name, "x_proj"), inFeatures: channels, outFeatures: rank + 2 * state, bias: false, using: &rng)
         dtProjection = Linear(parameterName(name, "dt_proj"), inFeatures: rank, outFeatures: channels, using: &rng)
-        // MODEL.md: W_dt ~ U(±R^−½); dt log-uniform in [1e-3, 1e-1] floored at 1e-4, b_dt = softplus⁻¹(dt).
+        // docs/MODEL.md: W_dt ~ U(±R^−½); dt log-uniform in [1e-3, 1e-1] floored at 1e-4, b_dt = softplus⁻¹(dt).
         dtProjection.weight.value = Initialization.uniform([channels, rank], bound: 1 / Float(rank).squareRoot(), using: &rng)
         var dtBias = Tensor(zeros: [channels])
         for d in 0..<channels {

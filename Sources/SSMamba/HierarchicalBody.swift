@@ -1,6 +1,6 @@
 import Tensors
 
-/// R1, the hierarchical layout (MODEL.md; MambaVision-T-like): a convolutional stem to 1/4 of
+/// R1, the hierarchical layout (docs/MODEL.md; MambaVision-T-like): a convolutional stem to 1/4 of
 /// the image side, then levels of width dim·2ⁱ. Every level after the first opens with a 3×3
 /// stride-2 convolution (no bias) doubling the width and halving the side. The first
 /// `convolutionLevels` levels hold convolutional blocks; the others SSMamba blocks (LPR, DMS,

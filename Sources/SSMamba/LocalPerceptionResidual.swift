@@ -1,6 +1,6 @@
 import Tensors
 
-/// LPR (MODEL.md): X + DWConv3×3(X) on the token grid, PyTorch's `Conv2d(C, C, 3, padding=1,
+/// LPR (docs/MODEL.md): X + DWConv3×3(X) on the token grid, PyTorch's `Conv2d(C, C, 3, padding=1,
 /// groups=C)` with weight (C, 1, 3, 3), zero-initialised so the block starts as the identity. It
 /// replaces absolute position embeddings.
 ///

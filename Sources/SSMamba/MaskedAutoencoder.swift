@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// MAMIM settings: how much to mask and the light decoder's shape (MODEL.md).
+/// MAMIM settings: how much to mask and the light decoder's shape (docs/MODEL.md).
 public struct MaskedPretrainingSettings: Codable, Sendable, Equatable {
     public var maskRatio: Double = 0.75
     public var decoderDim = 128

@@ -1,5 +1,5 @@
 /// Every architectural choice of SSMamba as a field, so the published recipe can be matched once
-/// known (MODEL.md marks what is confirmed, inferred or our default). Saved beside checkpoints.
+/// known (docs/MODEL.md marks what is confirmed, inferred or our default). Saved beside checkpoints.
 public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var name: String
     public var imageSize: Int = 224
@@ -20,7 +20,7 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     public var localPerDirection = false
     /// How direction outputs combine: mean (default), sum, or learned softmax weights.
     public var merge: DirectionalMultiScale.Merge = .mean
-    /// How many of the last blocks use self-attention instead of DMS (MODEL.md: the last quarter).
+    /// How many of the last blocks use self-attention instead of DMS (docs/MODEL.md: the last quarter).
     public var attentionBlocks: Int = 3
     public var heads: Int = 3
     /// MLP hidden width as a multiple of dim; 0 means no MLP sub-block.

@@ -1,4 +1,4 @@
-/// A scan order over the patch grid (MODEL.md, DMS step 3). For grid cell (i, j) of an H×W grid:
+/// A scan order over the patch grid (docs/MODEL.md, DMS step 3). For grid cell (i, j) of an H×W grid:
 ///
 ///     h:  t = i·W + j                     (rows, left to right)
 ///     v:  t = j·H + i                     (columns, top to bottom)

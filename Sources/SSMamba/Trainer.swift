@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// How a model is trained (MODEL.md's fine-tuning recipe by default).
+/// How a model is trained (docs/MODEL.md's fine-tuning recipe by default).
 public struct TrainingSettings: Codable, Sendable, Equatable {
     public var optimizer = AdamW.Settings()
     public var schedule: CosineSchedule

@@ -57,6 +57,16 @@ final class StageKindTests: XCTestCase {
         return slides
     }
 
+    /// Tissue, then one 64-px crop per position at 1 µm/px where tissue covers 90 %.
+    static let tissueAndTiles = """
+          - stage: tissue
+          - stage: tiles
+            mpp: 1.0
+            size: 64
+            min_tissue: 0.9
+
+        """
+
     func slidesSource(_ slides: URL, extra: String = "") -> String {
         "  kind: slides\n  path: \(slides.path)\n  pattern: \"*.tif\"\n" + extra
     }
@@ -192,12 +202,7 @@ final class StageKindTests: XCTestCase {
     /// Sharp tiles pass, the same tiles blurred are dropped and counted; a tile without pixels is an error naming it.
     func testFocusDropsBlurredTiles() throws {
         let slides = try writeSlides(1)
-        let text = flow(source: slidesSource(slides), stages: """
-              - stage: tissue
-              - stage: tiles
-                mpp: 1.0
-                size: 64
-                min_tissue: 0.9
+        let text = flow(source: slidesSource(slides), stages: Self.tissueAndTiles + """
               - stage: focus
                 name: sharp_only
                 min_sharpness: 200
@@ -245,12 +250,7 @@ final class StageKindTests: XCTestCase {
     func testCacheWritesMissesThenHitsAndCachedTilesListsThem() throws {
         let slides = try writeSlides(1)
         let cache = folder.appendingPathComponent("cache")
-        let text = flow(source: slidesSource(slides), stages: """
-              - stage: tissue
-              - stage: tiles
-                mpp: 1.0
-                size: 64
-                min_tissue: 0.9
+        let text = flow(source: slidesSource(slides), stages: Self.tissueAndTiles + """
               - stage: stain
                 target: \(Self.stainTarget.path)
               - stage: cache

@@ -57,9 +57,15 @@ public struct StepAssembly {
     /// step that asks (the cache itself, and a tiles step that skips reading cached tiles).
     func cachePresence(of cache: FlowStep) throws -> CachePresence {
         if let made = shared.presences[cache.name] { return made }
-        let p = try CacheKind.decode(cache.parameters)
-        let store = try TileStore(path: p.path, codec: p.compression == "none" ? .none : .zstd)
-        let presence = CachePresence(store: store, parameters: try CacheKey.parameterFingerprint(upstream(of: cache)))
+        let presence: CachePresence
+        do {
+            let p = try CacheKind.decode(cache.parameters)
+            let store = try TileStore(path: p.path, codec: p.compression == "none" ? .none : .zstd)
+            presence = CachePresence(store: store, parameters: try CacheKey.parameterFingerprint(upstream(of: cache)))
+        } catch where cache.name != step.name {
+            // Asked for by another step (a tiles step ahead of the cache): name the cache step too.
+            throw StageError("the cache of '\(cache.name)' (\(cache.location)): \(error)")
+        }
         shared.presences[cache.name] = presence
         return presence
     }
