@@ -52,19 +52,22 @@ public final class Block: ParameterOwner {
         return result + (norm2?.parameters ?? []) + (mlp?.parameters ?? [])
     }
 
+    /// Without `training` nothing is stored for a backward and drop-path is the identity, so
+    /// threads may run evaluation forwards of one block at once.
     func forward(_ input: Tensor, grid: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> Tensor {
-        var x = lpr?.forward(input, grid: grid) ?? input
-        let normed = norm1.forward(x)
+        let keeping = training
+        var x = lpr?.forward(input, grid: grid, keeping: keeping) ?? input
+        let normed = norm1.forward(x, keeping: keeping)
         let mixed: Tensor
         switch mixer {
-        case .directional(let dms): mixed = dms.forward(normed, grid: grid)
-        case .attention(let attention): mixed = attention.forward(normed)
+        case .directional(let dms): mixed = dms.forward(normed, grid: grid, keeping: keeping)
+        case .attention(let attention): mixed = attention.forward(normed, keeping: keeping)
         }
-        x = x + mixerDropPath.forward(mixed, training: training, using: &rng)
+        x = x + (training ? mixerDropPath.forward(mixed, training: true, using: &rng) : mixed)
         if let norm2, let mlp {
-            x = x + mlpDropPath.forward(mlp.forward(norm2.forward(x)), training: training, using: &rng)
+            let branch = mlp.forward(norm2.forward(x, keeping: keeping), keeping: keeping)
+            x = x + (training ? mlpDropPath.forward(branch, training: true, using: &rng) : branch)
         }
-        if !training { releaseActivations() }
         return x
     }
 

@@ -20,9 +20,10 @@ public final class Classifier: ParameterOwner {
     public func forward(_ images: Tensor, training: Bool, using rng: inout RandomGenerator) -> Tensor {
         let grid = encoder.fullGrid(batch: images.shape[0])
         let tokens = encoder.forward(images, grid: grid, training: training, using: &rng)
-        tokenCount = grid.count
         let pooled = tokens.mean(alongAxis: 1)
-        return head.forward(dropout.forward(pooled, training: training, using: &rng))
+        guard training else { return head.forward(pooled, keeping: false) }  // stores nothing: `predict` may run on several threads
+        tokenCount = grid.count
+        return head.forward(dropout.forward(pooled, training: true, using: &rng))
     }
 
     /// Images per forward in `predict`: small enough that a chunk's activations stay in cache

@@ -26,12 +26,12 @@ public final class Convolution2D: ParameterOwner, KeepsActivations {
     /// The output grid's side for an input side.
     public func outputSide(_ side: Int) -> Int { (side - 1) / stride + 1 }
 
-    /// x: (batch, height·width, in) → (batch, H'·W', out).
-    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    /// x: (batch, height·width, in) → (batch, H'·W', out); with `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ x: Tensor, height: Int, width: Int, keeping: Bool = true) -> Tensor {
         precondition(x.rank == 3 && x.shape[1] == height * width && x.shape[2] == inChannels,
                      "convolution expects (batch, \(height * width), \(inChannels)), got \(x.shape)")
-        inputSize = (height, width, x.shape[0])
-        return projection.forward(columns(x, height: height, width: width))
+        if keeping { inputSize = (height, width, x.shape[0]) }
+        return projection.forward(columns(x, height: height, width: width), keeping: keeping)
     }
 
     public func releaseActivations() { projection.releaseActivations() }

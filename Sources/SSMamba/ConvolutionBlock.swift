@@ -22,12 +22,15 @@ public final class ConvolutionBlock: ParameterOwner, KeepsActivations {
     public var parameters: [Parameter] { conv1.parameters + norm1.parameters + conv2.parameters + norm2.parameters }
 
     /// x: (batch, side·side, dim) → the same shape.
+    /// Without `training` nothing is stored for a backward (drop-path is the identity), so threads
+    /// may run it at once.
     public func forward(_ x: Tensor, side: Int, training: Bool, using rng: inout RandomGenerator) -> Tensor {
-        activationInput = norm1.forward(conv1.forward(x, height: side, width: side))
-        let branch = norm2.forward(conv2.forward(activationInput.mapped(Activation.geluErf), height: side, width: side))
-        let out = x + dropPath.forward(branch, training: training, using: &rng)
-        if !training { releaseActivations() }
-        return out
+        let keeping = training
+        let activationInput = norm1.forward(conv1.forward(x, height: side, width: side, keeping: keeping), keeping: keeping)
+        let branch = norm2.forward(conv2.forward(activationInput.mapped(Activation.geluErf), height: side, width: side, keeping: keeping), keeping: keeping)
+        guard training else { return x + branch }
+        self.activationInput = activationInput
+        return x + dropPath.forward(branch, training: training, using: &rng)
     }
 
     public func releaseActivations() {

@@ -23,16 +23,14 @@ public final class ConvolutionStem: ParameterOwner, KeepsActivations {
     public func outputSide(_ imageSide: Int) -> Int { conv2.outputSide(conv1.outputSide(imageSide)) }
 
     /// images (batch, channels, side, side) → tokens (batch, s·s, dim), s = `outputSide(side)`.
+    /// Without `training` nothing is stored for a backward, so threads may run it at once.
     public func forward(_ images: Tensor, training: Bool) -> Tensor {
-        imageShape = images.shape
-        let side = images.shape[2]
-        let first = norm1.forward(conv1.forward(Self.channelsLast(images), height: side, width: side))
+        let side = images.shape[2], keeping = training
+        let first = norm1.forward(conv1.forward(Self.channelsLast(images), height: side, width: side, keeping: keeping), keeping: keeping)
         let half = conv1.outputSide(side)
-        let second = norm2.forward(conv2.forward(first.mapped(Activation.geluErf), height: half, width: half))
-        activationInputs = [first, second]
-        let out = second.mapped(Activation.geluErf)
-        if !training { releaseActivations() }
-        return out
+        let second = norm2.forward(conv2.forward(first.mapped(Activation.geluErf), height: half, width: half, keeping: keeping), keeping: keeping)
+        if keeping { (imageShape, activationInputs) = (images.shape, [first, second]) }
+        return second.mapped(Activation.geluErf)
     }
 
     public func releaseActivations() {

@@ -37,9 +37,10 @@ public final class DepthwiseConv1D: ParameterOwner, KeepsActivations {
         return rows
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    /// With `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ x: Tensor, keeping: Bool = true) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == channels, "conv1d expects (batch, length, \(channels)), got \(x.shape)")
-        input = x
+        if keeping { input = x }
         let (batch, length) = (x.shape[0], x.shape[1])
         let taps = tapRows(weight.value)
         var y = Tensor(uninitialized: x.shape)  // every row starts as the bias below

@@ -90,41 +90,46 @@ public final class DirectionalMultiScale: ParameterOwner, KeepsActivations {
         }
     }
 
-    public func forward(_ u: Tensor, grid: TokenGrid) -> Tensor {
+    /// Keeps what the backward needs; with `keeping` false nothing is stored, so threads may run it at once.
+    public func forward(_ u: Tensor, grid: TokenGrid, keeping: Bool = true) -> Tensor {
         let (batch, count) = (u.shape[0], u.shape[1])
-        let xz = inProjection.forward(u)  // (B, L, 2E)
+        let xz = inProjection.forward(u, keeping: keeping)  // (B, L, 2E)
         var x = Tensor(uninitialized: [batch, count, expanded])
-        gate = Tensor(uninitialized: [batch, count, expanded])
+        var gate = Tensor(uninitialized: [batch, count, expanded])
         split(xz, into: &x, and: &gate)  // writes every element of both
         let orders = scans.map { $0.direction.order(for: grid) }
-        var activated = Tensor(zeros: [0])
+        var activated = Tensor(zeros: [0]), convolved = Tensor(zeros: [0]), directionConvolved: [Tensor] = []
         if directionConvolutions.isEmpty {
-            convolved = Self.localPath(convolutions, x)
+            convolved = Self.localPath(convolutions, x, keeping: keeping)
             activated = convolved.mapped(Activation.silu)  // recomputed in the backward, not kept
         } else {
-            directionConvolved = zip(directionConvolutions, orders).map { convs, order in Self.localPath(convs, Self.gather(x, order)) }
-            self.orders = orders
+            directionConvolved = zip(directionConvolutions, orders).map { convs, order in Self.localPath(convs, Self.gather(x, order), keeping: keeping) }
         }
-        directionOutputs = []
+        var directionOutputs: [Tensor] = []
+        var merged = Tensor(zeros: [0])
         let weights = mergeWeights
         for (s, (scan, order)) in zip(scans, orders).enumerated() {
             let input = directionConvolutions.isEmpty ? activated : Self.scatter(directionConvolved[s].mapped(Activation.silu), order)
-            let y = scan.forward(input, order: order, mode: memoryMode)
+            let y = scan.forward(input, order: order, mode: memoryMode, keeping: keeping)
             if s == 0 {
                 merged = y * weights[0]
             } else {
                 merged.withUnsafeMutableBufferPointer { m in y.withUnsafeBufferPointer { Elementwise.accumulate($0, scaledBy: weights[s], into: m) } }
             }
-            if merge == .softmax { directionOutputs.append(y) }
+            if keeping && merge == .softmax { directionOutputs.append(y) }
         }
         let gated = merged * gate.mapped(Activation.silu)
-        return outProjection.forward(gated)
+        if keeping {
+            (self.gate, self.convolved, self.directionConvolved, self.merged, self.directionOutputs) = (gate, convolved, directionConvolved, merged, directionOutputs)
+            self.orders = directionConvolutions.isEmpty ? [] : orders
+        }
+        return outProjection.forward(gated, keeping: keeping)
     }
 
     /// Σ_k conv1d_k(x).
-    static func localPath(_ convolutions: [DepthwiseConv1D], _ x: Tensor) -> Tensor {
-        var sum = convolutions[0].forward(x)
-        for conv in convolutions.dropFirst() { sum = sum + conv.forward(x) }
+    static func localPath(_ convolutions: [DepthwiseConv1D], _ x: Tensor, keeping: Bool = true) -> Tensor {
+        var sum = convolutions[0].forward(x, keeping: keeping)
+        for conv in convolutions.dropFirst() { sum = sum + conv.forward(x, keeping: keeping) }
         return sum
     }
 

@@ -54,23 +54,23 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
         dtProjection.releaseActivations()
     }
 
-    /// The scan's operands for input x and the kept δ, B, C, visited in `order`.
-    private func operands(_ x: Tensor) -> SelectiveScan.Operands {
+    /// The scan's operands for input x and δ, B, C, visited in `order`.
+    private func operands(_ x: Tensor, lowRank: Tensor, b: Tensor, c: Tensor, order: [Int]) -> SelectiveScan.Operands {
         SelectiveScan.Operands(u: x, delta: lowRank, A: aLog.value.mapped(Activation.exp) * -1,
-                               B: bMatrix, C: cMatrix, D: skip.value, deltaSoftplus: true, order: order,
+                               B: b, C: c, D: skip.value, deltaSoftplus: true, order: order,
                                deltaProjection: (dtProjection.weight.value, dtProjection.bias!.value))
     }
 
     /// x: (batch, count, E) in grid (storage) order → y in the same order, the scan visiting the
     /// tokens of each image in `order` (the direction's order for the grid).
-    func forward(_ x: Tensor, order: [Int], mode: SelectiveScan.MemoryMode) -> Tensor {
-        self.order = order
+    /// Keeps δ, B, C and the scan's saved state for the backward; with `keeping` false nothing is stored for a backward, so threads may run it at once.
+    func forward(_ x: Tensor, order: [Int], mode: SelectiveScan.MemoryMode, keeping: Bool = true) -> Tensor {
         let (batch, count) = (x.shape[0], x.shape[1])
         let projected = Linear.apply(x, weight: xProjection.weight.value, bias: nil)  // (B, L, R + 2N); x is kept by the caller
         // The three are split out of `projected`, every element written.
-        lowRank = Tensor(uninitialized: [batch, count, rank])
-        bMatrix = Tensor(uninitialized: [batch, count, state])
-        cMatrix = Tensor(uninitialized: [batch, count, state])
+        var lowRank = Tensor(uninitialized: [batch, count, rank])
+        var bMatrix = Tensor(uninitialized: [batch, count, state])
+        var cMatrix = Tensor(uninitialized: [batch, count, state])
         let width = rank + 2 * state
         projected.withUnsafeBufferPointer { ps in
             lowRank.withUnsafeMutableBufferPointer { ds in bMatrix.withUnsafeMutableBufferPointer { bs in cMatrix.withUnsafeMutableBufferPointer { cs in
@@ -84,8 +84,10 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
                 }
             } } }
         }
-        let (out, saved) = SelectiveScan.forward(operands(x), mode: mode)
-        self.saved = saved
+        let operands = operands(x, lowRank: lowRank, b: bMatrix, c: cMatrix, order: order)
+        // Without a backward to come, nothing is stored (`recompute` keeps no states).
+        let (out, saved) = SelectiveScan.forward(operands, mode: keeping ? mode : .recompute)
+        if keeping { (self.lowRank, self.bMatrix, self.cMatrix, self.order, self.saved) = (lowRank, bMatrix, cMatrix, order, saved) }
         return out
     }
 
@@ -93,7 +95,7 @@ final class DirectionalScan: ParameterOwner, KeepsActivations {
     /// parameter gradient.
     func backward(_ g: Tensor, input x: Tensor) -> Tensor {
         guard let saved else { preconditionFailure("scan direction backward without a forward") }
-        let operands = operands(x)
+        let operands = operands(x, lowRank: lowRank, b: bMatrix, c: cMatrix, order: order)
         let grads = SelectiveScan.backward(operands, saved: saved, gradOutput: g)
         // A = −exp(A_log) ⇒ ∂A_log = ∂A ⊙ A.
         aLog.gradient = aLog.gradient + grads.A * operands.A

@@ -39,7 +39,8 @@ public final class Encoder: ParameterOwner {
     }
 
     /// images (B, C, H, W) → tokens (B, grid.count, dim). With `training` false nothing is kept
-    /// for a backward (and `backward` must not be called).
+    /// for a backward (and `backward` must not be called), so threads may run evaluation forwards
+    /// of one encoder at once.
     /// The hierarchical layout takes only the full grid of its last level (`fullGrid`).
     public func forward(_ images: Tensor, grid: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> Tensor {
         var x: Tensor
@@ -47,15 +48,12 @@ public final class Encoder: ParameterOwner {
             precondition(grid == fullGrid(batch: images.shape[0]), "the hierarchical layout encodes whole images only")
             x = hierarchy.forward(images, training: training, using: &rng)
         } else if let patchEmbedding {
-            x = patchEmbedding.forward(images, grid: grid)
-            if !training { patchEmbedding.releaseActivations() }
+            x = patchEmbedding.forward(images, grid: grid, keeping: training)
         } else {
             preconditionFailure("encoder without a body")
         }
         for block in blocks { x = block.forward(x, grid: grid, training: training, using: &rng) }
-        let tokens = norm.forward(x)
-        if !training { norm.releaseActivations() }
-        return tokens
+        return norm.forward(x, keeping: training)
     }
 
     /// ∂L/∂tokens → accumulates every parameter gradient; returns ∂L/∂images.

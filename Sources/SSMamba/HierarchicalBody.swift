@@ -65,8 +65,7 @@ final class HierarchicalBody: ParameterOwner {
         for (i, level) in levels.enumerated() {
             if let downsample = level.downsample {
                 let previous = levels[i - 1].side
-                x = downsample.forward(x, height: previous, width: previous)
-                if !training { downsample.releaseActivations() }
+                x = downsample.forward(x, height: previous, width: previous, keeping: training)
             }
             let side = level.side
             switch level.blocks {

@@ -18,18 +18,19 @@ public final class LayerNormalization: ParameterOwner, KeepsActivations {
 
     public var parameters: [Parameter] { [weight, bias] }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    /// Keeps x and each row's statistics for the backward; with `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ x: Tensor, keeping: Bool = true) -> Tensor {
         precondition(x.shape.last == width, "layer norm expects last extent \(width), got \(x.shape)")
         let rows = x.count / max(width, 1)
-        input = x
-        mean = [Float](repeating: 0, count: rows)
-        inverseStd = [Float](repeating: 0, count: rows)
+        var mean = [Float](repeating: 0, count: rows)
+        var inverseStd = [Float](repeating: 0, count: rows)
         var y = Tensor(uninitialized: x.shape)  // the kernels write every element
         x.withUnsafeBufferPointer { xs in weight.value.withUnsafeBufferPointer { gs in bias.value.withUnsafeBufferPointer { bs in
             y.withUnsafeMutableBufferPointer { ys in mean.withUnsafeMutableBufferPointer { ms in inverseStd.withUnsafeMutableBufferPointer { rs in
                 LayerNorm.forward(xs, gamma: gs, beta: bs, rows: rows, width: width, epsilon: epsilon, into: ys, mean: ms, inverseStd: rs)
             } } }
         } } }
+        if keeping { (input, self.mean, self.inverseStd) = (x, mean, inverseStd) }
         return y
     }
 

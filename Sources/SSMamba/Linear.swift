@@ -18,9 +18,9 @@ public final class Linear: ParameterOwner, KeepsActivations {
 
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
-    /// x: (…, inFeatures) → (…, outFeatures). Keeps x for the backward.
-    public func forward(_ x: Tensor) -> Tensor {
-        input = x
+    /// x: (…, inFeatures) → (…, outFeatures). Keeps x for the backward; with `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ x: Tensor, keeping: Bool = true) -> Tensor {
+        if keeping { input = x }
         return Linear.apply(x, weight: weight.value, bias: bias?.value)
     }
 

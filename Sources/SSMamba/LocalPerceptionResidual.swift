@@ -50,10 +50,10 @@ public final class LocalPerceptionResidual: ParameterOwner, KeepsActivations {
         return rows
     }
 
-    public func forward(_ x: Tensor, grid: TokenGrid) -> Tensor {
+    /// With `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ x: Tensor, grid: TokenGrid, keeping: Bool = true) -> Tensor {
         precondition(x.shape == [grid.batch, grid.count, channels], "LPR expects \([grid.batch, grid.count, channels]), got \(x.shape)")
-        input = x
-        self.grid = grid
+        if keeping { (input, self.grid) = (x, grid) }
         let near = LocalPerceptionResidual.neighbours(grid)
         let taps = tapRows()
         var y = x

@@ -12,9 +12,11 @@ public final class MLP: ParameterOwner, KeepsActivations {
 
     public var parameters: [Parameter] { fc1.parameters + fc2.parameters }
 
-    public func forward(_ x: Tensor) -> Tensor {
-        hidden = fc1.forward(x)
-        return fc2.forward(hidden.mapped(Activation.geluErf))
+    /// With `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ x: Tensor, keeping: Bool = true) -> Tensor {
+        let hidden = fc1.forward(x, keeping: keeping)
+        if keeping { self.hidden = hidden }
+        return fc2.forward(hidden.mapped(Activation.geluErf), keeping: keeping)
     }
 
     public func releaseActivations() {

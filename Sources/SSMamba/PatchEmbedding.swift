@@ -50,13 +50,13 @@ public final class PatchEmbedding: ParameterOwner, KeepsActivations {
         return out
     }
 
-    public func forward(_ images: Tensor, grid: TokenGrid) -> Tensor {
+    /// With `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ images: Tensor, grid: TokenGrid, keeping: Bool = true) -> Tensor {
         precondition(images.rank == 4 && images.shape[1] == channels && images.shape[0] == grid.batch
                      && images.shape[2] == grid.height * patch && images.shape[3] == grid.width * patch,
                      "patch embedding expects (\(grid.batch), \(channels), \(grid.height * patch), \(grid.width * patch)), got \(images.shape)")
-        imageShape = images.shape
-        self.grid = grid
-        return projection.forward(columns(images, grid: grid))
+        if keeping { (imageShape, self.grid) = (images.shape, grid) }
+        return projection.forward(columns(images, grid: grid), keeping: keeping)
     }
 
     public func releaseActivations() { projection.releaseActivations() }

@@ -27,10 +27,11 @@ public final class SelfAttention: ParameterOwner, KeepsActivations {
     var headDim: Int { dim / heads }
     var scale: Float { 1 / Float(headDim).squareRoot() }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    /// With `keeping` false nothing is stored for a backward, so threads may run it at once.
+    public func forward(_ x: Tensor, keeping: Bool = true) -> Tensor {
         let (batch, count) = (x.shape[0], x.shape[1])
-        packed = qkv.forward(x)
-        probabilities = Tensor(zeros: [batch, heads, count, count])
+        let packed = qkv.forward(x, keeping: keeping)
+        var probabilities = Tensor(zeros: [batch, heads, count, count])
         var attended = Tensor(zeros: [batch, count, dim])
         let (d, hd, stride) = (dim, headDim, 3 * dim)
         packed.withUnsafeBufferPointer { q in probabilities.withUnsafeMutableBufferPointer { p in attended.withUnsafeMutableBufferPointer { o in
@@ -45,7 +46,8 @@ public final class SelfAttention: ParameterOwner, KeepsActivations {
                           c: o.baseAddress! + b * count * d + h * hd, ldc: d)
             } }
         } } }
-        return projection.forward(attended)
+        if keeping { (self.packed, self.probabilities) = (packed, probabilities) }
+        return projection.forward(attended, keeping: keeping)
     }
 
     public func releaseActivations() {

@@ -23,6 +23,9 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     let checkpoint: CheckpointSource
     let selection: SlideTileSelection
     let batchSize: Int, readers: Int
+    /// Slides evaluated at once (the step's `workers`): the classifier's evaluation forward stores
+    /// nothing, so one model serves every thread.
+    let workers: Int
     let heatmapClass: String?
     let folder: URL
     let artifacts: Artifacts
@@ -45,6 +48,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         selection = SlideTileSelection(stage: name, micronsPerPixel: p.mpp, minimumTissue: p.minTissue)
         batchSize = p.batch
         readers = p.readers
+        workers = step.step.workers
         heatmapClass = p.heatmapClass
         folder = step.runFolder.appendingPathComponent(name)
         artifacts = step.artifacts
@@ -78,23 +82,27 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         // r, r + R, r + 2R, … and the slide scores are gathered.
         let bySlide = Dictionary(grouping: 0..<tiles.count, by: tiles.source)
         let rank = group?.rank ?? 0, ranks = group?.size ?? 1
-        var scores: [String] = []
-        var firstFailure: String?
-        var failures: [FailureRecord] = []
-        for (index, slide) in bySlide.keys.sorted().enumerated() where index % ranks == rank {
-            if context.isStopping { return }
-            let order = bySlide[slide]!.sorted { (cells[$0].row, cells[$0].column) < (cells[$1].row, cells[$1].column) }
-            do {
-                scores.append(try evaluate(slide, tiles.subset(order), cells: order.map { cells[$0] }, frame: frames[slide]!,
-                                           model: model, classes: classes, context: context))
-                context.count("\(name).slides")
-            } catch {
-                if context.isStopping { return }
-                context.reportFailure(item: slide, reason: String(describing: error))
-                failures.append(FailureRecord(item: slide, reason: String(describing: error)))
-                firstFailure = firstFailure ?? "\((slide as NSString).lastPathComponent): \(error)"
+        let work = SlideWork(slides: bySlide.keys.sorted().enumerated().filter { $0.offset % ranks == rank }.map(\.element))
+        let shared = SharedForEvaluation(model: model)
+        // `workers` threads take the slides in order, each evaluating one slide at a time.
+        DispatchQueue.concurrentPerform(iterations: max(1, min(workers, work.slides.count))) { _ in
+            while let slide = work.take(), !context.isStopping {
+                let order = bySlide[slide]!.sorted { (cells[$0].row, cells[$0].column) < (cells[$1].row, cells[$1].column) }
+                do {
+                    work.scored(try evaluate(slide, tiles.subset(order), cells: order.map { cells[$0] }, frame: frames[slide]!,
+                                             model: shared.model, classes: classes, context: context))
+                    context.count("\(name).slides")
+                } catch {
+                    if context.isStopping { return }
+                    context.reportFailure(item: slide, reason: String(describing: error))
+                    work.failed(slide, String(describing: error))
+                }
             }
         }
+        var scores = work.rows
+        let failures = work.failures.sorted { $0.item < $1.item }  // the order of the slides, whichever thread finished first
+        var firstFailure = failures.first.map { "\(($0.item as NSString).lastPathComponent): \($0.reason)" }
+        if context.isStopping { return }
         if let group {
             context.count("\(name).processes", group.size)
             // Every rank's rows and failures, on every rank: the run's one slide_scores.csv, and
@@ -198,3 +206,32 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         return RGBImage(width: w, height: h, pixels: pixels)
     }
 }
+
+/// The slides one process evaluates, handed out one at a time to its threads, and what they gave.
+private final class SlideWork: @unchecked Sendable {
+    let slides: [String]
+    private let lock = NSLock()
+    private var next = 0
+    private(set) var rows: [String] = []
+    private(set) var failures: [FailureRecord] = []
+
+    init(slides: [String]) { self.slides = slides }
+
+    /// The next slide to evaluate, or nil when every slide is taken.
+    func take() -> String? {
+        lock.withLock {
+            defer { next += 1 }
+            return next < slides.count ? slides[next] : nil
+        }
+    }
+
+    func scored(_ row: String) { lock.withLock { rows.append(row) } }
+    func failed(_ slide: String, _ reason: String) { lock.withLock { failures.append(FailureRecord(item: slide, reason: reason)) } }
+}
+
+/// A classifier shared by evaluation threads: its evaluation forward (`predict`) stores nothing
+/// in the model, so threads may call it at once (nothing else of the model is used).
+private struct SharedForEvaluation: @unchecked Sendable {
+    let model: Classifier
+}
+

@@ -15,24 +15,24 @@ final class LayerGradientTests: XCTestCase {
         let layer = Linear("fc", inFeatures: 5, outFeatures: 3, using: &rng)
         randomize(layer.parameters)
         GradientCheck.check(input: Tensor.normal([2, 4, 5], using: &rng), parameters: layer.parameters,
-                            forward: layer.forward, backward: layer.backward)
+                            forward: { layer.forward($0) }, backward: layer.backward)
         let noBias = Linear("fc", inFeatures: 4, outFeatures: 6, bias: false, using: &rng)
         GradientCheck.check(input: Tensor.normal([3, 4], using: &rng), parameters: noBias.parameters,
-                            forward: noBias.forward, backward: noBias.backward)
+                            forward: { noBias.forward($0) }, backward: noBias.backward)
     }
 
     func testLayerNormalization() {
         let layer = LayerNormalization("norm", width: 7)
         randomize(layer.parameters)
         GradientCheck.check(input: Tensor.normal([2, 3, 7], using: &rng), parameters: layer.parameters,
-                            forward: layer.forward, backward: layer.backward)
+                            forward: { layer.forward($0) }, backward: layer.backward)
     }
 
     func testDepthwiseConv1DSameAndCausal() {
         for (kernel, padding) in [(3, DepthwiseConv1D.Padding.same), (5, .same), (4, .causal)] {
             let layer = DepthwiseConv1D("conv", channels: 5, kernel: kernel, padding: padding, using: &rng)
             GradientCheck.check(input: Tensor.normal([2, 6, 5], using: &rng), parameters: layer.parameters,
-                                forward: layer.forward, backward: layer.backward)
+                                forward: { layer.forward($0) }, backward: layer.backward)
         }
     }
 
@@ -179,14 +179,14 @@ final class LayerGradientTests: XCTestCase {
         let layer = SelfAttention("attn", dim: 6, heads: 2, using: &rng)
         randomize(layer.parameters)
         GradientCheck.check(input: Tensor.normal([2, 5, 6], using: &rng), parameters: layer.parameters,
-                            forward: layer.forward, backward: layer.backward)
+                            forward: { layer.forward($0) }, backward: layer.backward)
     }
 
     func testMLP() {
         let layer = MLP("mlp", dim: 4, hidden: 8, using: &rng)
         randomize(layer.parameters)
         GradientCheck.check(input: Tensor.normal([3, 4], using: &rng), parameters: layer.parameters,
-                            forward: layer.forward, backward: layer.backward)
+                            forward: { layer.forward($0) }, backward: layer.backward)
     }
 
     func testDropPathAndDropoutReuseTheirMask() {

@@ -361,6 +361,12 @@ final class StageKindTests: XCTestCase {
                 from: cache
                 checkpoint: \(run.appendingPathComponent("finetune/best").path)
                 heatmap_class: purple
+                workers: 2
+              - stage: evaluate_slides
+                name: one_at_a_time
+                from: cache
+                checkpoint: \(run.appendingPathComponent("finetune/best").path)
+                heatmap_class: purple
               - stage: slide_mil
                 from: cache
                 checkpoint: \(run.appendingPathComponent("pretrain/checkpoint").path)
@@ -378,6 +384,12 @@ final class StageKindTests: XCTestCase {
         XCTAssertEqual(scores.rows.count, 4)
         XCTAssertTrue(scores.rows.allSatisfy { $0.values["tiles"] == "6" }, "\(scores.rows.map(\.values))")
         XCTAssertTrue(evaluate.failures.isEmpty, "\(evaluate.failures)")
+        // Two slides at a time on one model give exactly what one at a time gives.
+        try finalStage("one_at_a_time", slideFlow).run(slideTiles)
+        for file in ["slide_scores.csv"] + (0..<4).map({ "s\($0).tiles.csv" }) {
+            XCTAssertEqual(try Data(contentsOf: run.appendingPathComponent("evaluate_slides/\(file)")),
+                           try Data(contentsOf: run.appendingPathComponent("one_at_a_time/\(file)")), file)
+        }
 
         let mil = try finalStage("slide_mil", slideFlow)
         try mil.run(slideTiles)
