@@ -85,12 +85,13 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         let work = SlideWork(slides: bySlide.keys.sorted().enumerated().filter { $0.offset % ranks == rank }.map(\.element))
         let shared = SharedForEvaluation(model: model)
         // `workers` threads take the slides in order, each evaluating one slide at a time.
+        let started = Date()
         DispatchQueue.concurrentPerform(iterations: max(1, min(workers, work.slides.count))) { _ in
             while let slide = work.take(), !context.isStopping {
                 let order = bySlide[slide]!.sorted { (cells[$0].row, cells[$0].column) < (cells[$1].row, cells[$1].column) }
                 do {
                     work.scored(try evaluate(slide, tiles.subset(order), cells: order.map { cells[$0] }, frame: frames[slide]!,
-                                             model: shared.model, classes: classes, context: context))
+                                             model: shared.model, classes: classes, context: context), tiles: order.count)
                     context.count("\(name).slides")
                 } catch {
                     if context.isStopping { return }
@@ -99,6 +100,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                 }
             }
         }
+        context.record(metric: "\(name).images_per_second", Double(work.tiles) / max(Date().timeIntervalSince(started), 1e-9))
         var scores = work.rows
         let failures = work.failures.sorted { $0.item < $1.item }  // the order of the slides, whichever thread finished first
         var firstFailure = failures.first.map { "\(($0.item as NSString).lastPathComponent): \($0.reason)" }
@@ -214,6 +216,8 @@ private final class SlideWork: @unchecked Sendable {
     private var next = 0
     private(set) var rows: [String] = []
     private(set) var failures: [FailureRecord] = []
+    /// Tiles of the slides evaluated.
+    private(set) var tiles = 0
 
     init(slides: [String]) { self.slides = slides }
 
@@ -225,7 +229,7 @@ private final class SlideWork: @unchecked Sendable {
         }
     }
 
-    func scored(_ row: String) { lock.withLock { rows.append(row) } }
+    func scored(_ row: String, tiles count: Int) { lock.withLock { rows.append(row); tiles += count } }
     func failed(_ slide: String, _ reason: String) { lock.withLock { failures.append(FailureRecord(item: slide, reason: reason)) } }
 }
 

@@ -384,6 +384,7 @@ final class StageKindTests: XCTestCase {
         XCTAssertEqual(scores.rows.count, 4)
         XCTAssertTrue(scores.rows.allSatisfy { $0.values["tiles"] == "6" }, "\(scores.rows.map(\.values))")
         XCTAssertTrue(evaluate.failures.isEmpty, "\(evaluate.failures)")
+        XCTAssertGreaterThan(evaluate.metrics["evaluate_slides.images_per_second"] ?? 0, 0)
         // Two slides at a time on one model give exactly what one at a time gives.
         try finalStage("one_at_a_time", slideFlow).run(slideTiles)
         for file in ["slide_scores.csv"] + (0..<4).map({ "s\($0).tiles.csv" }) {
