@@ -39,35 +39,36 @@ let package = Package(
         .systemLibrary(name: "CPrefetch"),  // __builtin_prefetch for the scan kernels
         .systemLibrary(name: "CJPEGWindow"),  // libjpeg window decoding (its errors longjmp, which Swift cannot catch)
 
-        .target(name: "Tensors", dependencies: ["CBLAS", "CMalloc"], swiftSettings: numericFlags),
-        .target(name: "SSMamba", dependencies: ["Tensors", "CPrefetch"], swiftSettings: numericFlags),
+        .target(name: "Randomness", swiftSettings: numericFlags),  // the seeded generator every random draw of a run comes from
+        .target(name: "Tensors", dependencies: ["Randomness", "CBLAS", "CMalloc"], swiftSettings: numericFlags),
+        .target(name: "SSMamba", dependencies: ["Randomness", "Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
-        .target(name: "Metrics", dependencies: ["Tensors"]),
+        .target(name: "Metrics", dependencies: ["Randomness"]),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "Stages", dependencies: ["Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
+        .target(name: "Stages", dependencies: ["Randomness", "Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
 
         // The `ssmamba` command (the product's name); the module has its own name so that no two
         // module folders differ only by case (`SSMamba` is the model).
         .executableTarget(
             name: "CommandLineTool",
             dependencies: [
-                "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "Stages", "Distributed", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
+                "Randomness", "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Flow", "Stages", "Distributed", "CBLAS", "CLMDB", "CTIFF", "CZstd", "COpenJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "Benchmarks", dependencies: ["Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Stages"], swiftSettings: numericFlags),
+        .executableTarget(name: "Benchmarks", dependencies: ["Randomness", "Tensors", "SSMamba", "Slides", "Tiling", "TileCache", "Stages"], swiftSettings: numericFlags),
 
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
-        .testTarget(name: "CommandLineToolTests", dependencies: ["CommandLineTool", "Slides", "SSMamba", "Tensors", "TileCache", "Stages", "Tiling"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Randomness", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
+        .testTarget(name: "CommandLineToolTests", dependencies: ["Randomness", "CommandLineTool", "Slides", "SSMamba", "Tensors", "TileCache", "Stages", "Tiling"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics"], exclude: ["Fixtures"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Randomness"], exclude: ["Fixtures"]),
+        .testTarget(name: "StagesTests", dependencies: ["Randomness", "Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "TilingTests", dependencies: ["Tiling", "Slides"], exclude: ["Fixtures"], swiftSettings: numericFlags),
-        .testTarget(name: "TileCacheTests", dependencies: ["TileCache", "Tensors"], swiftSettings: numericFlags),
-        .testTarget(name: "SlidesTests", dependencies: ["Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
-        .testTarget(name: "SSMambaTests", dependencies: ["SSMamba", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
+        .testTarget(name: "TileCacheTests", dependencies: ["Randomness", "TileCache", "Tensors"], swiftSettings: numericFlags),
+        .testTarget(name: "SlidesTests", dependencies: ["Randomness", "Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
+        .testTarget(name: "SSMambaTests", dependencies: ["Randomness", "SSMamba", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),
     ]
 )

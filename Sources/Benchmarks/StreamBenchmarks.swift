@@ -1,6 +1,7 @@
 import Foundation
-import SSMamba
+import Randomness
 import Slides
+import SSMamba
 import Stages
 import Tensors
 import TileCache

@@ -3,6 +3,7 @@
 //
 //     swift build -c release && .build/release/Benchmarks tensor [--quick]
 import Foundation
+import Randomness
 import Tensors
 
 enum TensorBenchmarks {

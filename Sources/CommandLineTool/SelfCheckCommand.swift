@@ -4,6 +4,7 @@ import COpenJPEG
 import CTIFF
 import CZstd
 import Foundation
+import Randomness
 import Tensors
 
 /// `ssmamba selfcheck`: the native libraries this build linked, and the tensor core checked

@@ -1,4 +1,4 @@
-import Tensors
+import Randomness
 
 /// Percentile bootstrap confidence intervals.
 public enum Bootstrap {

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// Gated attention-based multiple-instance learning (ABMIL, Ilse et al. 2018) over one bag of

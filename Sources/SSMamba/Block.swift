@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// One SSMamba block (pre-norm):

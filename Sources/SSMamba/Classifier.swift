@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// ROI classifier: encoder on all patches → mean over tokens → dropout → linear head (`head.*`).

@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// A dense k×k convolution with stride s and padding k/2 on a token grid, PyTorch's

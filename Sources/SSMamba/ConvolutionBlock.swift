@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// The convolutional block of R1's first levels (MambaVision's ConvBlock, with LayerNorm over

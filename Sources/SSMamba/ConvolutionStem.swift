@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// R1's stem: two 3×3 stride-2 convolutions (no bias), each followed by LayerNorm over channels

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// Depthwise 1-D convolution along the token sequence of (batch, length, channels), PyTorch's

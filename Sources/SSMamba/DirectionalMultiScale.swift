@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// DMS, the Directional Multi-scale mixer (docs/MODEL.md), on tokens (batch, count, dim):

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// The per-direction parameters of DMS and one direction's forward/backward around the selective

@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// Inverted dropout: in training each element is zeroed with probability p and the rest scaled by

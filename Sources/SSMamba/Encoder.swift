@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// The SSMamba encoder. Plain layout (R2): patch embedding → blocks → final LayerNorm, on the

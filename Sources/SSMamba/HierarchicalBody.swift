@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// R1, the hierarchical layout (docs/MODEL.md; MambaVision-T-like): a convolutional stem to 1/4 of

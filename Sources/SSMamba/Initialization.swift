@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// Parameter initialisations (timm / mamba_ssm conventions).

@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// y = x·Wᵀ + b over the rows of x (rows × inFeatures → rows × outFeatures).

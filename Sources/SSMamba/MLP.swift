@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// fc2(GELU(fc1(x))) with PyTorch's default (erf) GELU; hidden width = ratio·dim.

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// MAMIM settings: how much to mask and the light decoder's shape (docs/MODEL.md).

@@ -1,3 +1,4 @@
+import Randomness
 import Tensors
 
 /// Patch embedding: PyTorch's `Conv2d(3, dim, kernel=p, stride=p)` (weight (dim, 3, p, p)), as

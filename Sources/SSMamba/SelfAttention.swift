@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// Multi-head self-attention over each image's tokens (the "hybrid" blocks), timm's layout:

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// How a model is trained (docs/MODEL.md's fine-tuning recipe by default).

@@ -1,5 +1,6 @@
 import Flow
 import Foundation
+import Randomness
 import Slides
 import Tensors
 

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Tensors
 
 /// The order a training stage visits its tiles in: the endless sequence of seeded permutations of

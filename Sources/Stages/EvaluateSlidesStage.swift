@@ -1,8 +1,9 @@
 import Distributed
 import Flow
 import Foundation
-import SSMamba
+import Randomness
 import Slides
+import SSMamba
 import Tensors
 import Tiling
 

@@ -2,8 +2,9 @@ import Distributed
 import Flow
 import Foundation
 import Metrics
-import SSMamba
+import Randomness
 import Slides
+import SSMamba
 import Tensors
 import Tiling
 

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 
 /// A run-time check of the kernels against plain scalar references, for `ssmamba selfcheck`:
 /// it catches a BLAS or CPU that computes wrong results on the machine at hand.

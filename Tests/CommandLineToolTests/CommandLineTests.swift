@@ -1,6 +1,7 @@
 import Foundation
-import TileCache
+import Randomness
 import Tensors
+import TileCache
 import XCTest
 
 /// The built `ssmamba` executable, run as a user would: help text, exit codes, error messages.

@@ -1,7 +1,8 @@
 import Foundation
+import Randomness
+import Slides
 import SSMamba
 import Tensors
-import Slides
 import XCTest
 
 /// Data-parallel fine-tuning under a real `mpirun`: two processes sharing every batch of 16 (8

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import SSMamba
 import Tensors
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Slides
 import Tensors
 import XCTest

@@ -1,7 +1,8 @@
 import Flow
 import Foundation
-import SSMamba
+import Randomness
 import Slides
+import SSMamba
 import Stages
 import Tensors
 import Tiling
