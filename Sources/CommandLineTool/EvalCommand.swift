@@ -37,47 +37,24 @@ struct EvalCommand: ParsableCommand {
         if let heatmapClass, !classes.contains(heatmapClass) {
             throw CommandFailure("--heatmap-class '\(heatmapClass)' is not one of the checkpoint's classes: \(classes.joined(separator: ", "))")
         }
-        func quoted(_ text: String) -> String { "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-        var yaml = """
-            flow: eval
-            output: \(quoted(out))
-            source:
-              kind: slides
-              path: \(quoted(slides))
-              pattern: \(quoted(pattern))
-
-            """
-        if let micronsPerPixelOverride { yaml += "  mpp_override: \(micronsPerPixelOverride)\n" }
-        yaml += """
-            stages:
-              - stage: tissue
-              - stage: tiles
-                mpp: \(mpp)
-                size: \(manifest.model.imageSize)
-                min_tissue: \(minimumTissue)
-                workers: 2
-
-            """
+        // The flow as a typed value, checked like a flow file (flows/eval-slides.yaml is the same flow).
+        var source: [String: ParameterValue] = ["path": .text(slides), "pattern": .text(pattern)]
+        if let micronsPerPixelOverride { source["mpp_override"] = .number(micronsPerPixelOverride) }
+        var stages: [FlowDraft.Step] = [
+            FlowDraft.Step("tissue"),
+            FlowDraft.Step("tiles", workers: 2, ["mpp": .number(mpp), "size": .integer(manifest.model.imageSize), "min_tissue": .number(minimumTissue)]),
+        ]
         if let stainTarget {
-            yaml += """
-                  - stage: stain
-                    method: \(quoted(stainMethod))
-                    target: \(quoted(stainTarget))
-                    workers: 2
-
-                """
+            stages.append(FlowDraft.Step("stain", workers: 2, ["method": .text(stainMethod), "target": .text(stainTarget)]))
         }
-        yaml += """
-              - stage: cache
-                path: \(quoted(cache))
-              - stage: evaluate_slides
-                checkpoint: \(quoted(checkpoint))
-
-            """
-        if let heatmapClass { yaml += "    heatmap_class: \(quoted(heatmapClass))\n" }
+        stages.append(FlowDraft.Step("cache", ["path": .text(cache)]))
+        var evaluation: [String: ParameterValue] = ["checkpoint": .text(checkpoint)]
+        if let heatmapClass { evaluation["heatmap_class"] = .text(heatmapClass) }
+        stages.append(FlowDraft.Step("evaluate_slides", evaluation))
+        let draft = FlowDraft(name: "eval", output: out, source: FlowDraft.Step("slides", source), stages: stages)
         let file: FlowFile
         do {
-            file = try FlowFile.parse(yaml, path: "ssmamba eval", catalog: Catalog.flowCatalog)
+            file = try draft.validated(path: "ssmamba eval", catalog: Catalog.flowCatalog)
         } catch let error as FlowFileError {
             throw CommandFailure(error.issues.map(\.message).joined(separator: "\n"))
         }

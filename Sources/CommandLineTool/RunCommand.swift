@@ -63,6 +63,8 @@ enum FlowCommands {
             throw CommandFailure(error.description)
         } catch let error as StageError {
             throw CommandFailure(error.description)
+        } catch let error as StepFailure {
+            throw CommandFailure(error.description)
         } catch let error as FlowFileError {
             throw CommandFailure("the flow cannot run:\n" + error.description)
         }

@@ -59,8 +59,7 @@ public enum FlowAssembler {
                 case let count: outputs[step.name] = output.fanOut(graph, "\(step.name).fan-out", count)
                 }
             } catch {
-                // Name the step and its place in the flow file.
-                throw StageError("\(step.location): \(step.kind.name == step.name ? "" : "'\(step.name)' ")(\(step.kind.name)): \(error)")
+                throw StepFailure(step: step, underlying: error)
             }
         }
         return graph
@@ -83,3 +82,19 @@ public enum FlowAssembler {
         }
     }
 }
+
+/// A step that could not be built: its place in the flow file and name, with the error as thrown
+/// (its type kept, so callers can still tell a damaged cache from a missing slide).
+public struct StepFailure: Error, CustomStringConvertible {
+    public let location: FlowFileLocation
+    public let step: String
+    public let kind: String
+    public let underlying: any Error
+
+    init(step: FlowStep, underlying: any Error) {
+        (location, self.step, kind, self.underlying) = (step.location, step.name, step.kind.name, underlying)
+    }
+
+    public var description: String { "\(location): \(kind == step ? "" : "'\(step)' ")(\(kind)): \(underlying)" }
+}
+

@@ -129,6 +129,45 @@ final class FlowFileTests: XCTestCase {
         XCTAssertEqual(ParameterValue.numbers([0.5, 1]).canonicalText, "\(ParameterValue.numbers([0.5, 1]))", "other values keep their text (cache keys stay valid)")
     }
 
+    /// A flow built in code is checked like a file: defaults filled in, values of every type kept
+    /// as given (text that looks like a number stays text), mistakes reported with the same words.
+    func testDraftsAreCheckedLikeFlowFiles() throws {
+        let draft = FlowDraft(name: "drafted", seed: 4, source: FlowDraft.Step("numbers", ["count": .integer(7)]), stages: [
+            FlowDraft.Step("scale", workers: 3, ["factor": .number(1e-3), "scales": .numbers([0.25, 2]), "method": .text("reinhard")]),
+            FlowDraft.Step("label", ["model": .named("large", ParameterValues(["width": .integer(8), "orders": .list([.text("h"), .text("v_flip")])]))]),
+            FlowDraft.Step("print", name: "out", from: ["label"], ["prefix": .text("1e5 \"quoted\" \\ text")]),
+        ])
+        let flow = try draft.validated(path: "drafted", catalog: catalog)
+        XCTAssertEqual(flow.name, "drafted")
+        XCTAssertEqual(flow.output, "runs/drafted")
+        XCTAssertEqual(flow.seed, 4)
+        XCTAssertEqual(try decode(Numbers.self, flow.source).count, 7)
+        let scale = try decode(Scale.self, flow.stages[0])
+        XCTAssertEqual(scale.factor, 1e-3)
+        XCTAssertEqual(scale.scales, [0.25, 2])
+        XCTAssertEqual(scale.method, "reinhard")
+        XCTAssertEqual(flow.stages[0].workers, 3)
+        let model = try decode(Label.self, flow.stages[1]).model
+        XCTAssertEqual(model.name, "large")
+        XCTAssertEqual(model.width, 8)
+        XCTAssertEqual(model.orders, ["h", "v_flip"])
+        XCTAssertEqual(flow.stages[2].name, "out")
+        XCTAssertEqual(flow.stages[2].from, ["label"])
+        XCTAssertEqual(flow.stages[2].parameters.values["prefix"], .text("1e5 \"quoted\" \\ text"))
+        let defaults = try FlowDraft(name: "d", source: FlowDraft.Step("numbers"), stages: [FlowDraft.Step("scale")]).validated(path: "d", catalog: catalog)
+        XCTAssertEqual(try decode(Scale.self, defaults.stages[0]).factor, 2, "defaults are filled in")
+
+        let bad = FlowDraft(name: "bad", source: FlowDraft.Step("numbers", ["count": .integer(0)]), stages: [
+            FlowDraft.Step("scale", ["facter": .number(1), "method": .text("vahadane")]),
+        ])
+        XCTAssertThrowsError(try bad.validated(path: "ssmamba test", catalog: catalog)) { error in
+            let messages = (error as? FlowFileError)?.issues.map(\.message) ?? []
+            XCTAssertTrue(messages.contains("'count' must be an integer in 1…1000000"), "\(messages)")
+            XCTAssertTrue(messages.contains { $0.hasPrefix("unknown key 'facter'") }, "\(messages)")
+            XCTAssertTrue(messages.contains { $0.hasPrefix("'method' must be one of macenko, reinhard") }, "\(messages)")
+        }
+    }
+
     func testOverridesAreAppliedAndValidated() throws {
         let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog, overrides: ["scale.factor=7", "source.count=9", "seed=11"])
         XCTAssertEqual(try decode(Scale.self, flow.stages[0]).factor, 7)

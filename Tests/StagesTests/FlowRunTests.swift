@@ -4,6 +4,7 @@ import SSMamba
 import Slides
 import Stages
 import TileCache
+import Tiling
 import XCTest
 
 /// Flow files run end to end on real files: a synthetic pyramidal slide with a known tissue
@@ -158,6 +159,11 @@ final class FlowRunTests: XCTestCase {
             let message = "\(error)"
             XCTAssertTrue(message.contains(":15:5:"), message)  // the stain entry's line
             XCTAssertTrue(message.contains("target"), message)
+            // The step's place wraps the stain error as thrown, its type kept.
+            let failure = error as? StepFailure
+            XCTAssertEqual(failure?.kind, "stain")
+            XCTAssertEqual(failure?.location.line, 15)
+            XCTAssertTrue(failure?.underlying is StainError, "\(type(of: failure?.underlying))")
         }
     }
 

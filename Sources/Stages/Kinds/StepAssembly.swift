@@ -64,7 +64,7 @@ public struct StepAssembly {
             presence = CachePresence(store: store, parameters: try CacheKey.parameterFingerprint(upstream(of: cache)))
         } catch where cache.name != step.name {
             // Asked for by another step (a tiles step ahead of the cache): name the cache step too.
-            throw StageError("the cache of '\(cache.name)' (\(cache.location)): \(error)")
+            throw StepFailure(step: cache, underlying: error)
         }
         shared.presences[cache.name] = presence
         return presence
