@@ -39,16 +39,17 @@ let package = Package(
         .systemLibrary(name: "CPrefetch"),  // __builtin_prefetch for the scan kernels
         .systemLibrary(name: "CJPEGWindow"),  // libjpeg window decoding (its errors longjmp, which Swift cannot catch)
 
+        .target(name: "Diagnostics"),  // the one shape of user-facing errors (kind, subject, message)
         .target(name: "Randomness", swiftSettings: numericFlags),  // the seeded generator every random draw of a run comes from
-        .target(name: "Tensors", dependencies: ["Randomness", "CBLAS", "CMalloc"], swiftSettings: numericFlags),
-        .target(name: "SSMamba", dependencies: ["Randomness", "Tensors", "CPrefetch"], swiftSettings: numericFlags),
-        .target(name: "TileCache", dependencies: ["CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
-        .target(name: "Slides", dependencies: ["CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib"], swiftSettings: numericFlags),
-        .target(name: "Tiling", dependencies: ["Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
+        .target(name: "Tensors", dependencies: ["Diagnostics", "Randomness", "CBLAS", "CMalloc"], swiftSettings: numericFlags),
+        .target(name: "SSMamba", dependencies: ["Diagnostics", "Randomness", "Tensors", "CPrefetch"], swiftSettings: numericFlags),
+        .target(name: "TileCache", dependencies: ["Diagnostics", "CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
+        .target(name: "Slides", dependencies: ["Diagnostics", "CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib"], swiftSettings: numericFlags),
+        .target(name: "Tiling", dependencies: ["Diagnostics", "Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Randomness"]),
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "Stages", dependencies: ["Randomness", "Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
+        .target(name: "Distributed", dependencies: ["Diagnostics", "CMPI"]),
+        .target(name: "Stages", dependencies: ["Diagnostics", "Randomness", "Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
 
         // The `ssmamba` command (the product's name); the module has its own name so that no two
         // module folders differ only by case (`SSMamba` is the model).
@@ -65,7 +66,7 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Randomness"], exclude: ["Fixtures"]),
-        .testTarget(name: "StagesTests", dependencies: ["Randomness", "Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),
+        .testTarget(name: "StagesTests", dependencies: ["Diagnostics", "Randomness", "Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "TilingTests", dependencies: ["Tiling", "Slides"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "TileCacheTests", dependencies: ["Randomness", "TileCache", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "SlidesTests", dependencies: ["Randomness", "Slides", "Tensors"], exclude: ["Fixtures"], swiftSettings: numericFlags),

@@ -1,4 +1,5 @@
 import CMPI
+import Diagnostics
 import Foundation
 
 /// The processes of one run and the collective operations data-parallel training needs, over MPI.
@@ -165,14 +166,14 @@ public final class Communicator: @unchecked Sendable {
 }
 
 /// A collective that failed (usually another rank died): which rank saw it, doing what.
-public struct DistributedError: Error, CustomStringConvertible {
+public struct DistributedError: Problem {
     public let rank: Int, size: Int
     public let operation: String
     public let reason: String
 
-    public var description: String {
-        "rank \(rank) of \(size): \(operation) failed (\(reason)); another rank has probably stopped; see its output, then rerun with --resume"
-    }
+    public var kindName: String { "collectiveFailed" }
+    public var subject: String { "rank \(rank) of \(size)" }
+    public var message: String { "\(operation) failed (\(reason)); another rank has probably stopped; see its output, then rerun with --resume" }
 }
 
 /// The collectives in progress in this process, and one thread that checks their age twice a

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Tensors
 
@@ -60,7 +61,7 @@ public struct Checkpoint {
             }
         } catch {
             try? fm.removeItem(at: temporary)
-            throw CheckpointError(description: "\(directory.path): cannot write the checkpoint (\(error)); check free space and permissions")
+            throw CheckpointError(.cannotWrite, directory.path, "cannot write the checkpoint (\(error)); check free space and permissions")
         }
     }
 
@@ -76,19 +77,29 @@ public struct Checkpoint {
     public static func readManifest(from directory: URL) throws -> Manifest {
         let manifestURL = directory.appendingPathComponent("checkpoint.json")
         guard let data = try? Data(contentsOf: manifestURL) else {
-            throw CheckpointError(description: "\(directory.path): not a checkpoint (no readable checkpoint.json)")
+            throw CheckpointError(.unreadable, directory.path, "not a checkpoint (no readable checkpoint.json)")
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
-            throw CheckpointError(description: "\(manifestURL.path): not a valid checkpoint manifest (\(error))")
+            throw CheckpointError(.unreadable, manifestURL.path, "not a valid checkpoint manifest (\(error))")
         }
         guard manifest.format == "ssmamba-checkpoint", manifest.version == 1 else {
-            throw CheckpointError(description: "\(manifestURL.path): format \(manifest.format) v\(manifest.version) is not supported (expected ssmamba-checkpoint v1)")
+            throw CheckpointError(.unsupported, manifestURL.path, "format \(manifest.format) v\(manifest.version) is not supported (expected ssmamba-checkpoint v1)")
         }
         return manifest
     }
 }
 
-public struct CheckpointError: Error, CustomStringConvertible {
-    public let description: String
+/// A checkpoint that cannot be written, read, or used for what it is asked.
+public struct CheckpointError: Problem {
+    public enum Kind: String, Sendable { case cannotWrite, unreadable, unsupported, cannotResume }
+    public let kind: Kind
+    /// The checkpoint folder or file.
+    public let subject: String
+    public let message: String
+    public var kindName: String { kind.rawValue }
+
+    public init(_ kind: Kind, _ subject: String, _ message: String) {
+        (self.kind, self.subject, self.message) = (kind, subject, message)
+    }
 }

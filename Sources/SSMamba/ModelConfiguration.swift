@@ -1,3 +1,5 @@
+import Diagnostics
+
 /// Every architectural choice of SSMamba as a field, so the published recipe can be matched once
 /// known (docs/MODEL.md marks what is confirmed, inferred or our default). Saved beside checkpoints.
 public struct ModelConfiguration: Codable, Sendable, Equatable {
@@ -194,7 +196,10 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// A model configuration that cannot be built (its message names the field and the allowed values).
+public struct ConfigurationError: Problem {
+    public let message: String
+    public var subject: String { "" }
+    public var kindName: String { "invalidConfiguration" }
+    public init(_ message: String) { self.message = message }
 }

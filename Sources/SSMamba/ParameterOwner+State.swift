@@ -1,8 +1,12 @@
+import Diagnostics
 import Tensors
 
 /// A problem loading weights, naming the file and the parameters involved.
-public struct WeightLoadingError: Error, CustomStringConvertible {
-    public let description: String
+public struct WeightLoadingError: Problem {
+    /// The weights file.
+    public let subject: String
+    public let message: String
+    public var kindName: String { "weightsDoNotFit" }
 }
 
 extension ParameterOwner {
@@ -32,7 +36,7 @@ extension ParameterOwner {
         problems += unexpected.map { "unexpected \($0)" }
         guard problems.isEmpty else {
             let shown = problems.prefix(10).joined(separator: "; ")
-            throw WeightLoadingError(description: "\(source): weights do not fit this model (\(problems.count) problem(s)): \(shown)"
+            throw WeightLoadingError(subject: source, message: "weights do not fit this model (\(problems.count) problem(s)): \(shown)"
                                      + (problems.count > 10 ? "; …" : "") + ". Check that the model configuration matches the checkpoint's.")
         }
         for (p, value) in loaded { p.value = value }

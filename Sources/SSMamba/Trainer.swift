@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Randomness
 import Tensors
@@ -19,11 +20,13 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
 }
 
 /// A training run that cannot go on.
-public enum TrainingError: Error, CustomStringConvertible {
+public enum TrainingError: Problem {
     /// The loss of micro-batch `step` was NaN or infinite; no weight was changed by it.
     case nonFiniteLoss(Float, step: Int)
 
-    public var description: String {
+    public var kindName: String { "nonFiniteLoss" }
+    public var subject: String { "" }
+    public var message: String {
         switch self {
         case .nonFiniteLoss(let loss, let step): return "the loss became \(loss) at step \(step); lower `lr` (the weights before it are kept)"
         }
@@ -168,14 +171,14 @@ public final class Trainer<Model: ParameterOwner> {
         guard let saved = m.training, let step = m.optimizerStep, let micro = m.microStep,
               let words = m.randomState?.compactMap({ UInt64($0, radix: 16) }),
               let generator = RandomGenerator(state: words), let moments = checkpoint.optimizer else {
-            throw CheckpointError(description: "\(source): a weights-only checkpoint cannot resume training (no optimizer state)")
+            throw CheckpointError(.cannotResume, source, "a weights-only checkpoint cannot resume training (no optimizer state)")
         }
         guard saved == settings else {
-            throw CheckpointError(description: "\(source): made with other training settings than this run's; resume with the same flow, or start afresh without --resume")
+            throw CheckpointError(.cannotResume, source, "made with other training settings than this run's; resume with the same flow, or start afresh without --resume")
         }
         if micro % settings.accumulationSteps != 0 {
             for p in model.parameters where moments.entries["grad." + p.name] == nil {
-                throw CheckpointError(description: "\(source): saved mid-accumulation but has no partial gradient for \(p.name)")
+                throw CheckpointError(.cannotResume, source, "saved mid-accumulation but has no partial gradient for \(p.name)")
             }
         }
         try model.loadStateDictionary(checkpoint.weights, source: source)
@@ -207,7 +210,7 @@ extension Trainer where Model == Classifier {
     /// checkpoint's configuration, its settings the checkpoint's).
     public static func resume(from checkpoint: Checkpoint, source: String) throws -> Trainer<Classifier> {
         guard let settings = checkpoint.manifest.training else {
-            throw CheckpointError(description: "\(source): a weights-only checkpoint cannot resume training (no training settings)")
+            throw CheckpointError(.cannotResume, source, "a weights-only checkpoint cannot resume training (no training settings)")
         }
         var unused = RandomGenerator(seed: 0)
         let trainer = Trainer(model: try Classifier(config: checkpoint.manifest.model, using: &unused), settings: settings)

@@ -1,5 +1,7 @@
+import Diagnostics
+
 /// What went wrong reading a slide or image, always naming the file and saying what to do.
-public struct SlideError: Error, CustomStringConvertible, Equatable {
+public struct SlideError: Problem, Equatable {
     public enum Kind: String, Sendable {
         /// `missingResolution`: the file records no usable µm/px (none, or an implausible value).
         case cannotOpen, notSupported, corruptData, missingResolution, invalidRequest
@@ -13,5 +15,6 @@ public struct SlideError: Error, CustomStringConvertible, Equatable {
         (self.kind, self.path, self.message) = (kind, path, message)
     }
 
-    public var description: String { "\(path): \(message)" }
+    public var kindName: String { kind.rawValue }
+    public var subject: String { path }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 import Flow
 import Foundation
 
@@ -24,7 +25,7 @@ public enum FlowAssembler {
         /// output, so a mismatch is a bug, reported rather than trapped.
         func typed<T>(_: T.Type) throws -> Edge<T> {
             guard let typed = edge as? Edge<T> else {
-                throw StageError("an edge of \(itemType) items was wired to a step that reads \(T.self) (a bug: please report it)")
+                throw StageError(.bug, "", "an edge of \(itemType) items was wired to a step that reads \(T.self) (a bug: please report it)")
             }
             return typed
         }
@@ -44,7 +45,7 @@ public enum FlowAssembler {
         for step in steps {
             do {
                 guard let kind = StageKinds.named(step.kind.name) else {
-                    throw StageError("no stage kind '\(step.kind.name)' (a bug: the flow check knows it)")
+                    throw StageError(.bug, "", "no stage kind '\(step.kind.name)' (a bug: the flow check knows it)")
                 }
                 var input: AnyEdge?
                 if !step.from.isEmpty {
@@ -72,7 +73,7 @@ public enum FlowAssembler {
         case .source(let produce):
             return AnyEdge(graph.source(step.name, onError: step.onError, produce: produce))
         case .stage(let stage, let oneWorker):
-            guard let input else { throw StageError("'\(step.name)' reads nothing (a bug: the flow check gives every stage an input)") }
+            guard let input else { throw StageError(.bug, step.name, "reads nothing (a bug: the flow check gives every stage an input)") }
             let edge = try input.typed(K.Input.self), workers = oneWorker ? 1 : step.workers
             if K.Output.self == Never.self {
                 graph.sink(step.name, stage, from: edge, workers: workers, onError: step.onError)
@@ -85,7 +86,7 @@ public enum FlowAssembler {
 
 /// A step that could not be built: its place in the flow file and name, with the error as thrown
 /// (its type kept, so callers can still tell a damaged cache from a missing slide).
-public struct StepFailure: Error, CustomStringConvertible {
+public struct StepFailure: Problem {
     public let location: FlowFileLocation
     public let step: String
     public let kind: String
@@ -95,6 +96,8 @@ public struct StepFailure: Error, CustomStringConvertible {
         (location, self.step, kind, self.underlying) = (step.location, step.name, step.kind.name, underlying)
     }
 
-    public var description: String { "\(location): \(kind == step ? "" : "'\(step)' ")(\(kind)): \(underlying)" }
+    public var kindName: String { (underlying as? any Problem)?.kindName ?? "stepFailed" }
+    public var subject: String { "\(location)" }
+    public var message: String { "\(kind == step ? "" : "'\(step)' ")(\(kind)): \(underlying)" }
 }
 

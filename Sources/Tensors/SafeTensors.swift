@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 
 /// Element types a safetensors file may hold here.
@@ -31,10 +32,11 @@ public struct SafeTensorsEntry: Sendable, Equatable {
 }
 
 /// A problem with a safetensors file, naming the file and what is wrong.
-public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
+public struct SafeTensorsError: Problem, Equatable {
     public let source: String
     public let message: String
-    public var description: String { "\(source): \(message)" }
+    public var kindName: String { "notSafetensors" }
+    public var subject: String { source }
 }
 
 /// The safetensors format (as written by the Python `safetensors` package and PyTorch users):

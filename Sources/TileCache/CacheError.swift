@@ -1,5 +1,7 @@
+import Diagnostics
+
 /// A cache problem, naming the cache directory (and key) and what to do.
-public struct CacheError: Error, CustomStringConvertible, Equatable {
+public struct CacheError: Problem, Equatable {
     public enum Kind: String, Sendable { case cannotOpen, readOnly, diskFull, corruptRecord, damaged, lmdb }
     public let kind: Kind
     public let path: String
@@ -9,5 +11,6 @@ public struct CacheError: Error, CustomStringConvertible, Equatable {
         (self.kind, self.path, self.message) = (kind, path, message)
     }
 
-    public var description: String { "\(path): \(message)" }
+    public var kindName: String { kind.rawValue }
+    public var subject: String { path }
 }

@@ -21,7 +21,7 @@ public struct MacenkoNormalizer: StainNormalizer {
 
     public init(fittedTo image: RGBImage) throws {
         guard let estimate = Self.estimate(image) else {
-            throw StainError("the Macenko target image has too little stained tissue to estimate stain vectors; choose an H&E image with tissue")
+            throw StainError(.unusableTarget, "", "the Macenko target image has too little stained tissue to estimate stain vectors; choose an H&E image with tissue")
         }
         try self.init(target: StainTarget(method: .macenko, stainMatrix: estimate.matrix, maximumConcentrations: estimate.maximum))
     }
@@ -29,7 +29,7 @@ public struct MacenkoNormalizer: StainNormalizer {
     public init(target: StainTarget) throws {
         guard target.method == .macenko, let m = target.stainMatrix, m.count == 2, m.allSatisfy({ $0.count == 3 }),
               let c = target.maximumConcentrations, c.count == 2, c.allSatisfy({ $0 > 0 }) else {
-            throw StainError("a Macenko target needs a 2×3 stain matrix and two positive maximum concentrations")
+            throw StainError(.unreadableTarget, "", "a Macenko target needs a 2×3 stain matrix and two positive maximum concentrations")
         }
         self.target = target
         (matrix, maximum) = (m, c)

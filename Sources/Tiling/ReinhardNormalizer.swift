@@ -10,14 +10,14 @@ public struct ReinhardNormalizer: StainNormalizer {
     public init(fittedTo image: RGBImage) throws {
         let lab = Lab(image)
         guard lab.deviations.allSatisfy({ $0 > 1e-6 }) else {
-            throw StainError("the Reinhard target image is uniform (no colour variation to learn from); choose an H&E image with tissue")
+            throw StainError(.unusableTarget, "", "the Reinhard target image is uniform (no colour variation to learn from); choose an H&E image with tissue")
         }
         try self.init(target: StainTarget(method: .reinhard, labMeans: lab.means, labStandardDeviations: lab.deviations))
     }
 
     public init(target: StainTarget) throws {
         guard target.method == .reinhard, let m = target.labMeans, let s = target.labStandardDeviations, m.count == 3, s.count == 3 else {
-            throw StainError("a Reinhard target needs three LAB means and standard deviations")
+            throw StainError(.unreadableTarget, "", "a Reinhard target needs three LAB means and standard deviations")
         }
         self.target = target
         (means, deviations) = (m, s)

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Slides
 import Tensors
@@ -47,15 +48,23 @@ public struct StainTarget: Codable, Sendable, Equatable {
             decoder.keyDecodingStrategy = .convertFromSnakeCase
             return try decoder.decode(StainTarget.self, from: Data(contentsOf: url))
         } catch {
-            throw StainError("\(url.path): not a saved stain target (\(error)); write one with `ssmamba stain --save-target`")
+            throw StainError(.unreadableTarget, url.path, "not a saved stain target (\(error)); write one with `ssmamba stain --save-target`")
         }
     }
 }
 
-/// A stain normalization failure (a target image without stain to learn from).
-public struct StainError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// A stain normalization failure: a target without stain to learn from, or a saved target that
+/// cannot be read.
+public struct StainError: Problem {
+    public enum Kind: String, Sendable { case unusableTarget, unreadableTarget }
+    public let kind: Kind
+    public let subject: String
+    public let message: String
+    public var kindName: String { kind.rawValue }
+
+    public init(_ kind: Kind, _ subject: String = "", _ message: String) {
+        (self.kind, self.subject, self.message) = (kind, subject, message)
+    }
 }
 
 /// A fitted normalizer: maps any tile to the target's stain appearance.

@@ -25,7 +25,7 @@ public struct VahadaneNormalizer: StainNormalizer {
 
     public init(fittedTo image: RGBImage) throws {
         guard let m = Self.stainMatrix(image), let c = Self.maximumConcentrations(image, m) else {
-            throw StainError("the Vahadane target image has too little tissue to learn stains from; choose an H&E image with tissue")
+            throw StainError(.unusableTarget, "", "the Vahadane target image has too little tissue to learn stains from; choose an H&E image with tissue")
         }
         try self.init(target: StainTarget(method: .vahadane, stainMatrix: m, maximumConcentrations: c.maximum))
     }
@@ -33,7 +33,7 @@ public struct VahadaneNormalizer: StainNormalizer {
     public init(target: StainTarget) throws {
         guard target.method == .vahadane, let m = target.stainMatrix, m.count == 2, m.allSatisfy({ $0.count == 3 }),
               let c = target.maximumConcentrations, c.count == 2, c.allSatisfy({ $0 > 0 }) else {
-            throw StainError("a Vahadane target needs a 2×3 stain matrix and two positive maximum concentrations")
+            throw StainError(.unreadableTarget, "", "a Vahadane target needs a 2×3 stain matrix and two positive maximum concentrations")
         }
         self.target = target
         (matrix, maximum) = (m, c)
