@@ -10,7 +10,7 @@ public struct CSVTable: Sendable {
 
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw StageError("\(path): cannot read the CSV file (check the path and that it is UTF-8 text)")
+            throw StageError(.invalidInput, "\(path)", "cannot read the CSV file (check the path and that it is UTF-8 text)")
         }
         var records: [(Int, [String])] = []
         var field = "", record: [String] = [], quoted = false, line = 1, recordLine = 1
@@ -41,14 +41,14 @@ public struct CSVTable: Sendable {
                 field.append(c)
             }
         }
-        if quoted { throw StageError("\(path):\(recordLine): a quoted field is never closed") }
+        if quoted { throw StageError(.invalidInput, "\(path):\(recordLine)", "a quoted field is never closed") }
         if !field.isEmpty || !record.isEmpty { record.append(field); records.append((recordLine, record)) }
-        guard let first = records.first else { throw StageError("\(path): the CSV file is empty (it needs a header row)") }
+        guard let first = records.first else { throw StageError(.invalidInput, "\(path)", "the CSV file is empty (it needs a header row)") }
         header = first.1.map { $0.trimmingCharacters(in: .whitespaces) }
         var rows: [(Int, [String: String])] = []
         for (number, values) in records.dropFirst() {
             guard values.count == header.count else {
-                throw StageError("\(path):\(number): \(values.count) fields, but the header has \(header.count) (\(header.joined(separator: ", ")))")
+                throw StageError(.invalidInput, "\(path):\(number)", "\(values.count) fields, but the header has \(header.count) (\(header.joined(separator: ", ")))")
             }
             rows.append((number, Dictionary(uniqueKeysWithValues: zip(header, values.map { $0.trimmingCharacters(in: .whitespaces) }))))
         }
@@ -60,7 +60,7 @@ public struct CSVTable: Sendable {
     public func require(_ columns: [String]) throws {
         let missing = columns.filter { !header.contains($0) }
         if !missing.isEmpty {
-            throw StageError("\(path): missing column(s) \(missing.joined(separator: ", ")); the header is: \(header.joined(separator: ", "))")
+            throw StageError(.invalidInput, "\(path)", "missing column(s) \(missing.joined(separator: ", ")); the header is: \(header.joined(separator: ", "))")
         }
     }
 }

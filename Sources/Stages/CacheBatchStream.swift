@@ -52,7 +52,7 @@ public struct CacheBatchReader: Sendable {
         guard !tiles.isEmpty else { return }
         let first = tiles[0]
         if case .found(let cached)? = try first.entry.store.read([first.entry.key]).first, cached.width != size || cached.height != size {
-            throw StageError("\(first): \(Self.sizeMismatch(width: cached.width, height: cached.height, size: size))")
+            throw StageError(.invalidInput, "\(first)", "\(Self.sizeMismatch(width: cached.width, height: cached.height, size: size))")
         }
     }
 

@@ -29,7 +29,7 @@ final class CacheStage: Stage, @unchecked Sendable {
             context.count("cache.hits")
             guard readsPixels else { return try context.emit(tile) }
             guard let cached = try presence.store.read(key) else {
-                throw StageError("\(input): announced as cached but absent from \(presence.store.path) (was the cache changed during the run?)")
+                throw StageError(.invalidInput, "\(input)", "announced as cached but absent from \(presence.store.path) (was the cache changed during the run?)")
             }
             tile.image = RGBImage(width: cached.width, height: cached.height, pixels: cached.pixels)
             tile.awaitingCache = false

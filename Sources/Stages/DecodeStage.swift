@@ -13,7 +13,7 @@ struct DecodeStage: Stage {
         var image = try ImageFile.read(input.path)
         if size > 0 {
             guard image.width >= size && image.height >= size else {
-                throw StageError("\(input.path): the image is \(image.width)×\(image.height), smaller than `size: \(size)`; lower `size` or set it to 0")
+                throw StageError(.invalidInput, "\(input.path)", "the image is \(image.width)×\(image.height), smaller than `size: \(size)`; lower `size` or set it to 0")
             }
             image = Self.centreCrop(image, size)
         }

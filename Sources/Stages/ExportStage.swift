@@ -20,7 +20,7 @@ final class ExportStage: Stage, @unchecked Sendable {
 
     func process(_ tile: Tile, _ context: StageContext<Never>) throws {
         guard tile.image.width > 0 else {
-            throw StageError("\(tile): no pixels to export (a `cached_tiles` source reads none); export from a flow's `cache` step")
+            throw StageError(.invalidInput, "\(tile)", "no pixels to export (a `cached_tiles` source reads none); export from a flow's `cache` step")
         }
         let stem = ((tile.source as NSString).lastPathComponent as NSString).deletingPathExtension
         let name = String(format: "%@_c%04d_r%04d_%gmpp.%@", stem, tile.column, tile.row, tile.requestedMicronsPerPixel, jpegQuality == nil ? "png" : "jpg")

@@ -59,7 +59,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
 
     func process(_ input: Tile, _ context: StageContext<Never>) throws {
         guard let label = input.label, !label.isEmpty else {
-            throw StageError("\(input): no label (fine-tuning needs labelled tiles: class folders, a CSV label column, or nucleus types)")
+            throw StageError(.invalidInput, "\(input)", "no label (fine-tuning needs labelled tiles: class folders, a CSV label column, or nucleus types)")
         }
         try collection.add(input, stage: name)
     }

@@ -46,7 +46,7 @@ public enum FlowRunner {
     /// The flow cut after its first cache stage: the deterministic prefix a warm-up fills.
     public static func warmUpPrefix(of flow: FlowFile) throws -> FlowFile {
         guard let cache = flow.stages.first(where: { $0.kind.name == CacheKind.name }) else {
-            throw StageError("\(flow.path): the flow has no `cache` stage, so there is nothing to warm; add `- stage: cache` after the deterministic stages")
+            throw StageError(.invalidInput, "\(flow.path)", "the flow has no `cache` stage, so there is nothing to warm; add `- stage: cache` after the deterministic stages")
         }
         return flow.restricted(toAncestorsOf: cache.name)
     }

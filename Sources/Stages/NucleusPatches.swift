@@ -27,7 +27,7 @@ public struct NucleusPatches: Sendable {
         let identity = try Fingerprint.source(path: imagePath)
         let instance = try NumpyArray.read(instances), type = try NumpyArray.read(types)
         guard instance.width == image.width, instance.height == image.height, type.width == image.width, type.height == image.height else {
-            throw StageError("\(imagePath): image \(image.width)×\(image.height), instance mask \(instance.width)×\(instance.height), type mask \(type.width)×\(type.height): they must match")
+            throw StageError(.invalidInput, "\(imagePath)", "image \(image.width)×\(image.height), instance mask \(instance.width)×\(instance.height), type mask \(type.width)×\(type.height): they must match")
         }
         // Centroids and majority types, one pass.
         var sums: [Int32: (x: Int, y: Int, n: Int, types: [Int: Int])] = [:]

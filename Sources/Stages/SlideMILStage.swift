@@ -101,7 +101,7 @@ final class SlideMILStage: Stage, @unchecked Sendable {
         var rng = RandomGenerator(seed: 0)
         while let batch = stream.next() {
             if let (tile, reason) = batch.failures.first {
-                throw StageError("\(tile): \(reason) (a bag needs all its tiles: \(batch.failures.count) unreadable in this batch)")
+                throw StageError(.invalidInput, "\(tile)", "\(reason) (a bag needs all its tiles: \(batch.failures.count) unreadable in this batch)")
             }
             let tokens = model.forward(batch.images, grid: model.fullGrid(batch: batch.members.count), training: false, using: &rng)
             rows += tokens.mean(alongAxis: 1).scalars

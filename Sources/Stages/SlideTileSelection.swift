@@ -15,10 +15,10 @@ struct SlideTileSelection {
         let wanted = micronsPerPixel.map { abs(tile.requestedMicronsPerPixel - $0) <= 1e-9 * $0 } ?? (tile.scaleIndex == 0)
         guard wanted else { context.count("\(stage).tiles_of_other_scales"); return nil }
         guard let entry = tile.cacheEntry else {
-            throw StageError("\(tile): not from a cache ('\(stage)' streams its tiles from the tile cache; put a `cache` stage before it)")
+            throw StageError(.invalidInput, "\(tile)", "not from a cache ('\(stage)' streams its tiles from the tile cache; put a `cache` stage before it)")
         }
         guard let grid = tile.grid else {
-            throw StageError("\(tile): not a tile of a slide grid ('\(stage)' works on slides: read a cache fed by a `tiles` stage)")
+            throw StageError(.invalidInput, "\(tile)", "not a tile of a slide grid ('\(stage)' works on slides: read a cache fed by a `tiles` stage)")
         }
         guard tile.tissueFraction >= minimumTissue else { context.count("\(stage).tiles_below_min_tissue"); return nil }
         return (entry, grid)

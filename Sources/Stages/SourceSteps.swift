@@ -40,12 +40,12 @@ public struct SlideListing: Sendable {
                 let slide = row.values["slide"] ?? ""
                 var time: Double?, event: Bool?
                 if let text = row.values["time"], !text.isEmpty {
-                    guard let value = Double(text), value >= 0 else { throw StageError("\(csv):\(row.line): time '\(text)' is not a non-negative number") }
+                    guard let value = Double(text), value >= 0 else { throw StageError(.invalidInput, "\(csv):\(row.line)", "time '\(text)' is not a non-negative number") }
                     time = value
                 }
                 if let text = row.values["event"], !text.isEmpty {
                     guard ["0", "1", "true", "false"].contains(text.lowercased()) else {
-                        throw StageError("\(csv):\(row.line): event '\(text)' must be 0/1 or true/false")
+                        throw StageError(.invalidInput, "\(csv):\(row.line)", "event '\(text)' must be 0/1 or true/false")
                     }
                     event = text == "1" || text.lowercased() == "true"
                 }
@@ -105,7 +105,7 @@ enum Sources {
             var folder: ObjCBool = false
             return !name.hasPrefix(".") && manager.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &folder) && folder.boolValue
         }.sorted()
-        if classes.isEmpty { throw StageError("\(root): no class sub-folders (an ROI dataset has one folder of images per class)") }
+        if classes.isEmpty { throw StageError(.invalidInput, "\(root)", "no class sub-folders (an ROI dataset has one folder of images per class)") }
         var items: [ImageItem] = []
         for label in classes {
             let folder = (root as NSString).appendingPathComponent(label)
@@ -114,7 +114,7 @@ enum Sources {
                 items.append(ImageItem(path: (folder as NSString).appendingPathComponent(name), label: label, split: nil))
             }
         }
-        if items.isEmpty { throw StageError("\(root): the class folders hold no images with extensions \(extensions.sorted().joined(separator: ", "))") }
+        if items.isEmpty { throw StageError(.invalidInput, "\(root)", "the class folders hold no images with extensions \(extensions.sorted().joined(separator: ", "))") }
         return items
     }
 
@@ -132,7 +132,7 @@ enum Sources {
             var split: String?
             if let text = row.values["split"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
                 guard let known = splits[text.lowercased()] else {
-                    throw StageError("\(csv):\(row.line): split '\(text)' is not train, validation or test (val, valid, training and testing are read as those; case is ignored)")
+                    throw StageError(.invalidInput, "\(csv):\(row.line)", "split '\(text)' is not train, validation or test (val, valid, training and testing are read as those; case is ignored)")
                 }
                 split = known
             }
@@ -147,7 +147,7 @@ enum Sources {
     static func cachedTiles(_ path: String, parameters: String?) throws -> @Sendable (StageContext<Tile>) throws -> Void {
         let store: TileStore
         do { store = try TileStore(path: path, readOnly: true) } catch {
-            throw StageError("\(path): not a tile cache (\(error)); give the folder a `cache` stage or `ssmamba cache warm` wrote")
+            throw StageError(.invalidInput, "\(path)", "not a tile cache (\(error)); give the folder a `cache` stage or `ssmamba cache warm` wrote")
         }
         var only: UInt64?
         if let text = parameters {
@@ -176,7 +176,7 @@ enum Sources {
                 emitted += 1
             } }
             guard emitted > 0 else {
-                throw StageError("\(path): the cache holds no tiles\(only.map { " with parameters \(String($0, radix: 16))" } ?? "")")
+                throw StageError(.invalidInput, "\(path)", "the cache holds no tiles\(only.map { " with parameters \(String($0, radix: 16))" } ?? "")")
             }
         }
     }

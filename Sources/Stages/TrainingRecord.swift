@@ -40,7 +40,7 @@ final class TrainingRecord {
         for (name, value) in values.values where !ignoring.contains(name) { fields["parameter." + name] = value.canonicalText }
         parameters = Fingerprint.parameters(fields)
         if resume, let notes = try lastNotes(), notes["parameters"] != String(parameters, radix: 16) {
-            throw StageError("\(lastURL.path): made by a run with other parameters or seed; run again without --resume to start afresh (or with the flow and --set overrides that made it)")
+            throw StageError(.invalidInput, "\(lastURL.path)", "made by a run with other parameters or seed; run again without --resume to start afresh (or with the flow and --set overrides that made it)")
         }
     }
 
@@ -64,10 +64,10 @@ final class TrainingRecord {
             let checkpoint = try Checkpoint.read(from: lastURL)
             guard checkpoint.manifest.notes["parameters"] == String(parameters, radix: 16),
                   let saved = checkpoint.manifest.notes["position"].flatMap(Int.init) else {
-                throw StageError("\(lastURL.path): made by a run with other parameters or seed; run again without --resume to start afresh")
+                throw StageError(.invalidInput, "\(lastURL.path)", "made by a run with other parameters or seed; run again without --resume to start afresh")
             }
             guard checkpoint.manifest.notes["tiles"] == String(tiles, radix: 16) else {
-                throw StageError("\(lastURL.path): made on other tiles (\(checkpoint.manifest.notes["tile_count"] ?? "?") then, \(list.count) now: the cache or the data changed); run again without --resume to start afresh")
+                throw StageError(.invalidInput, "\(lastURL.path)", "made on other tiles (\(checkpoint.manifest.notes["tile_count"] ?? "?") then, \(list.count) now: the cache or the data changed); run again without --resume to start afresh")
             }
             try trainer.restore(from: checkpoint, source: lastURL.path)
             (position, notes) = (saved, checkpoint.manifest.notes)
@@ -77,7 +77,7 @@ final class TrainingRecord {
         if position > 0, let text = try? String(contentsOf: logURL, encoding: .utf8) {
             let rows = text.split(separator: "\n").dropFirst().prefix { Int($0.prefix { $0 != "," }).map { $0 < position } ?? false }
             guard rows.count == position else {
-                throw StageError("\(logURL.path): holds \(rows.count) rows before step \(position), the checkpoint's position; run again without --resume")
+                throw StageError(.invalidInput, "\(logURL.path)", "holds \(rows.count) rows before step \(position), the checkpoint's position; run again without --resume")
             }
             kept += rows.map { $0 + "\n" }.joined()
         }
@@ -87,7 +87,7 @@ final class TrainingRecord {
             log = try FileHandle(forWritingTo: logURL)
             try log?.seekToEnd()
         } catch {
-            throw StageError("\(logURL.path): cannot write the training log (\(error.localizedDescription)); check free space and permissions")
+            throw StageError(.invalidInput, "\(logURL.path)", "cannot write the training log (\(error.localizedDescription)); check free space and permissions")
         }
         return (position, notes)
     }
@@ -95,7 +95,7 @@ final class TrainingRecord {
     /// Appends batch `step`'s row.
     func log(step: Int, loss: Float, learningRate: Float) throws {
         do { try log?.write(contentsOf: Data(String(format: "%d,%.9g,%.9g\n", step, loss, learningRate).utf8)) } catch {
-            throw StageError("\(logURL.path): cannot write the training log (\(error.localizedDescription)); check free space")
+            throw StageError(.invalidInput, "\(logURL.path)", "cannot write the training log (\(error.localizedDescription)); check free space")
         }
     }
 

@@ -81,7 +81,7 @@ public struct TrainingSet: Sendable {
     public mutating func append(_ tile: TrainingTile) throws {
         let key = tile.entry.key
         guard let x = Int32(exactly: key.x), let y = Int32(exactly: key.y) else {
-            throw StageError("\(tile): level-0 position (\(key.x), \(key.y)) is beyond ±2³¹ pixels")
+            throw StageError(.invalidInput, "\(tile)", "level-0 position (\(key.x), \(key.y)) is beyond ±2³¹ pixels")
         }
         let store: Int
         if let known = stores.firstIndex(where: { $0 === tile.entry.store }) { store = known } else {
@@ -186,7 +186,7 @@ final class TrainingTiles: @unchecked Sendable {
     /// Takes `tile`'s cache reference; a tile that no cache stage has seen is an error.
     func add(_ tile: Tile, stage: String) throws {
         guard let entry = tile.cacheEntry else {
-            throw StageError("\(tile): not from a cache ('\(stage)' streams its tiles from the tile cache; put a `cache` stage before it)")
+            throw StageError(.invalidInput, "\(tile)", "not from a cache ('\(stage)' streams its tiles from the tile cache; put a `cache` stage before it)")
         }
         let reference = TrainingTile(entry: entry, label: tile.label, split: tile.split, source: tile.source, patient: tile.patient)
         try lock.withLock { try tiles.append(reference) }

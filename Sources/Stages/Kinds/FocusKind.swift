@@ -27,7 +27,7 @@ public struct FocusStage: Stage {
 
     public func process(_ tile: Tile, _ context: StageContext<Tile>) throws {
         guard tile.image.width > 0 else {
-            throw StageError("\(tile): no pixels to judge (a `cached_tiles` source reads none); put `focus` before the cache or after a flow's `cache` step")
+            throw StageError(.invalidInput, "\(tile)", "no pixels to judge (a `cached_tiles` source reads none); put `focus` before the cache or after a flow's `cache` step")
         }
         guard Self.sharpness(tile.image) >= minimumSharpness else { return context.count("\(name).blurred") }
         context.count("\(name).kept")
