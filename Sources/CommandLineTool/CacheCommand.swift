@@ -27,8 +27,8 @@ struct CacheCommand: ParsableCommand {
             }
             var file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides))
             if let share {
-                // Every slides source of the warm-up takes the same share.
-                let slideSources = file.sources.filter { $0.kind.name == "slides" }.map(\.name)
+                // Every source of the warm-up that can be sharded (the slides sources) takes the same share.
+                let slideSources = file.sources.filter { $0.kind.parameters.contains { $0.name == "shard" } }.map(\.name)
                 guard !slideSources.isEmpty else { throw CommandFailure("--shard splits slide sources; this flow's cache is fed by none") }
                 file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides + slideSources.map { "\($0).shard=\(share)" }))
             }
