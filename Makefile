@@ -21,7 +21,7 @@ build: deps
 demo: samples build
 	$(RELEASE)/ssmamba selfcheck
 	$(RELEASE)/ssmamba inspect data/samples/cmu_small_region.svs
-	$(RELEASE)/ssmamba run flows/demo.yaml
+	$(RELEASE)/ssmamba run flows/demo.yaml --overwrite
 
 ## The test suite, built optimised (numeric tests are many times slower in a debug build).
 test: samples

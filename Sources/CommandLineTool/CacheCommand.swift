@@ -33,7 +33,8 @@ struct CacheCommand: ParsableCommand {
                 file = try FlowRunner.warmUpPrefix(of: FlowCommands.load(flow, overrides: overrides + slideSources.map { "\($0).shard=\(share)" }))
             }
             let folder = share.map { "/warm-shard-" + $0.replacingOccurrences(of: "/", with: "-of-") } ?? "/warm"
-            try FlowCommands.execute(file, out: out ?? file.output + folder)
+            // A warm-up run again continues filling the cache: its report replaces the last one's.
+            try FlowCommands.execute(file, out: out ?? file.output + folder, earlier: .writeOver)
         }
     }
 

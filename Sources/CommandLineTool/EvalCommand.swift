@@ -24,6 +24,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("stain-target"), help: "The stain target used in training (an image, or a saved target .json); none: no normalization.") var stainTarget: String?
     @Option(help: "Tile cache folder.") var cache = "cache/eval"
     @Option(help: "Run folder.") var out = "runs/eval"
+    @Flag(help: "Replace an earlier evaluation in the run folder (without it, a folder holding a run is refused).") var overwrite = false
 
     func run() throws {
         // The checkpoint's classes, checked before any slide is read.
@@ -58,7 +59,7 @@ struct EvalCommand: ParsableCommand {
         } catch let error as FlowFileError {
             throw CommandFailure(error.issues.map(\.message).joined(separator: "\n"))
         }
-        try FlowCommands.execute(file, out: out)
+        try FlowCommands.execute(file, out: out, earlier: overwrite ? .replace : .refuse)
         if Communicator.world.isRoot { print("slide scores: \(out)/evaluate_slides/slide_scores.csv") }
     }
 }

@@ -16,10 +16,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a parameter: step.parameter=value (repeatable).") var overrides: [String] = []
     @Option(help: "Run folder (default: the flow's `output`).") var out: String?
     @Flag(help: "Continue the training stages of an interrupted run in the same run folder from their last checkpoints (same flow, same overrides).") var resume = false
+    @Flag(help: "Replace an earlier run in the run folder (without it, a folder holding a run is refused).") var overwrite = false
 
     func run() throws {
         let file = try FlowCommands.load(flow, overrides: overrides)
-        try FlowCommands.execute(file, out: out, resume: resume)
+        try FlowCommands.execute(file, out: out, resume: resume, earlier: overwrite ? .replace : .refuse)
     }
 }
 
@@ -33,12 +34,13 @@ enum FlowCommands {
         }
     }
 
-    static func execute(_ file: FlowFile, out: String?, resume: Bool = false) throws {
+    /// Runs `file`; the run folder keeps the resolved flow and how the run was started (`run.json`).
+    static func execute(_ file: FlowFile, out: String?, resume: Bool = false, earlier: EarlierRun) throws {
         // Under mpirun/srun: a rank that fails ends the others (they would wait for it in the next
         // collective); one that succeeds leaves MPI cleanly.
         let world = Communicator.world
         do {
-            try executeOnThisProcess(file, out: out, resume: resume)
+            try executeOnThisProcess(file, out: out, resume: resume, earlier: earlier)
             world.finish()
         } catch {
             if world.size > 1 {
@@ -50,7 +52,7 @@ enum FlowCommands {
         }
     }
 
-    private static func executeOnThisProcess(_ file: FlowFile, out: String?, resume: Bool) throws {
+    private static func executeOnThisProcess(_ file: FlowFile, out: String?, resume: Bool, earlier: EarlierRun) throws {
         // Past a file-size limit a write fails (EFBIG, reported like a full disk) instead of killing us.
         signal(SIGXFSZ, SIG_IGN)
         let cancellation = FlowCancellation()
@@ -58,7 +60,10 @@ enum FlowCommands {
         defer { interrupts.stop() }
         let result: (report: FlowReport, folder: URL)
         do {
-            result = try FlowRunner.run(file, runFolder: out.map { URL(fileURLWithPath: $0) }, resume: resume, cancellation: cancellation)
+            var provenance = RunProvenance(toolVersion: SSMambaVersion.string, commandLine: CommandLine.arguments)
+            provenance.flowFile = file.path
+            result = try FlowRunner.run(file, runFolder: out.map { URL(fileURLWithPath: $0) }, resume: resume, cancellation: cancellation,
+                                        earlier: earlier, provenance: provenance)
         } catch let error as FlowGraphError {
             throw CommandFailure(error.description)
         } catch let error as StageError {

@@ -68,3 +68,31 @@ extension ParameterValue {
         }
     }
 }
+
+extension FlowFile {
+    /// The flow as it runs, as a flow file: every step with every parameter (defaults filled in,
+    /// `--set` overrides applied), its name, inputs, workers and error policy. Parsing it gives the
+    /// same flow; a run folder keeps it as `flow.resolved.yaml`.
+    public var resolvedText: String {
+        func entry(_ step: FlowStep, kindKey: String, named: Bool) -> Node {
+            var pairs: [(Node, Node)] = [(Node(kindKey), Node(step.kind.name, Tag(.str)))]
+            if named { pairs.append((Node("name"), Node(step.name, Tag(.str)))) }
+            if !step.from.isEmpty { pairs.append((Node("from"), Node(step.from.map { Node($0, Tag(.str)) }))) }
+            if named {
+                pairs.append((Node("workers"), Node(String(step.workers), Tag(.int))))
+                pairs.append((Node("on_error"), Node(step.onError.rawValue, Tag(.str))))
+            }
+            for key in step.parameters.values.keys.sorted() { pairs.append((Node(key), step.parameters.values[key]!.node)) }
+            return Node(pairs)
+        }
+        let top = Node([
+            (Node("flow"), Node(name, Tag(.str))),
+            (Node("on_error"), Node(onError.rawValue, Tag(.str))),
+            (Node("output"), Node(output, Tag(.str))),
+            (Node("seed"), Node(String(seed), Tag(.int))),
+            (Node("sources"), Node(sources.map { (Node($0.name, Tag(.str)), entry($0, kindKey: "kind", named: false)) })),
+            (Node("stages"), Node(stages.map { entry($0, kindKey: "stage", named: true) })),
+        ])
+        return (try? Yams.serialize(node: top)) ?? "# the flow could not be written as YAML\n"
+    }
+}

@@ -11,11 +11,18 @@ public enum FlowRunner {
     /// Runs `flow` into `runFolder` (default: the flow's `output`), writing report.md and
     /// report.json there whatever happens once the graph has started.
     /// With `resume`, training stages continue from the `last` checkpoints of an earlier run in the same folder.
+    /// `earlier` says what to do when the folder holds an earlier run; `provenance`, when given,
+    /// is written with the resolved flow into the folder (rank 0).
     public static func run(_ flow: FlowFile, runFolder: URL? = nil, resume: Bool = false, cancellation: FlowCancellation? = nil,
-                           printer: ProgressPrinter? = ProgressPrinter()) throws -> (report: FlowReport, folder: URL) {
+                           printer: ProgressPrinter? = ProgressPrinter(), earlier: EarlierRun = .writeOver,
+                           provenance: RunProvenance? = nil) throws -> (report: FlowReport, folder: URL) {
         let folder = runFolder ?? URL(fileURLWithPath: flow.output)
         let problems = FlowPreflight.problems(flow, runFolder: folder) + DataParallel.problems(flow)
         guard problems.isEmpty else { throw FlowFileError(issues: problems) }
+        let earlierReport = folder.appendingPathComponent("report.json")
+        if earlier == .refuse && !resume && FileManager.default.fileExists(atPath: earlierReport.path) {
+            throw StageError(.invalidInput, folder.path, "holds an earlier run (report.md); pass --overwrite to replace it, --resume to continue it, or --out to run into another folder")
+        }
         // Several processes (mpirun, srun): rank 0 holds the run folder, prints and writes the report.
         let root = DataParallel.world.isRoot
         let printer = root ? printer : nil
@@ -27,6 +34,15 @@ public enum FlowRunner {
         }
         let lock = root ? try RunFolderLock(folder) : nil
         defer { lock?.release() }
+        if root && earlier == .replace && !resume {
+            for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name != ".run.lock" {
+                try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+            }
+        }
+        if root, var provenance {
+            provenance.resumed = resume
+            try provenance.write(flow, to: folder)
+        }
         let graph: FlowGraph
         do { graph = try FlowAssembler.build(flow, runFolder: folder, resume: resume) } catch {
             lock?.release()

@@ -56,6 +56,50 @@ final class FlowCommandTests: XCTestCase {
         return path
     }
 
+    /// The run folder says how it was made, and a second run into it is refused unless asked to
+    /// replace (`--overwrite`) or continue (`--resume`) it.
+    func testRunFolderKeepsTheResolvedFlowAndARerunAsksBeforeReplacingIt() throws {
+        try makeSlide()
+        let flow = try writeFlow(method: "reinhard")
+        let first = try run(["run", flow, "--set", "tiles.min_tissue=0.6"])
+        XCTAssertEqual(first.status, 0, first.output)
+        let runFolder = folder.appendingPathComponent("run")
+        let provenance = try JSONSerialization.jsonObject(with: Data(contentsOf: runFolder.appendingPathComponent("run.json"))) as! [String: Any]
+        XCTAssertEqual(provenance["tool_version"] as? String, "0.1.0")
+        XCTAssertEqual((provenance["command_line"] as? [String])?.suffix(4), ["run", flow, "--set", "tiles.min_tissue=0.6"])
+        XCTAssertEqual(provenance["resumed"] as? Bool, false)
+        let resolved = try String(contentsOf: runFolder.appendingPathComponent("flow.resolved.yaml"), encoding: .utf8)
+        XCTAssertTrue(resolved.contains("min_tissue: 0.6"), resolved)
+        XCTAssertTrue(resolved.contains("mask_mpp: 8"), "defaults are written out: \(resolved)")
+
+        // The resolved flow repeats the run: the same tiles, all from the cache now.
+        let again = try run(["run", runFolder.appendingPathComponent("flow.resolved.yaml").path, "--out", folder.appendingPathComponent("again").path])
+        XCTAssertEqual(again.status, 0, again.output)
+        let counters = { (folder: URL) throws -> [String: Int] in
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("report.json"))) as! [String: Any]
+            return report["counters"] as! [String: Int]
+        }
+        let (before, after) = (try counters(runFolder), try counters(folder.appendingPathComponent("again")))
+        XCTAssertEqual(after["tiles.positions"], before["tiles.positions"])
+        XCTAssertEqual(after["cache.hits"], before["cache.misses"])
+
+        // A rerun into the folder is refused, and the earlier run is left as it was.
+        let report = try Data(contentsOf: runFolder.appendingPathComponent("report.json"))
+        let refused = try run(["run", flow])
+        XCTAssertEqual(refused.status, 1, refused.output)
+        XCTAssertTrue(refused.output.contains("\(runFolder.path): holds an earlier run (report.md); pass --overwrite to replace it, --resume to continue it, or --out"), refused.output)
+        XCTAssertFalse(refused.output.contains("Usage:"), refused.output)
+        XCTAssertEqual(try Data(contentsOf: runFolder.appendingPathComponent("report.json")), report)
+
+        // --overwrite empties the folder first: nothing of the earlier run stays behind.
+        try Data("stale".utf8).write(to: runFolder.appendingPathComponent("stale.txt"))
+        let replaced = try run(["run", flow, "--overwrite"])
+        XCTAssertEqual(replaced.status, 0, replaced.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("stale.txt").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("report.md").path))
+        XCTAssertFalse((try String(contentsOf: runFolder.appendingPathComponent("flow.resolved.yaml"), encoding: .utf8)).contains("min_tissue: 0.6"))
+    }
+
     func records() throws -> Int {
         let stats = try run(["cache", "stats", folder.appendingPathComponent("cache").path, "--json"])
         guard stats.status == 0, let object = try? JSONSerialization.jsonObject(with: Data(stats.output.utf8)) as? [String: Any] else { return 0 }

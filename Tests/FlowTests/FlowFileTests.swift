@@ -168,6 +168,25 @@ final class FlowFileTests: XCTestCase {
         }
     }
 
+    /// The resolved text of a flow (defaults and overrides in) parses back to the same flow.
+    func testResolvedTextParsesToTheSameFlow() throws {
+        let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog, overrides: ["scale.factor=7", "label.model={name: large, width: 8, orders: [h]}"])
+        let again = try FlowFile.parse(flow.resolvedText, path: "resolved.yaml", catalog: catalog)
+        XCTAssertEqual(again.name, flow.name)
+        XCTAssertEqual(again.output, flow.output)
+        XCTAssertEqual(again.seed, flow.seed)
+        XCTAssertEqual(again.onError, flow.onError)
+        let (a, b) = (flow.sources + flow.stages, again.sources + again.stages)
+        XCTAssertEqual(a.map(\.name), b.map(\.name))
+        XCTAssertEqual(a.map(\.kind.name), b.map(\.kind.name))
+        XCTAssertEqual(a.map(\.from), b.map(\.from))
+        XCTAssertEqual(a.map(\.workers), b.map(\.workers))
+        XCTAssertEqual(a.map(\.onError), b.map(\.onError))
+        XCTAssertEqual(a.map(\.parameters), b.map(\.parameters))
+        XCTAssertEqual(try decode(Scale.self, again.stages[0]).factor, 7)
+        XCTAssertEqual(try decode(Label.self, again.stages[1]).model.width, 8)
+    }
+
     func testOverridesAreAppliedAndValidated() throws {
         let flow = try FlowFile.parse(good, path: "test.yaml", catalog: catalog, overrides: ["scale.factor=7", "source.count=9", "seed=11"])
         XCTAssertEqual(try decode(Scale.self, flow.stages[0]).factor, 7)
