@@ -35,8 +35,12 @@ public enum FlowRunner {
         let lock = root ? try RunFolderLock(folder) : nil
         defer { lock?.release() }
         if root && earlier == .replace && !resume {
+            // The earlier run's files go; a tile cache kept inside the run folder (an LMDB
+            // environment, its data.mdb) is not part of the run and stays.
             for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name != ".run.lock" {
-                try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+                let entry = folder.appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: entry.appendingPathComponent("data.mdb").path) { continue }
+                try FileManager.default.removeItem(at: entry)
             }
         }
         if root, var provenance {

@@ -91,11 +91,14 @@ final class FlowCommandTests: XCTestCase {
         XCTAssertFalse(refused.output.contains("Usage:"), refused.output)
         XCTAssertEqual(try Data(contentsOf: runFolder.appendingPathComponent("report.json")), report)
 
-        // --overwrite empties the folder first: nothing of the earlier run stays behind.
+        // --overwrite empties the folder first: nothing of the earlier run stays behind, but a tile
+        // cache kept in the run folder is not part of the run and stays.
         try Data("stale".utf8).write(to: runFolder.appendingPathComponent("stale.txt"))
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("cache"), to: runFolder.appendingPathComponent("kept-cache"))
         let replaced = try run(["run", flow, "--overwrite"])
         XCTAssertEqual(replaced.status, 0, replaced.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("stale.txt").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("kept-cache/data.mdb").path))
         XCTAssertTrue(FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("report.md").path))
         XCTAssertFalse((try String(contentsOf: runFolder.appendingPathComponent("flow.resolved.yaml"), encoding: .utf8)).contains("min_tissue: 0.6"))
     }
