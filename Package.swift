@@ -47,9 +47,10 @@ let package = Package(
         .target(name: "Slides", dependencies: ["Diagnostics", "CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Diagnostics", "Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Randomness"]),
+        .target(name: "Plots"),  // SVG pictures of results (curves, confusion matrices)
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Distributed", dependencies: ["Diagnostics", "CMPI"]),
-        .target(name: "Stages", dependencies: ["Diagnostics", "Randomness", "Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
+        .target(name: "Stages", dependencies: ["Diagnostics", "Plots", "Randomness", "Flow", "Slides", "Tiling", "TileCache", "Tensors", "SSMamba", "Metrics", "Distributed"], swiftSettings: numericFlags),
 
         // The `ssmamba` command (the product's name); the module has its own name so that no two
         // module folders differ only by case (`SSMamba` is the model).
@@ -65,7 +66,7 @@ let package = Package(
         .testTarget(name: "CommandLineToolTests", dependencies: ["Randomness", "CommandLineTool", "Slides", "SSMamba", "Tensors", "TileCache", "Stages", "Tiling"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "FlowTests", dependencies: ["Flow"]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Randomness"], exclude: ["Fixtures"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Plots", "Randomness"], exclude: ["Fixtures"]),
         .testTarget(name: "StagesTests", dependencies: ["Diagnostics", "Randomness", "Stages", "Flow", "Tiling", "Slides", "TileCache", "SSMamba", "Tensors"], swiftSettings: numericFlags),
         .testTarget(name: "TilingTests", dependencies: ["Tiling", "Slides"], exclude: ["Fixtures"], swiftSettings: numericFlags),
         .testTarget(name: "TileCacheTests", dependencies: ["Randomness", "TileCache", "Tensors"], swiftSettings: numericFlags),

@@ -169,6 +169,7 @@ public final class FlowGraph: @unchecked Sendable {
             var report = FlowReport(flow: name, status: status, stopReason: reason, startedAt: startedAt, seconds: elapsed,
                                     stages: stages, counters: counters, metrics: metrics)
             report.peakResidentMegabytes = Self.peakResidentMegabytes()
+            report.pictures = run.attachedPictures
             return report
         }
         if let progress {

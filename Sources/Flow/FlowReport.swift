@@ -49,6 +49,16 @@ public struct FlowReport: Codable, Sendable {
     public let metrics: [String: Double]
     /// The process's peak resident memory so far, in MB.
     public var peakResidentMegabytes: Double = 0
+    /// Pictures the stages wrote (curves, confusion matrices), shown in report.md.
+    public var pictures: [Picture] = []
+
+    /// A picture a stage wrote into the run folder.
+    public struct Picture: Codable, Sendable, Equatable {
+        public let stage: String
+        public let title: String
+        /// Relative to the run folder.
+        public let path: String
+    }
 
     /// Total failures over all stages.
     public var failures: Int { stages.reduce(0) { $0 + $1.failed } }
@@ -109,6 +119,12 @@ public struct FlowReport: Codable, Sendable {
             for (stage, rank) in rows.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
                 let cells = names.map { name in metrics["\(stage).rank\(rank).\(name)"].map { String(format: "%.6g", $0) } ?? "" }
                 lines.append("| \(stage) | \(rank) | " + cells.joined(separator: " | ") + " |")
+            }
+        }
+        if !pictures.isEmpty {
+            lines += ["", "## Pictures", ""]
+            for picture in pictures.sorted(by: { ($0.stage, $0.path) < ($1.stage, $1.path) }) {
+                lines += ["**\(picture.stage)**: \(picture.title)", "", "![\(picture.title)](\(picture.path))", ""]
             }
         }
         let failing = stages.filter { $0.failed > 0 }

@@ -7,6 +7,7 @@ final class RunState: @unchecked Sendable {
     private var stoppedByFailure = false
     private var counters: [String: Int] = [:]
     private var metrics: [String: Double] = [:]
+    private var pictures: [FlowReport.Picture] = []
     private var onStop: [() -> Void] = []
 
     var isStopping: Bool { lock.withLock { stopReasonStorage != nil } }
@@ -29,7 +30,9 @@ final class RunState: @unchecked Sendable {
 
     func count(_ name: String, _ amount: Int) { lock.withLock { counters[name, default: 0] += amount } }
     func record(metric name: String, _ value: Double) { lock.withLock { metrics[name] = value } }
+    func attach(_ picture: FlowReport.Picture) { lock.withLock { pictures.append(picture) } }
     var snapshot: (counters: [String: Int], metrics: [String: Double]) { lock.withLock { (counters, metrics) } }
+    var attachedPictures: [FlowReport.Picture] { lock.withLock { pictures } }
 }
 
 /// A handle that stops a running flow from outside (Ctrl-C, a test).

@@ -38,6 +38,9 @@ public final class StageContext<Output: Sendable>: @unchecked Sendable {
     /// Records a metric of the run (accuracy, loss, …); the last value wins.
     public func record(metric name: String, _ value: Double) { run.record(metric: name, value) }
 
+    /// Lists a picture the stage wrote (`path` relative to the run folder) in the run's report.
+    public func attach(picture path: String, title: String) { run.attach(FlowReport.Picture(stage: stageName, title: title, path: path)) }
+
     /// Records that `item` failed (a source or a stage that handles its items' errors itself):
     /// under `on_error: fail` this stops the run.
     public func reportFailure(item: String, reason: String) {

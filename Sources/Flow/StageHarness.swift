@@ -85,6 +85,8 @@ public final class StageHarness<Input: Sendable, Output: Sendable>: @unchecked S
     /// The run's counters and metrics as the stage recorded them.
     public var counters: [String: Int] { run.snapshot.counters }
     public var metrics: [String: Double] { run.snapshot.metrics }
+    /// Pictures the stage attached for the report.
+    public var pictures: [FlowReport.Picture] { run.attachedPictures }
     /// Failures the stage reported itself (`reportFailure`).
     public var failures: [FailureRecord] { statistics.report(elapsed: 0).failures }
     /// Why the run stopped (a reported failure under `on_error: fail`, or `stop`), if it did.

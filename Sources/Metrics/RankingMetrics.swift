@@ -21,6 +21,26 @@ public enum RankingMetrics {
         return u / (Double(positives) * Double(negatives))
     }
 
+    /// The ROC curve: (false-positive rate, true-positive rate) at every distinct score taken as
+    /// the threshold, from (0, 0) to (1, 1); tied scores move both rates at once. Its trapezoid
+    /// area is `rocAUC`. nil when only one class is present.
+    public static func rocCurve(positive: [Bool], scores: [Double]) -> [(falsePositiveRate: Double, truePositiveRate: Double)]? {
+        precondition(positive.count == scores.count)
+        let positives = positive.filter { $0 }.count, negatives = positive.count - positives
+        guard positives > 0, negatives > 0 else { return nil }
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        var curve = [(falsePositiveRate: 0.0, truePositiveRate: 0.0)]
+        var (truePositives, falsePositives, i) = (0, 0, 0)
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            for k in i...j { if positive[order[k]] { truePositives += 1 } else { falsePositives += 1 } }
+            curve.append((Double(falsePositives) / Double(negatives), Double(truePositives) / Double(positives)))
+            i = j + 1
+        }
+        return curve
+    }
+
     /// Macro one-vs-rest ROC AUC over the classes present (with at least one other class).
     /// `probabilities[i][k]` is item i's score for class k.
     public static func macroRocAUC(truth: [Int], probabilities: [[Double]]) -> Double? {

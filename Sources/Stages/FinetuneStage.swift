@@ -131,6 +131,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         if freezeEncoder { context.count("\(name).frozen_encoder_parameters", model.parameters.count - trainable.count) }
         let (start, notes) = try record.start(trainer, tiles: tiles)
         var best: (score: Double, epoch: Int, weights: SafeTensorsFile)?
+        /// The validation balanced accuracy after each epoch (kept in `last`, so a resumed run's curve is whole).
+        var history = (start > 0 ? notes["validation_history"] : nil).map { $0.split(separator: ",").compactMap { Double($0) } } ?? []
         if start > 0 {
             context.count("\(name).resumed_at_step", start)
             if let epoch = notes["best_epoch"].flatMap(Int.init), let score = notes["best_score"].flatMap(Double.init) {
@@ -154,6 +156,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         func progressNotes(_ epochLoss: Double, _ epochSteps: Int) -> [String: String] {
             var notes = ["kind": "classifier", "epoch_loss": String(epochLoss.bitPattern, radix: 16), "epoch_steps": "\(epochSteps)"]
             if let best { notes["best_epoch"] = "\(best.epoch)"; notes["best_score"] = "\(best.score)" }
+            notes["validation_history"] = history.map { "\($0)" }.joined(separator: ",")
             return notes
         }
         var position = start, saved = start, imagesRead = 0
@@ -181,6 +184,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
                 let metrics = ClassificationMetrics(truth: scored.map { index[validation.label($0)!]! }, predicted: scores.map(Probabilities.argmax), classes: classes.count)
                 context.record(metric: "\(name).train_loss", epochLoss / Double(max(1, epochSteps)))
                 context.record(metric: "\(name).validation_balanced_accuracy", metrics.balancedAccuracy)
+                history.append(metrics.balancedAccuracy)
                 if best == nil || metrics.balancedAccuracy > best!.score {
                     best = (metrics.balancedAccuracy, epoch, model.stateDictionary())
                     if record.writes { try writeBest(best!, config: config, classes: classes) }
@@ -216,6 +220,10 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         if record.writes {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             try report.write(to: folder)
+            try ResultPictures.loss(log: record.logURL, into: folder, stage: name, title: "Fine-tuning loss", context: context)
+            try ResultPictures.validation(history, into: folder, stage: name, context: context)
+            try ResultPictures.test(classes: classes, truth: truth, probabilities: probabilities, confusion: report.metrics.confusion,
+                                    into: folder, stage: name, context: context)
         }
         return folder.appendingPathComponent("best")
     }

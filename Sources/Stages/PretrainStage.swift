@@ -141,6 +141,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
                           "decoder_depth": "\(settings.decoderDepth)", "tiles": "\(tiles.count)", "steps": "\(steps)"]
         try Checkpoint(manifest: manifest, weights: model.stateDictionary()).write(to: url)
         try writeReconstructions(model, tiles: tiles.subset(Array(0..<min(reconstructions, tiles.count))), context: context)
+        try ResultPictures.loss(log: record.logURL, into: folder, stage: name, title: "MAMIM reconstruction loss", context: context)
         return url
     }
 

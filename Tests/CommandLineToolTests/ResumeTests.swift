@@ -86,7 +86,8 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.output)
 
         for file in ["pretrain/train_log.csv", "finetune/train_log.csv", "finetune/metrics.json", "finetune/best/model.safetensors",
-                     "pretrain/checkpoint/model.safetensors"] {
+                     "pretrain/checkpoint/model.safetensors", "pretrain/loss.svg", "finetune/loss.svg", "finetune/validation.svg",
+                     "finetune/roc.svg", "finetune/confusion.svg"] {
             let a = try Data(contentsOf: straight.appendingPathComponent(file)), b = try Data(contentsOf: killed.appendingPathComponent(file))
             XCTAssertEqual(a, b, "\(file) differs after SIGKILL and --resume")
         }

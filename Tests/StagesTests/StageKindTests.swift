@@ -339,6 +339,17 @@ final class StageKindTests: XCTestCase {
         try finetune.run(cached)
         XCTAssertEqual(finetune.counters["finetune.initialised_from_pretrained"], 1)
         XCTAssertEqual(finetune.counters["finetune.test_tiles"], 4)
+        // Pictures for the report: the loss curves, the validation curve (one point per epoch), ROC and confusion.
+        XCTAssertEqual(pretrain.pictures.map(\.path), ["pretrain/loss.svg"])
+        // A ROC curve needs both classes among the test tiles (absent otherwise: the AUC is undefined).
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("finetune/metrics.json"))) as! [String: Any]
+        let bothClasses = (metrics["confusion"] as! [[Int]]).allSatisfy { $0.reduce(0, +) > 0 }
+        XCTAssertEqual(finetune.pictures.map(\.path), ["finetune/loss.svg", "finetune/validation.svg"] + (bothClasses ? ["finetune/roc.svg"] : []) + ["finetune/confusion.svg"])
+        let validation = try String(contentsOf: run.appendingPathComponent("finetune/validation.svg"), encoding: .utf8)
+        let points = validation.components(separatedBy: "points=\"")[1].prefix { $0 != "\"" }.split(separator: " ")
+        XCTAssertEqual(points.count, 2, "two epochs")
+        let confusion = try String(contentsOf: run.appendingPathComponent("finetune/confusion.svg"), encoding: .utf8)
+        XCTAssertTrue(confusion.contains(">pink<") && confusion.contains(">purple<"), confusion)
         XCTAssertNotNil(finetune.metrics["finetune.test_accuracy"])
         XCTAssertThrowsError(try finetune.process(Tile(source: "x", column: 0, row: 0, scaleIndex: 0, level0X: 0, level0Y: 0, requestedMicronsPerPixel: 1,
                                                        effectiveMicronsPerPixel: 1, tissueFraction: 1, image: RGBImage(width: 0, height: 0, pixels: [])))) { error in
