@@ -149,6 +149,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             }
         }
         csv.write(Data(TileTable.header(extra: classes.map { "p_\($0)" }).utf8))
+        let geoJSON = try PredictionsGeoJSON(folder.appendingPathComponent("\(stem).predictions.geojson"))
         var sums = [Double](repeating: 0, count: classes.count)
         var scored = 0
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
@@ -171,6 +172,8 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                                         level0Size: Double(model.config.imageSize) * Double(cell.effective) / frame.micronsPerPixel,
                                         tissueFraction: Double(cell.tissue), label: tiles.label(i) ?? "")
                 rows += TileTable.line(row, extra: probabilities.map { String(format: "%.5f", $0) })
+                try geoJSON.add(x: row.level0X, y: row.level0Y, size: row.level0Size ?? 0, column: row.column, row: row.row,
+                                classes: classes, probabilities: probabilities)
             }
             csv.write(Data(rows.utf8))
             scored += batch.members.count
@@ -180,6 +183,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         _ = try? FileManager.default.removeItem(at: csvURL)
         try FileManager.default.moveItem(at: partial, to: csvURL)
         complete = true
+        try geoJSON.finish()
         let heatmap = Self.colourMap(heat, columns: max(1, frame.columns), rows: max(1, frame.rows))
         try PyramidWriter.write(heatmap, to: folder.appendingPathComponent("\(stem).heatmap.tif"), micronsPerPixel: frame.micronsPerPixel * frame.step, compression: .deflate)
         try PNGWriter.write(Self.enlarge(heatmap, toAtLeast: 512), to: folder.appendingPathComponent("\(stem).heatmap.png"))

@@ -396,6 +396,24 @@ final class StageKindTests: XCTestCase {
         XCTAssertTrue(scores.rows.allSatisfy { $0.values["tiles"] == "6" }, "\(scores.rows.map(\.values))")
         XCTAssertTrue(evaluate.failures.isEmpty, "\(evaluate.failures)")
         XCTAssertGreaterThan(evaluate.metrics["evaluate_slides.images_per_second"] ?? 0, 0)
+        // The predictions as GeoJSON (QuPath detections) agree with the tile table: the same squares in
+        // level-0 pixels, the same probabilities.
+        let table = try CSVTable(path: run.appendingPathComponent("evaluate_slides/s0.tiles.csv").path)
+        let geo = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("evaluate_slides/s0.predictions.geojson"))) as! [String: Any]
+        XCTAssertEqual(geo["type"] as? String, "FeatureCollection")
+        let features = geo["features"] as! [[String: Any]]
+        XCTAssertEqual(features.count, table.rows.count)
+        for (feature, row) in zip(features, table.rows.map(\.values)) {
+            let ring = ((feature["geometry"] as! [String: Any])["coordinates"] as! [[[Double]]])[0]
+            let (x, y, size) = (Double(row["level0_x"]!)!, Double(row["level0_y"]!)!, Double(row["level0_size"]!)!)
+            XCTAssertEqual(ring, [[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]])
+            let properties = feature["properties"] as! [String: Any]
+            XCTAssertEqual(properties["objectType"] as? String, "detection")
+            let measurements = properties["measurements"] as! [String: Double]
+            for name in ["pink", "purple"] { XCTAssertEqual(measurements["p_\(name)"]!, Double(row["p_\(name)"]!)!, accuracy: 1e-5) }
+            let predicted = measurements["p_pink"]! >= measurements["p_purple"]! ? "pink" : "purple"
+            XCTAssertEqual((properties["classification"] as! [String: Any])["name"] as? String, predicted)
+        }
         // Two slides at a time on one model give exactly what one at a time gives.
         try finalStage("one_at_a_time", slideFlow).run(slideTiles)
         for file in ["slide_scores.csv"] + (0..<4).map({ "s\($0).tiles.csv" }) {

@@ -4,7 +4,7 @@ import Tiling
 /// `evaluate_slides`: heatmaps and slide scores from a fine-tuned classifier.
 enum EvaluateSlidesKind: StageKind {
     static let name = "evaluate_slides"
-    static let doc = "Evaluation of slides with a fine-tuned classifier on the flow's own slide tiles (tissue → tiles → stain → cache: the preprocessing training saw), streamed from the cache slide by slide once the classifier exists: per-tile probabilities (CSV), a heatmap of one class (pyramidal TIFF aligned with the slide, PNG preview) and slide scores (`slide_scores.csv`), in `<run>/<name>/`. With `workers: N`, N slides are evaluated at once on one shared model; `<name>.images_per_second` is reported."
+    static let doc = "Evaluation of slides with a fine-tuned classifier on the flow's own slide tiles (tissue → tiles → stain → cache: the preprocessing training saw), streamed from the cache slide by slide once the classifier exists: per-tile probabilities (CSV, and GeoJSON detections in level-0 pixels that QuPath imports), a heatmap of one class (pyramidal TIFF aligned with the slide, PNG preview) and slide scores (`slide_scores.csv`), in `<run>/<name>/`. With `workers: N`, N slides are evaluated at once on one shared model; `<name>.images_per_second` is reported."
     static let parameters = [
         ParameterSpec("checkpoint", .text, "a `finetune` step of this flow, or a checkpoint folder"),
         ParameterSpec("mpp", .number(0.05...64), optional: true, "the crops to classify, by µm/px (default: each grid position's first scale)"),
