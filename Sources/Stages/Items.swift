@@ -15,6 +15,8 @@ public struct SlideItem: Sendable, CustomStringConvertible {
     public var time: Double?
     public var event: Bool?
     public var mask: TissueMask?
+    /// The regions to tile (QuPath annotations), when the slides source names an annotations folder.
+    public var annotations: [Annotation]?
 
     public var description: String { (path as NSString).lastPathComponent }
 }

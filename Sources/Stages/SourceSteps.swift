@@ -72,7 +72,8 @@ public struct SlideListing: Sendable {
 enum Sources {
     /// Opens each listed slide; a slide that cannot be opened is reported and skipped (or stops
     /// the run under `on_error: fail`).
-    static func slides(_ listing: SlideListing, micronsPerPixelOverride: Double?) -> @Sendable (StageContext<SlideItem>) throws -> Void {
+    /// With `annotations`, each slide carries the polygons of `<annotations>/<slide name>.geojson`.
+    static func slides(_ listing: SlideListing, micronsPerPixelOverride: Double?, annotations: URL? = nil) -> @Sendable (StageContext<SlideItem>) throws -> Void {
         { context in
             for entry in listing.entries {
                 if context.isStopping { return }
@@ -85,8 +86,18 @@ enum Sources {
                     if reader.micronsPerPixel == nil, let micronsPerPixelOverride {
                         reader = try TIFFSlide(path: entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
                     }
-                    let item = SlideItem(path: entry.path, reader: reader, fingerprint: try Fingerprint.source(path: entry.path),
+                    var item = SlideItem(path: entry.path, reader: reader, fingerprint: try Fingerprint.source(path: entry.path),
                                          label: entry.label, patient: entry.patient, time: entry.time, event: entry.event, mask: nil)
+                    if let annotations {
+                        let stem = ((entry.path as NSString).lastPathComponent as NSString).deletingPathExtension
+                        let file = annotations.appendingPathComponent("\(stem).geojson")
+                        guard FileManager.default.fileExists(atPath: file.path) else {
+                            throw StageError(.invalidInput, entry.path, "no annotations at \(file.path) (the annotations folder holds <slide name>.geojson per slide); export them from QuPath, or remove the slide")
+                        }
+                        let (read, ignored) = try Annotation.read(geoJSON: file)
+                        if ignored > 0 { context.count("\(context.stageName).annotations_without_area", ignored) }
+                        item.annotations = read
+                    }
                     try context.emit(item)
                 } catch let stopped as FlowStopped {
                     throw stopped

@@ -30,16 +30,32 @@ struct TilesStage: Stage {
         try cropper.validate(reader)
         var positions = try grid.positions(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height,
                                            slideMicronsPerPixel: reader.micronsPerPixel, mask: slide.mask, path: slide.path)
+        // With annotations, only positions centred inside one, labelled by its class.
+        var labels: [String?] = positions.map { _ in slide.label }
+        if let annotations = slide.annotations {
+            var kept: [TilePosition] = [], keptLabels: [String?] = []
+            for position in positions {
+                let centre = position.centre
+                guard let annotation = annotations.first(where: { $0.contains(x: centre.x, y: centre.y) }) else { continue }
+                kept.append(position)
+                keptLabels.append(annotation.classification ?? slide.label)
+            }
+            context.count("tiles.outside_annotations", positions.count - kept.count)
+            (positions, labels) = (kept, keptLabels)
+        }
         if let limit = maximumPerSlide, positions.count > limit {
+            labels = (0..<limit).map { labels[$0 * positions.count / limit] }
             positions = (0..<limit).map { positions[$0 * positions.count / limit] }
         }
         context.count("tiles.positions", positions.count)
         if positions.isEmpty {
-            context.reportFailure(item: slide.description, reason: "no grid position has tissue ≥ min_tissue \(grid.minimumTissue): nothing to tile (lower `min_tissue`, or check the tissue mask with `ssmamba tissue`)")
+            context.reportFailure(item: slide.description, reason: slide.annotations == nil
+                ? "no grid position has tissue ≥ min_tissue \(grid.minimumTissue): nothing to tile (lower `min_tissue`, or check the tissue mask with `ssmamba tissue`)"
+                : "no grid position with tissue ≥ min_tissue \(grid.minimumTissue) is centred inside an annotation: nothing to tile (check that the GeoJSON is in level-0 pixels of this slide)")
         }
         guard let base = reader.micronsPerPixel else { return }
         let frame = grid.frame(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height, slideMicronsPerPixel: base)
-        for position in positions {
+        for (position, label) in zip(positions, labels) {
             if context.isStopping { return }
             // Tiles already cached are announced without reading the slide.
             var planned: [Tile] = []
@@ -50,7 +66,7 @@ struct TilesStage: Stage {
                     var tile = Tile(source: slide.path, column: position.column, row: position.row, scaleIndex: index,
                                     level0X: Int((centre.x - extent / 2).rounded()), level0Y: Int((centre.y - extent / 2).rounded()),
                                     requestedMicronsPerPixel: scale, effectiveMicronsPerPixel: scale, tissueFraction: position.tissueFraction,
-                                    label: slide.label, image: RGBImage(width: 0, height: 0, pixels: []))
+                                    label: label, image: RGBImage(width: 0, height: 0, pixels: []))
                     tile.sourceIdentity = slide.fingerprint
                     tile.awaitingCache = true
                     tile.grid = frame
@@ -66,7 +82,7 @@ struct TilesStage: Stage {
                 }
             }
             do {
-                for var tile in try cropper.crops(reader, at: position, label: slide.label) {
+                for var tile in try cropper.crops(reader, at: position, label: label) {
                     tile.sourceIdentity = slide.fingerprint
                     tile.grid = frame
                     (tile.patient, tile.time, tile.event) = (slide.patient, slide.time, slide.event)

@@ -165,6 +165,44 @@ final class StageKindTests: XCTestCase {
         XCTAssertTrue(tiles.failures.isEmpty)
     }
 
+    /// A QuPath-style GeoJSON written by hand with known geometry restricts tiling to its polygons
+    /// (holes excluded) and labels the tiles by the annotation's class.
+    func testAnnotationsRestrictTilingToTheirPolygonsAndLabelTheTiles() throws {
+        let slides = try writeSlides(2)
+        let annotations = folder.appendingPathComponent("annotations")
+        try FileManager.default.createDirectory(at: annotations, withIntermediateDirectories: true)
+        // Level-0 pixels of the 512×384 slide; tiles of 64 px at 1 µm/px are 128 px squares centred at (64 + 128i, 64 + 128j).
+        try """
+            {"type": "FeatureCollection", "features": [
+              {"type": "Feature", "id": "a1", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]},
+               "properties": {"objectType": "annotation", "classification": {"name": "Tumor", "color": [200, 0, 0]}}},
+              {"type": "Feature", "id": "a2", "geometry": {"type": "Polygon", "coordinates": [
+                 [[256, 0], [512, 0], [512, 256], [256, 256], [256, 0]],
+                 [[300, 20], [340, 20], [340, 100], [300, 100], [300, 20]]]},
+               "properties": {"objectType": "annotation", "classification": {"name": "Stroma", "color": [0, 200, 0]}}},
+              {"type": "Feature", "geometry": {"type": "Point", "coordinates": [10, 10]}, "properties": {"objectType": "annotation"}}
+            ]}
+            """.write(to: annotations.appendingPathComponent("s0.geojson"), atomically: true, encoding: .utf8)
+        let text = flow(source: slidesSource(slides, extra: "  annotations: \(annotations.path)"), stages: """
+              - stage: tiles
+                mpp: 1.0
+                size: 64
+            """)
+        let source = try slideSource("source", text)
+        let listed = try source.produce()
+        XCTAssertEqual(listed.map(\.description), ["s0.tif"], "the slide without annotations is reported, not tiled whole")
+        XCTAssertTrue(source.failures.first?.reason.contains("no annotations at \(annotations.path)/s1.geojson") ?? false, "\(source.failures)")
+        XCTAssertEqual(source.counters["source.annotations_without_area"], 1, "the point")
+        let tiles = try tilingStage("tiles", text)
+        let cut = try tiles.run(listed)
+        // The square holds 4 centres (its area, 65,536 px², is 4 tiles); the other square 4 less the one in its hole.
+        XCTAssertEqual(tiles.counters["tiles.positions"], 7)
+        XCTAssertEqual(tiles.counters["tiles.outside_annotations"], 12 - 7)
+        let byLabel = Dictionary(grouping: cut, by: { $0.label ?? "" }).mapValues { $0.map { ($0.level0X + 64, $0.level0Y + 64) } }
+        XCTAssertEqual(byLabel["Tumor"]?.sorted { $0 < $1 }.map { [$0.0, $0.1] }, [[64, 64], [64, 192], [192, 64], [192, 192]])
+        XCTAssertEqual(byLabel["Stroma"]?.sorted { $0 < $1 }.map { [$0.0, $0.1] }, [[320, 192], [448, 64], [448, 192]])
+    }
+
     // MARK: tile stages
 
     func testDecodeCropsImagesAndNamesTheFileThatIsTooSmall() throws {

@@ -1,3 +1,4 @@
+import Foundation
 import Flow
 
 /// `slides`: whole-slide images with their labels.
@@ -11,6 +12,8 @@ enum SlidesKind: StageKind {
                       "CSV with a `slide` column (file name or path) and optional patient, label, time, event columns"),
         ParameterSpec("mpp_override", .number(0.01...100), optional: true, "level-0 µm/px for slides that do not record it (slides that record one keep theirs)"),
         ParameterSpec("shard", .text, optional: true, shapesPixels: false, "i/n: only every n-th slide from the i-th (0-based); `ssmamba cache warm --shard` sets it"),
+        ParameterSpec("annotations", .path(mustExist: true), optional: true, shapesPixels: false,
+                      "folder of QuPath GeoJSON exports, `<slide name>.geojson` per slide (level-0 pixels): only tiles centred inside their polygons are cut, labelled by the annotation's class; a slide without a file is reported and skipped"),
     ]
 
     struct Parameters: Decodable {
@@ -19,9 +22,10 @@ enum SlidesKind: StageKind {
         var labels: String?
         var mppOverride: Double?
         var shard: String?
+        var annotations: String?
     }
 
     static func make(_ p: Parameters, _ step: StepAssembly) throws -> Built<Never, SlideItem> {
-        .source(Sources.slides(try SlideListing(p), micronsPerPixelOverride: p.mppOverride))
+        .source(Sources.slides(try SlideListing(p), micronsPerPixelOverride: p.mppOverride, annotations: p.annotations.map { URL(fileURLWithPath: $0) }))
     }
 }
