@@ -30,6 +30,8 @@ struct TissueStage: Stage {
             try FileManager.default.createDirectory(at: maskFolder, withIntermediateDirectories: true)
             let stem = ((slide.path as NSString).lastPathComponent as NSString).deletingPathExtension
             try mask.writePNG(to: maskFolder.appendingPathComponent("\(stem).png"))
+            // The outlines for QuPath (File › Import objects), in level-0 pixels.
+            try mask.geoJSON().write(to: maskFolder.appendingPathComponent("\(stem).tissue.geojson"), options: .atomic)
         }
         try context.emit(slide)
     }

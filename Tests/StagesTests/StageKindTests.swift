@@ -154,6 +154,11 @@ final class StageKindTests: XCTestCase {
         XCTAssertEqual(tissue.counters["tissue.slides"], 1)
         XCTAssertNotNil(masked.first?.mask)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("run/masks/s0.png").path))
+        // The outlines for QuPath: the tissue (x < 320 of the 512-px slide) and not the glass.
+        let (outline, _) = try Annotation.read(geoJSON: folder.appendingPathComponent("run/masks/s0.tissue.geojson"))
+        XCTAssertEqual(outline.map(\.classification), ["Tissue"])
+        XCTAssertTrue(outline[0].contains(x: 100, y: 200))
+        XCTAssertFalse(outline[0].contains(x: 450, y: 200))
 
         let tiles = try tilingStage("tiles", text)
         let crops = try tiles.run(masked)

@@ -11,7 +11,7 @@ enum TissueKind: StageKind {
         ParameterSpec("closing_radius", .integer(0...16), default: "1", "closing radius in mask pixels"),
         ParameterSpec("fill_holes", .flag, default: "true", "fill holes inside tissue"),
         ParameterSpec("suppress_pen", .flag, default: "true", "drop green, blue and black pen marks"),
-        ParameterSpec("save_masks", .flag, default: "false", shapesPixels: false, "write each mask as PNG into the run folder's masks/"),
+        ParameterSpec("save_masks", .flag, default: "false", shapesPixels: false, "write each mask as PNG, and its outlines as GeoJSON QuPath imports (`<slide>.tissue.geojson`, level-0 pixels), into the run folder's masks/"),
     ]
 
     struct Parameters: Decodable {
