@@ -457,6 +457,14 @@ final class StageKindTests: XCTestCase {
             let predicted = measurements["p_pink"]! >= measurements["p_purple"]! ? "pink" : "purple"
             XCTAssertEqual((properties["classification"] as! [String: Any])["name"] as? String, predicted)
         }
+        // And they load back through the annotation reader (as a QuPath export would) with the same squares and classes.
+        let (loaded, _) = try Annotation.read(geoJSON: run.appendingPathComponent("evaluate_slides/s0.predictions.geojson"))
+        XCTAssertEqual(loaded.count, table.rows.count)
+        for (annotation, feature) in zip(loaded, features) {
+            let ring = ((feature["geometry"] as! [String: Any])["coordinates"] as! [[[Double]]])[0]
+            XCTAssertTrue(annotation.rings.count == 1 && annotation.rings[0].map { [$0.x, $0.y] } == ring)
+            XCTAssertEqual(annotation.classification, ((feature["properties"] as! [String: Any])["classification"] as! [String: Any])["name"] as? String)
+        }
         // Two slides at a time on one model give exactly what one at a time gives.
         try finalStage("one_at_a_time", slideFlow).run(slideTiles)
         for file in ["slide_scores.csv"] + (0..<4).map({ "s\($0).tiles.csv" }) {
