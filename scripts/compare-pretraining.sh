@@ -61,7 +61,7 @@ for seed in $seeds; do
     [ "$arm" = mamim ] && extra=("${pretraining[@]}")
     [ "$arm" = mamim ] && extra+=("${pretrained[@]}")
     # shellcheck disable=SC2046
-    if ! timed "$out/$arm-$seed.cpu" $bin run $(arm_command "$arm" "$seed") --set seed="$seed" "${overrides[@]}" "${extra[@]}" --out "$out/$arm-$seed"; then
+    if ! timed "$out/$arm-$seed.cpu" $bin run $(arm_command "$arm" "$seed") --set seed="$seed" "${overrides[@]}" "${extra[@]}" --out "$out/$arm-$seed" --overwrite; then
       echo "compare-pretraining: $arm, seed $seed failed; see $out/$arm-$seed.cpu.log" >&2
       exit 1
     fi
