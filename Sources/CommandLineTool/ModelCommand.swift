@@ -1,4 +1,5 @@
 import ArgumentParser
+import Flow
 import Foundation
 import Randomness
 import SSMamba
@@ -40,10 +41,7 @@ struct ModelCommand: ParsableCommand {
             let cost = ModelCost(config: config)
             let masked = ModelCost(config: config, tokens: config.tokens / 4)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                encoder.keyEncodingStrategy = .convertToSnakeCase
-                let configText = String(decoding: try encoder.encode(config), as: UTF8.self)
+                let configText = String(decoding: try JSONEncoder.runFiles.encode(config), as: UTF8.self)
                 print("""
                 {"name": "\(name)", "parameters": \(model.parameterCount), "forward_gflops_per_image": \(cost.forwardFLOPs / 1e9),
                  "training_gflops_per_image": \(cost.trainingFLOPs / 1e9), "gemm_fraction": \(cost.gemmFLOPs / cost.forwardFLOPs),

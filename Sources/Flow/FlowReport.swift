@@ -71,11 +71,7 @@ public struct FlowReport: Codable, Sendable {
     /// Writes `report.json` and `report.md` into `folder` (created if needed).
     public func write(to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.keyEncodingStrategy = .convertToSnakeCase  // every JSON SSMamba writes uses snake_case keys
-        try encoder.encode(self).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
+        try JSONEncoder.runFiles.encode(self).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
         try Data(markdown.utf8).write(to: folder.appendingPathComponent("report.md"), options: .atomic)
     }
 
@@ -137,5 +133,17 @@ public struct FlowReport: Codable, Sendable {
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension JSONEncoder {
+    /// The encoder of the JSON files a run writes (report.json, run.json, `model info --json`):
+    /// indented, keys sorted and in snake_case, dates ISO 8601.
+    public static var runFiles: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
     }
 }

@@ -135,20 +135,9 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         let target = heatmapClass.flatMap { classes.firstIndex(of: $0) } ?? 0
         var heat = [Float](repeating: -1, count: frame.columns * frame.rows)  // −1: no tile
         let stem = ((slide as NSString).lastPathComponent as NSString).deletingPathExtension
-        // Rows go straight to the file (written under a temporary name, renamed when complete).
-        let csvURL = folder.appendingPathComponent("\(stem).tiles.csv")
-        let partial = folder.appendingPathComponent(".\(stem).tiles.csv.partial")
-        guard FileManager.default.createFile(atPath: partial.path, contents: nil), let csv = FileHandle(forWritingAtPath: partial.path) else {
-            throw StageError("cannot write \(partial.path): check that the output folder is writable and the disk has space")
-        }
-        var complete = false
-        defer {
-            if !complete {  // a failed or stopped slide leaves no half-written table behind
-                try? csv.close()
-                try? FileManager.default.removeItem(at: partial)
-            }
-        }
-        csv.write(Data(TileTable.header(extra: classes.map { "p_\($0)" }).utf8))
+        // Rows go straight to the files, which are moved into place when the slide is complete.
+        let csv = try PartialFile(folder.appendingPathComponent("\(stem).tiles.csv"))
+        csv.write(TileTable.header(extra: classes.map { "p_\($0)" }))
         let geoJSON = try PredictionsGeoJSON(folder.appendingPathComponent("\(stem).predictions.geojson"))
         var sums = [Double](repeating: 0, count: classes.count)
         var scored = 0
@@ -175,14 +164,11 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                 try geoJSON.add(x: row.level0X, y: row.level0Y, size: row.level0Size ?? 0, column: row.column, row: row.row,
                                 classes: classes, probabilities: probabilities)
             }
-            csv.write(Data(rows.utf8))
+            csv.write(rows)
             scored += batch.members.count
             context.count("\(name).tiles", batch.members.count)
         }
-        try csv.close()
-        _ = try? FileManager.default.removeItem(at: csvURL)
-        try FileManager.default.moveItem(at: partial, to: csvURL)
-        complete = true
+        try csv.commit()
         try geoJSON.finish()
         let heatmap = Self.colourMap(heat, columns: max(1, frame.columns), rows: max(1, frame.rows))
         try PyramidWriter.write(heatmap, to: folder.appendingPathComponent("\(stem).heatmap.tif"), micronsPerPixel: frame.micronsPerPixel * frame.step, compression: .deflate)

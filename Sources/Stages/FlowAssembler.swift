@@ -36,11 +36,11 @@ public enum FlowAssembler {
     /// With `resume`, training stages continue from their `last` checkpoint in `runFolder`.
     public static func build(_ flow: FlowFile, runFolder: URL, resume: Bool = false) throws -> FlowGraph {
         let graph = FlowGraph(name: flow.name)
-        let steps = flow.sources + flow.stages
+        let shared = AssemblyState(flow)
+        let steps = shared.steps
         var readers: [String: Int] = [:]
         for step in steps { for from in step.from { readers[from, default: 0] += 1 } }
         var outputs: [String: [AnyEdge]] = [:]  // one edge per reader, handed out in order
-        let shared = AssemblyState()
 
         for step in steps {
             do {

@@ -3,29 +3,14 @@ import Foundation
 /// Tile predictions of one slide as GeoJSON in level-0 pixel coordinates, the form QuPath imports
 /// (File › Import objects): a FeatureCollection of square tile polygons, each a `detection` classified
 /// as its most likely class, with every class probability as a measurement (`p_<class>`) and the
-/// tile's grid cell. Written as the tiles are scored, under a temporary name renamed when complete.
+/// tile's grid cell. Written as the tiles are scored (a `PartialFile`, in place once complete).
 final class PredictionsGeoJSON {
-    let url: URL
-    private let partial: URL
-    private let file: FileHandle
+    private let file: PartialFile
     private var first = true
-    private var complete = false
 
     init(_ url: URL) throws {
-        self.url = url
-        partial = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial")
-        guard FileManager.default.createFile(atPath: partial.path, contents: nil), let file = FileHandle(forWritingAtPath: partial.path) else {
-            throw StageError(.invalidInput, partial.path, "cannot write: check that the output folder is writable and the disk has space")
-        }
-        self.file = file
-        file.write(Data("{\"type\": \"FeatureCollection\", \"features\": [\n".utf8))
-    }
-
-    deinit {
-        if !complete {  // a failed or stopped slide leaves no half-written file behind
-            try? file.close()
-            try? FileManager.default.removeItem(at: partial)
-        }
+        file = try PartialFile(url)
+        file.write("{\"type\": \"FeatureCollection\", \"features\": [\n")
     }
 
     /// One tile: the square of side `size` from (`x`, `y`), level-0 pixels.
@@ -52,10 +37,7 @@ final class PredictionsGeoJSON {
 
     /// Ends the collection and moves the file into place.
     func finish() throws {
-        file.write(Data("\n]}\n".utf8))
-        try file.close()
-        _ = try? FileManager.default.removeItem(at: url)
-        try FileManager.default.moveItem(at: partial, to: url)
-        complete = true
+        file.write("\n]}\n")
+        try file.commit()
     }
 }

@@ -19,11 +19,7 @@ public struct RunProvenance: Sendable, Codable {
     func write(_ flow: FlowFile, to folder: URL) throws {
         try Data(("# The flow as it ran: defaults filled in, --set overrides applied.\n" + flow.resolvedText).utf8)
             .write(to: folder.appendingPathComponent("flow.resolved.yaml"), options: .atomic)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try encoder.encode(self).write(to: folder.appendingPathComponent("run.json"), options: .atomic)
+        try JSONEncoder.runFiles.encode(self).write(to: folder.appendingPathComponent("run.json"), options: .atomic)
     }
 }
 

@@ -3,18 +3,13 @@ import Foundation
 
 /// A region a pathologist drew (a QuPath annotation): polygon rings in level-0 pixels — the first
 /// ring of each polygon its outline, later ones its holes — and its class, if it has one.
-public struct Annotation: Sendable, Equatable {
+public struct Annotation: Sendable {
     public var classification: String?
     /// Every ring of every polygon of the annotation, each closed or not.
     public var rings: [[(x: Double, y: Double)]]
 
     public init(classification: String?, rings: [[(x: Double, y: Double)]]) {
         (self.classification, self.rings) = (classification, rings)
-    }
-
-    public static func == (a: Annotation, b: Annotation) -> Bool {
-        a.classification == b.classification && a.rings.count == b.rings.count
-            && zip(a.rings, b.rings).allSatisfy { $0.count == $1.count && zip($0, $1).allSatisfy { $0.x == $1.x && $0.y == $1.y } }
     }
 
     /// Whether (x, y) lies inside: an odd number of ring crossings to its right (even-odd rule,

@@ -12,7 +12,7 @@ public enum KindHarness {
         guard let step = (flow.sources + flow.stages).first(where: { $0.name == name }), let kind = StageKinds.named(step.kind.name) else {
             throw StageError("the flow has no step named '\(name)'")
         }
-        let assembly = StepAssembly(step: step, flow: flow, runFolder: runFolder, resume: resume, shared: AssemblyState())
+        let assembly = StepAssembly(step: step, flow: flow, runFolder: runFolder, resume: resume, shared: AssemblyState(flow))
         let (made, items) = try make(kind, assembly)
         guard let harness = made as? StageHarness<Input, Output> else {
             throw StageError("'\(name)' is a `\(kind.name)` step, which \(items), not \(Input.self) → \(Output.self)")

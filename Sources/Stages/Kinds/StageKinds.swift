@@ -11,9 +11,9 @@ public enum StageKinds {
     ]
 
     /// The kind a flow file names `name`.
-    public static func named(_ name: String) -> (any StageKind.Type)? {
-        (sources + stages).first { $0.name == name }
-    }
+    public static func named(_ name: String) -> (any StageKind.Type)? { byName[name] }
+
+    private static let byName = Dictionary((sources + stages).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })  // duplicates: declarationProblems
 
     /// What the flow-file checker validates against.
     public static let catalog = FlowCatalog(sources: sources.map { $0.spec }, stages: stages.map { $0.spec })

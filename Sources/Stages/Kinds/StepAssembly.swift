@@ -16,8 +16,8 @@ public struct StepAssembly {
     public var seed: Int { flow.seed }
     var artifacts: Artifacts { shared.artifacts }
 
-    /// Every step of the flow, sources first, in file order.
-    var steps: [FlowStep] { flow.sources + flow.stages }
+    /// Every step of the flow, sources first, in file order (joined once per flow).
+    var steps: [FlowStep] { shared.steps }
 
     /// The steps that read this one.
     var readers: [FlowStep] { steps.filter { $0.from.contains(step.name) } }
@@ -46,6 +46,7 @@ public struct StepAssembly {
     func upstream(of step: FlowStep) -> [FlowStep] {
         var chain: [FlowStep] = []
         var current = step
+        let steps = steps
         while let name = current.from.first, let previous = steps.first(where: { $0.name == name }) {
             chain.append(previous)
             current = previous
@@ -73,8 +74,11 @@ public struct StepAssembly {
 
 /// State shared by the steps of one flow while it is assembled.
 final class AssemblyState {
+    let steps: [FlowStep]
     let artifacts = Artifacts()
     var presences: [String: CachePresence] = [:]
+
+    init(_ flow: FlowFile) { steps = flow.sources + flow.stages }
 }
 
 /// Which parameters key a cached tile.
