@@ -138,7 +138,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         // Rows go straight to the files, which are moved into place when the slide is complete.
         let csv = try PartialFile(folder.appendingPathComponent("\(stem).tiles.csv"))
         csv.write(TileTable.header(extra: classes.map { "p_\($0)" }))
-        let geoJSON = try PredictionsGeoJSON(folder.appendingPathComponent("\(stem).predictions.geojson"))
+        let geoJSON = try PredictionsGeoJSON(folder.appendingPathComponent("\(stem).predictions.geojson"), classes: classes)
         var sums = [Double](repeating: 0, count: classes.count)
         var scored = 0
         let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
@@ -161,8 +161,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                                         level0Size: Double(model.config.imageSize) * Double(cell.effective) / frame.micronsPerPixel,
                                         tissueFraction: Double(cell.tissue), label: tiles.label(i) ?? "")
                 rows += TileTable.line(row, extra: probabilities.map { String(format: "%.5f", $0) })
-                try geoJSON.add(x: row.level0X, y: row.level0Y, size: row.level0Size ?? 0, column: row.column, row: row.row,
-                                classes: classes, probabilities: probabilities)
+                geoJSON.add(x: row.level0X, y: row.level0Y, size: row.level0Size ?? 0, column: row.column, row: row.row, probabilities: probabilities)
             }
             csv.write(rows)
             scored += batch.members.count
