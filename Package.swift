@@ -34,6 +34,7 @@ let package = Package(
         systemLibrary("CPNG", pkgConfig: "libpng", apt: "libpng-dev"),
         systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         systemLibrary("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
+        systemLibrary("COpenSlide", pkgConfig: "openslide", apt: "libopenslide-dev"),  // vendor formats the TIFF reader does not handle
         systemLibrary("CMPI", pkgConfig: "ompi-c", apt: "libopenmpi-dev"),  // Open MPI, for training over several processes
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h> (mallopt), not imported by Glibc
         .systemLibrary(name: "CPrefetch"),  // __builtin_prefetch for the scan kernels
@@ -44,7 +45,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["Diagnostics", "Randomness", "CBLAS", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "SSMamba", dependencies: ["Diagnostics", "Randomness", "Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["Diagnostics", "CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
-        .target(name: "Slides", dependencies: ["Diagnostics", "CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib"], swiftSettings: numericFlags),
+        .target(name: "Slides", dependencies: ["Diagnostics", "CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib", "COpenSlide"], swiftSettings: numericFlags),
         .target(name: "Tiling", dependencies: ["Diagnostics", "Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Randomness"]),
         .target(name: "Plots"),  // SVG pictures of results (curves, confusion matrices)

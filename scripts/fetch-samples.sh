@@ -63,4 +63,27 @@ PY
   mv "$dest/$name.part" "$dest/$name"
   echo "fetch-samples: $name ok"
 done
+
+# A Hamamatsu VMS slide (the scanner's index file, JPEG stripes with restart markers, a 1:4 map
+# image and a macro image) made from the real H&E crop by libjpeg-turbo's cjpeg, so that a
+# non-TIFF vendor format is read through OpenSlide by the tests and the README's examples. No
+# vendor slide in a non-TIFF format ships in a Debian or PyPI package (see the README).
+vms="$dest/hamamatsu-vms"
+if [ ! -f "$vms/hgsc_nest.vms" ]; then
+  command -v cjpeg >/dev/null && command -v djpeg >/dev/null || fail "cjpeg/djpeg are needed to build the VMS sample (apt-get install libjpeg-turbo-progs, or run scripts/install-deps.sh)"
+  rm -rf "$vms.part" && mkdir -p "$vms.part"
+  # Two 640×1280 stripes side by side: 4:4:4 sampling, a restart marker every 8 MCUs (64×8 tiles).
+  djpeg -crop 640x1280+0+0 -ppm "$dest/hgsc_nest.jpg" | cjpeg -quality 92 -sample 1x1 -restart 8B -outfile "$vms.part/hgsc_nest_x0.jpg"
+  djpeg -crop 640x1280+640+0 -ppm "$dest/hgsc_nest.jpg" | cjpeg -quality 92 -sample 1x1 -restart 8B -outfile "$vms.part/hgsc_nest_x1.jpg"
+  djpeg -crop 1280x1280+0+0 -ppm "$dest/hgsc_nest.jpg" | cjpeg -quality 95 -outfile "$vms.part/full.jpg"
+  djpeg -scale 1/4 -ppm "$vms.part/full.jpg" | cjpeg -quality 92 -sample 1x1 -restart 4B -outfile "$vms.part/hgsc_nest_map.jpg"
+  djpeg -scale 1/4 -ppm "$dest/hgsc_stromal_he.jpg" | cjpeg -quality 85 -outfile "$vms.part/hgsc_nest_macro.jpg"
+  rm "$vms.part/full.jpg"
+  # 1280 px × 0.5 µm/px = 640 µm, written in nm as the scanner does; a 20× objective.
+  printf '%s\r\n' '[Virtual Microscope Specimen]' 'NoLayers=1' 'NoJpegColumns=2' 'NoJpegRows=1' \
+    'ImageFile(0,0)=hgsc_nest_x0.jpg' 'ImageFile(1,0)=hgsc_nest_x1.jpg' 'MapFile=hgsc_nest_map.jpg' \
+    'MacroImage=hgsc_nest_macro.jpg' 'PhysicalWidth=640000' 'PhysicalHeight=640000' 'SourceLens=20' > "$vms.part/hgsc_nest.vms"
+  rm -rf "$vms" && mv "$vms.part" "$vms"
+  echo "fetch-samples: hamamatsu-vms/hgsc_nest.vms built"
+fi
 echo "fetch-samples: all $(grep -vc '^#' "$sums") sample files present and verified in $dest/"

@@ -5,7 +5,8 @@ import Tensors
 
 /// `Benchmarks regions [--quick]`: random 256² level-0 region reads per second on a generated
 /// 8192² JPEG pyramid (256² tiles), aligned and unaligned to the tile grid, with the tile cache
-/// off (every read decodes), on 1 and 2 threads; then tifffile and OpenSlide on the same file and
+/// off (every read decodes), on 1 and 2 threads; the same reads through SSMamba's OpenSlide-backed
+/// reader (the one vendor formats use); then tifffile and OpenSlide (Python) on the same file and
 /// the same origins, in the same run.
 enum RegionBenchmarks {
     static let side = 8192
@@ -45,6 +46,8 @@ enum RegionBenchmarks {
                 for threads in [1, 2] {
                     samples["ours_\(threads)_thread_reads_per_second", default: []].append(try measureOurs(file: file.path, origins: origins, threads: threads))
                 }
+                samples["ours_openslide_reader_reads_per_second", default: []].append(
+                    try measureOurs(file: file.path, origins: origins, threads: 1, reader: { try OpenSlideSlide(path: $0) }))
                 if let python = ModelSuite.peerPython() {
                     let peer = ModelSuite.runJSON([python, "scripts/peers/region_peer.py", file.path, originsFile.path])
                     for (key, value) in peer {
@@ -61,21 +64,24 @@ enum RegionBenchmarks {
             }
             rows.append(row)
         }
-        print("random 256² reads/s    ours 1 thread  ours 2 threads  tifffile  OpenSlide  ours/tifffile  ours/OpenSlide")
+        print("random 256² reads/s    ours 1 thread  ours 2 threads  ours via OpenSlide  tifffile  OpenSlide  ours/tifffile  ours/OpenSlide")
         for row in rows {
             let ours = row["ours_1_thread_reads_per_second"] as? Double ?? 0
             let tiff = row["tifffile_reads_per_second"] as? Double, slide = row["openslide_reads_per_second"] as? Double
             print((row["case"] as! String).padding(toLength: 21, withPad: " ", startingAt: 0),
-                  String(format: "%14.0f %15.0f %9.0f %10.0f %14@ %15@", ours, row["ours_2_thread_reads_per_second"] as? Double ?? 0,
+                  String(format: "%14.0f %15.0f %19.0f %9.0f %10.0f %14@ %15@", ours, row["ours_2_thread_reads_per_second"] as? Double ?? 0,
+                         row["ours_openslide_reader_reads_per_second"] as? Double ?? 0,
                          tiff ?? 0, slide ?? 0, tiff.map { String(format: "%.2f×", ours / $0) } ?? "–",
                          slide.map { String(format: "%.2f×", ours / $0) } ?? "–"))
         }
         print("results: \(try MachineInfo.save("regions", quick: quick, ["file": file.path, "cases": rows]))")
     }
 
-    /// Reads per second of random 256² level-0 regions, cache off, on `threads` threads.
-    static func measureOurs(file: String, origins: [(Int, Int)], threads: Int) throws -> Double {
-        let slide = try TIFFSlide(path: file, cache: DecodedTileCache(capacityBytes: 0))
+    /// Reads per second of random 256² level-0 regions on `threads` threads, by the native reader
+    /// with its tile cache off unless `reader` opens another.
+    static func measureOurs(file: String, origins: [(Int, Int)], threads: Int,
+                            reader: (String) throws -> any SlideReader = { try TIFFSlide(path: $0, cache: DecodedTileCache(capacityBytes: 0)) }) throws -> Double {
+        let slide = try reader(file)
         _ = try slide.readRegion(level0Origin: (0, 0), size: (256, 256), level: 0)  // handles open, code warm
         let start = DispatchTime.now().uptimeNanoseconds
         if threads == 1 {

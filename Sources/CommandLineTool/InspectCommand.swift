@@ -2,24 +2,28 @@ import ArgumentParser
 import Foundation
 import Slides
 
+extension SlideBackend: ExpressibleByArgument {}
+
 /// `ssmamba inspect SLIDE`: levels, µm/px, objective power, associated images, properties.
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "Show a slide's levels, µm/px, objective power, associated images and properties.")
 
-    @Argument(help: "A TIFF or SVS slide.") var slide: String
+    @Argument(help: "A slide (SVS, TIFF, NDPI, VMS, MIRAX, Philips, Leica, Ventana, …) or an image.") var slide: String
     @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0 (for slides that lack or misreport it).")
     var micronsPerPixelOverride: Double?
+    @Option(help: "Which library reads the slide: automatic (native TIFF reader where it applies, else OpenSlide), native or openslide.")
+    var reader: SlideBackend = .automatic
     @Flag(help: "Print JSON instead of text.") var json = false
     @Flag(name: .customLong("all-properties"), help: "List every property, not a selection.") var allProperties = false
 
     func run() throws {
-        let reader: TIFFSlide
-        do { reader = try TIFFSlide(path: slide, micronsPerPixelOverride: micronsPerPixelOverride) } catch {
+        let reader: any SlideReader
+        do { reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride, backend: self.reader) } catch {
             throw CommandFailure(String(describing: error))
         }
-        let selected = ["aperio.AppMag", "aperio.MPP", "aperio.ScanScope ID", "aperio.Date", "tiff.Software", "tiff.ResolutionUnit"]
+        let selected = ["openslide.vendor", "openslide.mpp-x", "openslide.mpp-y", "openslide.objective-power", "hamamatsu.SourceLens", "aperio.AppMag", "aperio.MPP", "aperio.ScanScope ID", "aperio.Date", "tiff.Software", "tiff.ResolutionUnit"]
         let shown = allProperties ? reader.properties.filter { $0.key != "tiff.ImageDescription" } : reader.properties.filter { selected.contains($0.key) }
         if json {
             let object: [String: Any] = [

@@ -9,7 +9,8 @@ struct RegionCommand: ParsableCommand {
         abstract: "Write one region of a slide to a PNG or tiled TIFF file (x, y in the level-0 frame).",
         discussion: "A .tif/.tiff output is a tiled pyramidal TIFF (deflate) carrying the region's µm/px when known.")
 
-    @Argument(help: "A TIFF or SVS slide, or a PNG, JPEG or TIFF image.") var slide: String
+    @Argument(help: "A slide (SVS, TIFF, NDPI, VMS, MIRAX, Philips, Leica, Ventana, …) or a PNG, JPEG or TIFF image.") var slide: String
+    @Option(help: "Which library reads the slide: automatic, native or openslide.") var reader: SlideBackend = .automatic
     @Option(help: "Left edge, level-0 pixels.") var x: Int
     @Option(help: "Top edge, level-0 pixels.") var y: Int
     @Option(help: "Output width in pixels.") var width: Int
@@ -30,7 +31,7 @@ struct RegionCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride)
+            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride, backend: self.reader)
             if let level {
                 let image = try reader.readRegion(level0Origin: (x, y), size: (width, height), level: level)
                 try save(image, micronsPerPixel: reader.micronsPerPixel.map { $0 * reader.levels[level].downsample })

@@ -9,7 +9,8 @@ struct TilesCommand: ParsableCommand {
         commandName: "tiles",
         abstract: "Export the tissue tiles of a slide as PNG files with a CSV of coordinates (multi-magnification with --scales).")
 
-    @Argument(help: "A TIFF or SVS slide, or a PNG, JPEG or TIFF image.") var slide: String
+    @Argument(help: "A slide (SVS, TIFF, NDPI, VMS, MIRAX, Philips, Leica, Ventana, …) or a PNG, JPEG or TIFF image.") var slide: String
+    @Option(help: "Which library reads the slide: automatic, native or openslide.") var reader: SlideBackend = .automatic
     @Option(help: "Grid µm/px.") var mpp: Double
     @Option(help: "Tile size in pixels.") var size: Int = 224
     @Option(help: "Grid stride in pixels at the grid's µm/px (default: the tile size, no overlap).") var stride: Int?
@@ -32,7 +33,7 @@ struct TilesCommand: ParsableCommand {
         }
         guard size > 0 else { throw ValidationError("--size must be positive") }
         do {
-            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride)
+            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride, backend: self.reader)
             let cropper = MultiScaleCropper(scales: scaleList, size: size, allowUpsampling: allowUpsampling)
             try cropper.validate(reader)
             let mask = try TissueDetector().detect(reader)

@@ -9,7 +9,8 @@ struct TissueCommand: ParsableCommand {
         commandName: "tissue",
         abstract: "Detect tissue: print the tissue fraction and write the mask (PNG, or pyramidal TIFF aligned by µm/px).")
 
-    @Argument(help: "A TIFF or SVS slide, or a PNG, JPEG or TIFF image.") var slide: String
+    @Argument(help: "A slide (SVS, TIFF, NDPI, VMS, MIRAX, Philips, Leica, Ventana, …) or a PNG, JPEG or TIFF image.") var slide: String
+    @Option(help: "Which library reads the slide: automatic, native or openslide.") var reader: SlideBackend = .automatic
     @Option(help: "Write the mask to this .png, .tif or .tiff file.") var out: String?
     @Flag(help: "Print JSON instead of text.") var json = false
     @Option(name: .customLong("mpp-override"), help: "Use this µm/px for level 0.") var micronsPerPixelOverride: Double?
@@ -24,7 +25,7 @@ struct TissueCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride)
+            let reader = try Slide.open(slide, micronsPerPixelOverride: micronsPerPixelOverride, backend: self.reader)
             var parameters = TissueDetector.Parameters()
             parameters.micronsPerPixel = maskMicronsPerPixel
             parameters.suppressPen = !keepPen

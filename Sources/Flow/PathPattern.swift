@@ -7,7 +7,7 @@ import Glibc
 /// `data/*.{svs,tif,tiff}` (braces as the shell expands them).
 public enum PathPattern {
     /// The slide files SSMamba opens natively: the default pattern of a slides folder.
-    public static let slideFiles = "*.{svs,SVS,tif,TIF,tiff,TIFF}"
+    public static let slideFiles = "*.{svs,SVS,tif,TIF,tiff,TIFF,ndpi,NDPI,vms,VMS,vmu,VMU,mrxs,MRXS,scn,SCN,bif,BIF,svslide}"
 
     /// Whether `text` contains glob characters.
     public static func isPattern(_ text: String) -> Bool { text.contains { "*?[{".contains($0) } }

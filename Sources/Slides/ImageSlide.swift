@@ -47,12 +47,32 @@ public final class ImageSlide: SlideReader, @unchecked Sendable {
     }
 }
 
-/// Opens a slide or an image: TIFF and SVS files through `TIFFSlide`, PNG and JPEG files (and
-/// TIFFs libtiff cannot read as a slide but the image decoder can) as one-level `ImageSlide`s.
+/// Which library reads a slide: `automatic` (the native TIFF reader for Aperio and generic tiled
+/// TIFF, OpenSlide for the other vendor formats, the image decoder for PNG/JPEG), or one forced.
+public enum SlideBackend: String, Sendable, CaseIterable {
+    case automatic, native, openslide
+}
+
+/// Opens a slide or an image: Aperio SVS and tiled TIFF through the native `TIFFSlide`, the other
+/// formats OpenSlide recognizes (NDPI, VMS, MIRAX, Philips, Leica, Ventana, …) through
+/// `OpenSlideSlide`, PNG and JPEG files as one-level `ImageSlide`s.
 public enum Slide {
-    public static func open(_ path: String, micronsPerPixelOverride: Double? = nil) throws -> SlideReader {
-        let ext = (path as NSString).pathExtension.lowercased()
-        if ["png", "jpg", "jpeg"].contains(ext) { return try ImageSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride) }
-        return try TIFFSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride)
+    /// The vendors the native reader handles itself; OpenSlide reads every other one it detects.
+    static let nativeVendors: Set<String> = ["aperio", "generic-tiff"]
+
+    public static func open(_ path: String, micronsPerPixelOverride: Double? = nil, backend: SlideBackend = .automatic) throws -> SlideReader {
+        switch backend {
+        case .native:
+            return try TIFFSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride)
+        case .openslide:
+            return try OpenSlideSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride)
+        case .automatic:
+            let ext = (path as NSString).pathExtension.lowercased()
+            if ["png", "jpg", "jpeg"].contains(ext) { return try ImageSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride) }
+            if let vendor = OpenSlideSlide.detectVendor(path), !nativeVendors.contains(vendor) {
+                return try OpenSlideSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride)
+            }
+            return try TIFFSlide(path: path, micronsPerPixelOverride: micronsPerPixelOverride)
+        }
     }
 }

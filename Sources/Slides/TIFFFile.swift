@@ -29,7 +29,7 @@ final class TIFFFile {
         // be able to ask for gigabytes).
         TIFFOpenOptionsSetMaxSingleMemAlloc(options, 512 << 20)
         guard let handle = TIFFOpenExt(path, "rm", options) else {
-            throw SlideError(.cannotOpen, path, "not a readable TIFF file (\(messages.take() ?? "libtiff could not parse its header")); SSMamba reads TIFF/SVS slides and TIFF, PNG or JPEG images")
+            throw SlideError(.cannotOpen, path, "not a readable TIFF file (\(messages.take() ?? "libtiff could not parse its header")); SSMamba reads TIFF/SVS slides, the vendor formats OpenSlide reads (NDPI, VMS, MIRAX, Philips, Leica, Ventana, …) and TIFF, PNG or JPEG images")
         }
         self.handle = handle
         self.messages = messages

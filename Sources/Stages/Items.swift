@@ -6,7 +6,7 @@ import Tiling
 /// its tissue mask.
 public struct SlideItem: Sendable, CustomStringConvertible {
     public let path: String
-    public let reader: TIFFSlide
+    public let reader: any SlideReader
     /// Cache identity of the file (path, size, modification time).
     public let fingerprint: UInt64
     public var label: String?

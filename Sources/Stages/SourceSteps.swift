@@ -79,12 +79,12 @@ enum Sources {
                 if context.isStopping { return }
                 do {
                     // The override serves slides that record no usable µm/px (none, or an implausible value).
-                    var reader: TIFFSlide
-                    do { reader = try TIFFSlide(path: entry.path) } catch let error as SlideError where error.kind == .missingResolution && micronsPerPixelOverride != nil {
-                        reader = try TIFFSlide(path: entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
+                    var reader: any SlideReader
+                    do { reader = try Slide.open(entry.path) } catch let error as SlideError where error.kind == .missingResolution && micronsPerPixelOverride != nil {
+                        reader = try Slide.open(entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
                     }
                     if reader.micronsPerPixel == nil, let micronsPerPixelOverride {
-                        reader = try TIFFSlide(path: entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
+                        reader = try Slide.open(entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
                     }
                     var item = SlideItem(path: entry.path, reader: reader, fingerprint: try Fingerprint.source(path: entry.path),
                                          label: entry.label, patient: entry.patient, time: entry.time, event: entry.event, mask: nil)

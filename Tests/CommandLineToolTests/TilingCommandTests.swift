@@ -35,6 +35,43 @@ final class TilingCommandTests: XCTestCase {
         }
     }
 
+    /// A non-TIFF vendor slide (the Hamamatsu VMS sample, read through OpenSlide) inspected, tiled
+    /// and evaluated as a user would: `inspect`, `tiles`, then `eval` on its folder (the default
+    /// slide pattern includes `.vms`).
+    func testAHamamatsuVMSSlideIsInspectedTiledAndEvaluated() throws {
+        let slide = try sample("hamamatsu-vms/hgsc_nest.vms")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vms-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+
+        let inspect = try BuiltTool.run(["inspect", slide, "--json"])
+        XCTAssertEqual(inspect.status, 0, inspect.output)
+        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(inspect.output.utf8)) as? [String: Any])
+        XCTAssertEqual(info["vendor"] as? String, "hamamatsu")
+        XCTAssertEqual(info["microns_per_pixel"] as? Double, 0.5)
+        XCTAssertEqual(info["objective_power"] as? Double, 20)
+        XCTAssertEqual(info["associated_images"] as? [String], ["macro"])
+        XCTAssertEqual((info["levels"] as? [Any])?.count, 6)
+
+        // 1280 px at 0.5 µm/px is 640 µm: 64-px tiles at 2 µm/px make a 5×5 grid, all of it tissue.
+        let tiles = folder.appendingPathComponent("tiles")
+        let tiled = try BuiltTool.run(["tiles", slide, "--mpp", "2", "--size", "64", "--min-tissue", "0.5", "--out", tiles.path])
+        XCTAssertEqual(tiled.status, 0, tiled.output)
+        let table = try CSVTable(path: tiles.appendingPathComponent("tiles.csv").path)
+        XCTAssertEqual(table.rows.count, 25)
+        XCTAssertEqual(Set(table.rows.compactMap { $0.values["level0_size"] }), ["256.00"])
+
+        try writeRandomClassifier(classes: ["stroma", "tumour"], to: folder.appendingPathComponent("model"), seed: 3)
+        let out = folder.appendingPathComponent("run").path
+        let evaluated = try BuiltTool.run(["eval", "--checkpoint", folder.appendingPathComponent("model").path,
+                                           "--slides", (slide as NSString).deletingLastPathComponent, "--mpp", "2", "--out", out])
+        XCTAssertEqual(evaluated.status, 0, evaluated.output)
+        let scores = try CSVTable(path: out + "/evaluate_slides/slide_scores.csv")
+        XCTAssertEqual(scores.rows.count, 1, "one slide in the folder (the stripes and map are not slides)")
+        XCTAssertEqual(scores.rows.first?.values["slide"], slide)
+        XCTAssertEqual(scores.rows.first?.values["tiles"], "25")
+    }
+
     func testTissueTilesAndStainCommands() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tiling-cli-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
