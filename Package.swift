@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "SSMamba", dependencies: ["Diagnostics", "Randomness", "Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["Diagnostics", "CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["Diagnostics", "CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib", "COpenSlide"], swiftSettings: numericFlags),
-        .target(name: "Tiling", dependencies: ["Diagnostics", "Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
+        .target(name: "Tiling", dependencies: ["Diagnostics", "Plots", "Slides", "Tensors", "TileCache"], swiftSettings: numericFlags),
         .target(name: "Metrics", dependencies: ["Randomness"]),
         .target(name: "Plots"),  // SVG pictures of results (curves, confusion matrices)
         .target(name: "Flow", dependencies: [.product(name: "Yams", package: "Yams")]),

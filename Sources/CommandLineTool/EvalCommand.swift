@@ -10,13 +10,14 @@ import Stages
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Streaming evaluation of slides with a fine-tuned checkpoint: tile probabilities, heatmaps (TIFF + PNG), slide scores.",
+        abstract: "Streaming evaluation of slides with a fine-tuned checkpoint: tile probabilities (CSV, GeoJSON), probability maps (OME-TIFF), heatmaps (TIFF, thumbnail overlay PNG), slide scores.",
         discussion: "The same as a flow with a slides source and tissue, tiles, stain (when --stain-target is given), cache and evaluate_slides stages (see flows/eval-slides.yaml). Give the stain normalization the model was trained with: evaluation must see the training preprocessing.")
 
     @Option(help: "A fine-tuned checkpoint folder (e.g. runs/demo/finetune/best).") var checkpoint: String
     @Option(help: "A slide, a folder of slides or a glob.") var slides: String
     @Option(help: "File pattern inside a folder (default: every slide file, \(PathPattern.slideFiles)).") var pattern = PathPattern.slideFiles
     @Option(help: "µm/px of the tiles (as in training).") var mpp = 0.5
+    @Option(help: "Pixels between tiles at --mpp (default: the model's image size, no overlap); a smaller stride overlaps the tiles and smooths the maps.") var stride: Int?
     @Option(name: .customLong("min-tissue"), help: "Least tissue fraction of a classified tile.") var minimumTissue = 0.5
     @Option(name: .customLong("heatmap-class"), help: "The class whose probability the heatmaps show (default: the first).") var heatmapClass: String?
     @Option(name: .customLong("mpp-override"), help: "Level-0 µm/px for slides that do not record it.") var micronsPerPixelOverride: Double?
@@ -41,10 +42,9 @@ struct EvalCommand: ParsableCommand {
         // The flow as a typed value, checked like a flow file (flows/eval-slides.yaml is the same flow).
         var source: [String: ParameterValue] = ["path": .text(slides), "pattern": .text(pattern)]
         if let micronsPerPixelOverride { source["mpp_override"] = .number(micronsPerPixelOverride) }
-        var stages: [FlowDraft.Step] = [
-            FlowDraft.Step("tissue"),
-            FlowDraft.Step("tiles", workers: 2, ["mpp": .number(mpp), "size": .integer(manifest.model.imageSize), "min_tissue": .number(minimumTissue)]),
-        ]
+        var tiles: [String: ParameterValue] = ["mpp": .number(mpp), "size": .integer(manifest.model.imageSize), "min_tissue": .number(minimumTissue)]
+        if let stride { tiles["stride"] = .integer(stride) }
+        var stages: [FlowDraft.Step] = [FlowDraft.Step("tissue"), FlowDraft.Step("tiles", workers: 2, tiles)]
         if let stainTarget {
             stages.append(FlowDraft.Step("stain", workers: 2, ["method": .text(stainMethod), "target": .text(stainTarget)]))
         }

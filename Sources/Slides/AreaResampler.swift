@@ -1,10 +1,10 @@
 /// Area-averaging resampling: each output pixel is the mean of the source area it covers, with
 /// fractional weights at the edges (the right filter for shrinking; for enlarging it reduces to
 /// nearest-neighbour sampling).
-enum AreaResampler {
+public enum AreaResampler {
     /// Output of `width`×`height` covering the source window starting at (x0, y0) (source pixel
     /// units, fractional) of size (sourceWidth × sourceHeight).
-    static func resample(_ source: RGBImage, x0: Double, y0: Double, sourceWidth: Double, sourceHeight: Double,
+    public static func resample(_ source: RGBImage, x0: Double, y0: Double, sourceWidth: Double, sourceHeight: Double,
                          width: Int, height: Int) -> RGBImage {
         let columns = weights(start: x0, extent: sourceWidth, count: width, limit: source.width)
         let rows = weights(start: y0, extent: sourceHeight, count: height, limit: source.height)

@@ -7,8 +7,8 @@ import Foundation
 ///
 /// OpenSlide delivers premultiplied ARGB; pixels are composited over the slide's background colour
 /// (`openslide.background-color`, else white), so areas outside the scanned regions are background
-/// as with every reader. µm/px comes from `openslide.mpp-x`/`mpp-y` (their mean), the objective
-/// power from `openslide.objective-power`.
+/// as with every reader. µm/px comes from `openslide.mpp-x`/`mpp-y` (their mean), else from the
+/// TIFF resolution tags; the objective power from `openslide.objective-power`.
 public final class OpenSlideSlide: SlideReader, @unchecked Sendable {
     public let path: String
     public let vendor: String
@@ -71,7 +71,8 @@ public final class OpenSlideSlide: SlideReader, @unchecked Sendable {
             throw SlideError(.invalidRequest, path, "the µm/px override \(override) is outside \(plausible.lowerBound)…\(plausible.upperBound); give the scanner's level-0 µm/px (e.g. 0.25 at 40×, 0.5 at 20×)")
         }
         let axes = [properties["openslide.mpp-x"], properties["openslide.mpp-y"]].compactMap { $0.flatMap(Double.init) }.filter { $0 > 0 }
-        let recorded = axes.isEmpty ? nil : axes.reduce(0, +) / Double(axes.count)
+        // OpenSlide 3.4 gives no openslide.mpp for generic TIFF; its resolution tags do (as OpenSlide 4 reads them).
+        let recorded = axes.isEmpty ? TIFFSlide.micronsPerPixel(from: properties) : axes.reduce(0, +) / Double(axes.count)
         if micronsPerPixelOverride == nil, let recorded, !plausible.contains(recorded) {
             throw SlideError(.missingResolution, path, "the file records \(recorded) µm/px, outside \(plausible.lowerBound)…\(plausible.upperBound) (a damaged header?); set `mpp_override:` in the flow's source (or --mpp-override) to the scanner's level-0 µm/px")
         }

@@ -65,7 +65,7 @@ public enum PyramidWriter {
     }
 
     /// Writes through a temporary file renamed into place when complete.
-    private static func writeFile(_ url: URL, _ body: (OpaquePointer) throws -> Void) throws {
+    static func writeFile(_ url: URL, _ body: (OpaquePointer) throws -> Void) throws {
         if let problem = OutputFolder.problem(for: url) { throw SlideError(.invalidRequest, url.path, "cannot create the file: \(problem)") }
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         guard let tif = TIFFOpen(temporary.path, "w") else {
@@ -82,7 +82,7 @@ public enum PyramidWriter {
         }
     }
 
-    private static func set(_ tif: OpaquePointer, _ tag: Int32, _ values: [CVarArg]) {
+    static func set(_ tif: OpaquePointer, _ tag: Int32, _ values: [CVarArg]) {
         _ = withVaList(values) { TIFFVSetField(tif, UInt32(tag), $0) }
     }
 

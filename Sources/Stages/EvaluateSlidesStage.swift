@@ -11,9 +11,12 @@ import Tiling
 /// flow's own tile stream (tissue → tiles → stain → cache: exactly the preprocessing training saw).
 /// It keeps a reference per tile (cache key, grid cell, tissue fraction, effective µm/px: about 64 bytes, never
 /// pixels), and once its input has ended and the classifier exists it streams each slide's tiles
-/// from the cache in batches, giving `<slide>.tiles.csv`, a heatmap of one class's probability as
-/// a pyramidal TIFF aligned with the slide (one pixel per grid cell, the µm/px set accordingly)
-/// and a PNG preview, and a row of `slide_scores.csv` (mean class probabilities over the tiles).
+/// from the cache in batches, giving `<slide>.tiles.csv`, `<slide>.predictions.geojson`, the
+/// per-class probability map as a float32 OME-TIFF pyramid that lies over the slide at its physical
+/// size (`<slide>.probabilities.ome.tif`; with overlapping tiles each pixel averages the tiles over
+/// it), one class's map in colour as a pyramidal TIFF OpenSlide reads (`<slide>.heatmap.tif`), the
+/// slide's thumbnail with that map blended in and a legend (`<slide>.overlay.png`), and a row of
+/// `slide_scores.csv` (mean class probabilities over the tiles).
 /// Waiting for the classifier only after its input has ended is what lets one flow train and
 /// evaluate on one tile stream without the two halves blocking each other.
 final class EvaluateSlidesStage: Stage, @unchecked Sendable {
@@ -133,7 +136,15 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
     private func evaluate(_ slide: String, _ tiles: TrainingSet, cells: [Cell], frame: GridFrame,
                           model: Classifier, classes: [String], context: StageContext<Never>) throws -> String {
         let target = heatmapClass.flatMap { classes.firstIndex(of: $0) } ?? 0
-        var heat = [Float](repeating: -1, count: frame.columns * frame.rows)  // −1: no tile
+        // The slide gives the map's extent and the overlay's thumbnail; evaluating from a cache
+        // whose slide is not on this machine, the grid gives the extent and there is no overlay.
+        let reader = (try? Slide.open(slide)) ?? (try? Slide.open(slide, micronsPerPixelOverride: frame.micronsPerPixel))
+        let extent = Double(model.config.imageSize) * (cells.first.map { Double($0.effective) } ?? frame.micronsPerPixel) / frame.micronsPerPixel
+        let slideSize = reader.map { ($0.levels[0].width, $0.levels[0].height) }
+            ?? (Int((Double(max(0, frame.columns - 1)) * frame.step + extent).rounded(.up)), Int((Double(max(0, frame.rows - 1)) * frame.step + extent).rounded(.up)))
+        var map = ProbabilityMap(slideWidth: slideSize.0, slideHeight: slideSize.1, gridStep: frame.step,
+                                 subdivision: ProbabilityMap.subdivision(columns: frame.columns, rows: frame.rows),
+                                 slideMicronsPerPixel: frame.micronsPerPixel, classes: classes)
         let stem = ((slide as NSString).lastPathComponent as NSString).deletingPathExtension
         // Rows go straight to the files, which are moved into place when the slide is complete.
         let csv = try PartialFile(folder.appendingPathComponent("\(stem).tiles.csv"))
@@ -141,9 +152,9 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         let geoJSON = try PredictionsGeoJSON(folder.appendingPathComponent("\(stem).predictions.geojson"), classes: classes)
         var sums = [Double](repeating: 0, count: classes.count)
         var scored = 0
-        let reader = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
-        try reader.checkTileSize()
-        let stream = CacheBatchStream(reader, inOrderBatchesOf: batchSize, readers: readers)
+        let batches = CacheBatchReader(tiles: tiles, augmentation: .evaluation, size: model.config.imageSize, seed: 0)
+        try batches.checkTileSize()
+        let stream = CacheBatchStream(batches, inOrderBatchesOf: batchSize, readers: readers)
         defer { stream.stop() }
         while let batch = stream.next() {
             for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
@@ -152,9 +163,6 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             var rows = ""
             for (i, probabilities) in zip(batch.members, Probabilities.rows(model.predict(batch.images))) {
                 let cell = cells[i], key = tiles.key(i)
-                if Int(cell.column) < frame.columns && Int(cell.row) < frame.rows {
-                    heat[Int(cell.row) * frame.columns + Int(cell.column)] = Float(probabilities[target])
-                }
                 for k in classes.indices { sums[k] += probabilities[k] }
                 let row = TileTable.Row(slide: slide, column: Int(cell.column), row: Int(cell.row), scaleMicronsPerPixel: key.micronsPerPixel,
                                         effectiveMicronsPerPixel: Double(cell.effective), level0X: Int(key.x), level0Y: Int(key.y),
@@ -162,6 +170,8 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                                         tissueFraction: Double(cell.tissue), label: tiles.label(i) ?? "")
                 rows += TileTable.line(row, extra: probabilities.map { String(format: "%.5f", $0) })
                 geoJSON.add(x: row.level0X, y: row.level0Y, size: row.level0Size ?? 0, column: row.column, row: row.row, probabilities: probabilities)
+                map.add(level0X: Double(cell.column) * frame.step, level0Y: Double(cell.row) * frame.step, extent: row.level0Size ?? extent,
+                        probabilities: probabilities)
             }
             csv.write(rows)
             scored += batch.members.count
@@ -169,33 +179,19 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         }
         try csv.commit()
         try geoJSON.finish()
-        let heatmap = Self.colourMap(heat, columns: max(1, frame.columns), rows: max(1, frame.rows))
-        try PyramidWriter.write(heatmap, to: folder.appendingPathComponent("\(stem).heatmap.tif"), micronsPerPixel: frame.micronsPerPixel * frame.step, compression: .deflate)
-        try PNGWriter.write(Self.enlarge(heatmap, toAtLeast: 512), to: folder.appendingPathComponent("\(stem).heatmap.png"))
+        try FloatPyramidWriter.write(planes: classes.indices.map(map.plane), names: classes, width: map.width, height: map.height,
+                                     micronsPerPixel: map.micronsPerPixel, to: folder.appendingPathComponent("\(stem).probabilities.ome.tif"), tileSize: 128)
+        try PyramidWriter.write(HeatmapPictures.colourMap(map, classIndex: target), to: folder.appendingPathComponent("\(stem).heatmap.tif"),
+                                micronsPerPixel: map.micronsPerPixel, compression: .deflate, tileSize: 128)
+        if let reader {
+            try PNGWriter.write(try HeatmapPictures.overlay(reader, map: map, classIndex: target), to: folder.appendingPathComponent("\(stem).overlay.png"))
+            context.attach(picture: "\(name)/\(stem).overlay.png", title: "\(stem): p(\(classes[target])) over the slide")
+        } else {
+            context.count("\(name).overlays_without_slide")
+        }
         let means = sums.map { scored == 0 ? 0 : $0 / Double(scored) }
         let predicted = classes.isEmpty ? "" : classes[Probabilities.argmax(means)]
         return CSVField.line([slide, String(scored)] + means.map { String(format: "%.5f", $0) } + [predicted])
-    }
-
-    /// Probability 0…1 → blue…red through white-ish yellow; cells without a tile are light grey.
-    static func colourMap(_ values: [Float], columns: Int, rows: Int) -> RGBImage {
-        var pixels = [UInt8](repeating: 230, count: columns * rows * 3)
-        for (i, v) in values.enumerated() where v >= 0 {
-            let t = max(0, min(1, v))
-            let r = t < 0.5 ? 2 * t : 1, b = t < 0.5 ? 1 : 2 * (1 - t), g = 1 - abs(2 * t - 1) * 0.8
-            pixels[3 * i] = UInt8(r * 255); pixels[3 * i + 1] = UInt8(g * 255); pixels[3 * i + 2] = UInt8(b * 255)
-        }
-        return RGBImage(width: columns, height: rows, pixels: pixels)
-    }
-
-    /// Nearest-neighbour enlargement by a whole factor, for a visible preview.
-    static func enlarge(_ image: RGBImage, toAtLeast side: Int) -> RGBImage {
-        let factor = max(1, side / max(1, max(image.width, image.height)))
-        guard factor > 1 else { return image }
-        let w = image.width * factor, h = image.height * factor
-        var pixels = [UInt8](repeating: 0, count: w * h * 3)
-        for y in 0..<h { for x in 0..<w { for c in 0..<3 { pixels[(y * w + x) * 3 + c] = image.pixels[((y / factor) * image.width + x / factor) * 3 + c] } } }
-        return RGBImage(width: w, height: h, pixels: pixels)
     }
 }
 

@@ -40,3 +40,26 @@ final class PicturesTests: XCTestCase {
         XCTAssertTrue(confusion.contains(">3<") && confusion.contains(">4<"), confusion)
     }
 }
+
+/// The raster font of the heatmap legends.
+final class BitmapFontTests: XCTestCase {
+    func testGlyphsAreDrawnWhereAndAsLargeAsAsked() {
+        var pixels = [UInt8](repeating: 255, count: 20 * 10 * 3)
+        BitmapFont.draw("1-", x: 2, y: 1, colour: (0, 0, 0), into: &pixels, width: 20, height: 10)
+        func dark(_ x: Int, _ y: Int) -> Bool { pixels[(y * 20 + x) * 3] == 0 }
+        // "1": its stem is the glyph's middle column, rows 0…6; its base spans columns 1…3.
+        XCTAssertTrue((1...7).allSatisfy { dark(4, $0) })
+        XCTAssertTrue(dark(3, 7) && dark(5, 7) && !dark(2, 7) && !dark(6, 7))
+        // "-": the middle row of the next glyph, 6 pixels on.
+        XCTAssertTrue((8...12).allSatisfy { dark($0, 4) })
+        XCTAssertFalse(dark(8, 3))
+        XCTAssertEqual(BitmapFont.width(of: "1-"), 11)
+        XCTAssertEqual(BitmapFont.width(of: "ab", scale: 2), 22)
+
+        var big = [UInt8](repeating: 255, count: 12 * 16 * 3)
+        BitmapFont.draw("é", x: 0, y: 0, scale: 2, colour: (9, 9, 9), into: &big, width: 12, height: 16)
+        XCTAssertEqual(big[(0 * 12 + 2) * 3], 9, "an unknown character is drawn as '?' (its top row starts at column 1)")
+        XCTAssertEqual(big[(0 * 12 + 0) * 3], 255)
+        BitmapFont.draw("W", x: 10, y: 14, colour: (1, 1, 1), into: &big, width: 12, height: 16)  // clipped, no trap
+    }
+}

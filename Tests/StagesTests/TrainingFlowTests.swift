@@ -166,8 +166,8 @@ final class TrainingFlowTests: XCTestCase {
         }
         XCTAssertGreaterThan(meanPurple(true), meanPurple(false) + 0.3, "the purple half is more purple than the pink half")
         let heatmap = try TIFFSlide(path: run.appendingPathComponent("evaluate_slides/s.heatmap.tif").path)
-        XCTAssertEqual(heatmap.levels[0].width, 8)
-        XCTAssertEqual(heatmap.micronsPerPixel ?? 0, 64, accuracy: 1e-6)  // one pixel per 64-µm tile
+        XCTAssertEqual(heatmap.levels[0].width, 512)  // 8 tiles across, 64 map pixels per tile (the most)
+        XCTAssertEqual(heatmap.micronsPerPixel ?? 0, 1, accuracy: 1e-6)  // 64-µm tiles over 64 pixels
         let scores = try String(contentsOf: run.appendingPathComponent("evaluate_slides/slide_scores.csv"), encoding: .utf8)
         XCTAssertTrue(scores.hasPrefix("slide,tiles,mean_p_pink,mean_p_purple,predicted\n"), scores)
     }
