@@ -71,30 +71,14 @@ public enum FloatPyramidWriter {
     private static func writeLevel(_ values: [Float], width: Int, height: Int, tif: OpaquePointer, path: String, tileSize: Int,
                                    micronsPerPixel: Double?, subIFDCount: Int, reduced: Bool, description: String?) throws {
         let set = PyramidWriter.set
-        set(tif, TIFFTAG_SUBFILETYPE, [UInt32(reduced ? FILETYPE_REDUCEDIMAGE : 0)])
-        set(tif, TIFFTAG_IMAGEWIDTH, [UInt32(width)])
-        set(tif, TIFFTAG_IMAGELENGTH, [UInt32(height)])
+        PyramidWriter.setLevelTags(tif, width: width, height: height, tileSize: tileSize, reduced: reduced,
+                                   micronsPerPixel: micronsPerPixel, subIFDCount: subIFDCount)
         set(tif, TIFFTAG_BITSPERSAMPLE, [Int32(32)])
         set(tif, TIFFTAG_SAMPLESPERPIXEL, [Int32(1)])
         set(tif, TIFFTAG_SAMPLEFORMAT, [Int32(SAMPLEFORMAT_IEEEFP)])
         set(tif, TIFFTAG_PHOTOMETRIC, [Int32(PHOTOMETRIC_MINISBLACK)])
-        set(tif, TIFFTAG_PLANARCONFIG, [Int32(PLANARCONFIG_CONTIG)])
-        set(tif, TIFFTAG_TILEWIDTH, [UInt32(tileSize)])
-        set(tif, TIFFTAG_TILELENGTH, [UInt32(tileSize)])
         set(tif, TIFFTAG_COMPRESSION, [Int32(COMPRESSION_ADOBE_DEFLATE)])
-        "ssmamba".withCString { software in set(tif, TIFFTAG_SOFTWARE, [software]) }
         if let description { description.withCString { text in set(tif, TIFFTAG_IMAGEDESCRIPTION, [text]) } }
-        if let micronsPerPixel {
-            set(tif, TIFFTAG_RESOLUTIONUNIT, [Int32(RESUNIT_CENTIMETER)])
-            set(tif, TIFFTAG_XRESOLUTION, [10_000 / micronsPerPixel])
-            set(tif, TIFFTAG_YRESOLUTION, [10_000 / micronsPerPixel])
-        }
-        if subIFDCount > 0 {
-            var placeholders = [UInt64](repeating: 0, count: subIFDCount)
-            _ = placeholders.withUnsafeMutableBufferPointer { p in
-                withVaList([Int32(subIFDCount), p.baseAddress!]) { TIFFVSetField(tif, UInt32(TIFFTAG_SUBIFD), $0) }
-            }
-        }
         let across = (width + tileSize - 1) / tileSize, down = (height + tileSize - 1) / tileSize
         var tile = [Float](repeating: .nan, count: tileSize * tileSize)
         for row in 0..<down {

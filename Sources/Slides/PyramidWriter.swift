@@ -86,31 +86,19 @@ public enum PyramidWriter {
         _ = withVaList(values) { TIFFVSetField(tif, UInt32(tag), $0) }
     }
 
-    private static func writeLevel(width: Int, height: Int, tif: OpaquePointer, path: String, tileSize: Int, compression: Compression,
-                                   reduced: Bool, micronsPerPixel: Double?, subIFDCount: Int,
-                                   copy: (_ x: Int, _ y: Int, _ width: Int, _ height: Int, _ into: UnsafeMutablePointer<UInt8>, _ rowStride: Int) throws -> Void) throws {
+    /// The tags every level of every pyramid has: subfile type, size, contiguous tiles, software,
+    /// µm/px as pixels per centimetre, and room for `subIFDCount` SubIFDs (written next).
+    static func setLevelTags(_ tif: OpaquePointer, width: Int, height: Int, tileSize: Int, reduced: Bool, micronsPerPixel: Double?,
+                             subIFDCount: Int) {
         set(tif, TIFFTAG_SUBFILETYPE, [UInt32(reduced ? FILETYPE_REDUCEDIMAGE : 0)])
         set(tif, TIFFTAG_IMAGEWIDTH, [UInt32(width)])
         set(tif, TIFFTAG_IMAGELENGTH, [UInt32(height)])
-        set(tif, TIFFTAG_BITSPERSAMPLE, [Int32(8)])
-        set(tif, TIFFTAG_SAMPLESPERPIXEL, [Int32(3)])
         set(tif, TIFFTAG_PLANARCONFIG, [Int32(PLANARCONFIG_CONTIG)])
         set(tif, TIFFTAG_TILEWIDTH, [UInt32(tileSize)])
         set(tif, TIFFTAG_TILELENGTH, [UInt32(tileSize)])
         // A C string that lives through the call (a Swift String passed as a C vararg is not one:
         // the tag read back as garbage).
         "ssmamba".withCString { software in set(tif, TIFFTAG_SOFTWARE, [software]) }
-        switch compression {
-        case .jpeg(let quality):
-            set(tif, TIFFTAG_COMPRESSION, [Int32(COMPRESSION_JPEG)])
-            set(tif, TIFFTAG_PHOTOMETRIC, [Int32(PHOTOMETRIC_YCBCR)])
-            set(tif, TIFFTAG_JPEGQUALITY, [Int32(max(1, min(100, quality)))])
-            set(tif, TIFFTAG_JPEGCOLORMODE, [Int32(JPEGCOLORMODE_RGB)])
-        case .deflate:
-            set(tif, TIFFTAG_COMPRESSION, [Int32(COMPRESSION_ADOBE_DEFLATE)])
-            set(tif, TIFFTAG_PHOTOMETRIC, [Int32(PHOTOMETRIC_RGB)])
-            set(tif, TIFFTAG_PREDICTOR, [Int32(PREDICTOR_HORIZONTAL)])
-        }
         if let micronsPerPixel {
             set(tif, TIFFTAG_RESOLUTIONUNIT, [Int32(RESUNIT_CENTIMETER)])
             set(tif, TIFFTAG_XRESOLUTION, [10_000 / micronsPerPixel])
@@ -121,6 +109,26 @@ public enum PyramidWriter {
             _ = placeholders.withUnsafeMutableBufferPointer { p in
                 withVaList([Int32(subIFDCount), p.baseAddress!]) { TIFFVSetField(tif, UInt32(TIFFTAG_SUBIFD), $0) }
             }
+        }
+    }
+
+    private static func writeLevel(width: Int, height: Int, tif: OpaquePointer, path: String, tileSize: Int, compression: Compression,
+                                   reduced: Bool, micronsPerPixel: Double?, subIFDCount: Int,
+                                   copy: (_ x: Int, _ y: Int, _ width: Int, _ height: Int, _ into: UnsafeMutablePointer<UInt8>, _ rowStride: Int) throws -> Void) throws {
+        setLevelTags(tif, width: width, height: height, tileSize: tileSize, reduced: reduced, micronsPerPixel: micronsPerPixel,
+                     subIFDCount: subIFDCount)
+        set(tif, TIFFTAG_BITSPERSAMPLE, [Int32(8)])
+        set(tif, TIFFTAG_SAMPLESPERPIXEL, [Int32(3)])
+        switch compression {
+        case .jpeg(let quality):
+            set(tif, TIFFTAG_COMPRESSION, [Int32(COMPRESSION_JPEG)])
+            set(tif, TIFFTAG_PHOTOMETRIC, [Int32(PHOTOMETRIC_YCBCR)])
+            set(tif, TIFFTAG_JPEGQUALITY, [Int32(max(1, min(100, quality)))])
+            set(tif, TIFFTAG_JPEGCOLORMODE, [Int32(JPEGCOLORMODE_RGB)])
+        case .deflate:
+            set(tif, TIFFTAG_COMPRESSION, [Int32(COMPRESSION_ADOBE_DEFLATE)])
+            set(tif, TIFFTAG_PHOTOMETRIC, [Int32(PHOTOMETRIC_RGB)])
+            set(tif, TIFFTAG_PREDICTOR, [Int32(PREDICTOR_HORIZONTAL)])
         }
         let across = (width + tileSize - 1) / tileSize, down = (height + tileSize - 1) / tileSize
         var tile = [UInt8](repeating: 0, count: tileSize * tileSize * 3)
