@@ -184,8 +184,14 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         try PyramidWriter.write(HeatmapPictures.colourMap(map, classIndex: target), to: folder.appendingPathComponent("\(stem).heatmap.tif"),
                                 micronsPerPixel: map.micronsPerPixel, compression: .deflate, tileSize: 128)
         if let reader {
-            try PNGWriter.write(try HeatmapPictures.overlay(reader, map: map, classIndex: target), to: folder.appendingPathComponent("\(stem).overlay.png"))
-            context.attach(picture: "\(name)/\(stem).overlay.png", title: "\(stem): p(\(classes[target])) over the slide")
+            // A picture only: when the thumbnail cannot be read the slide's results stand, and the
+            // report names the missing overlay.
+            do {
+                try PNGWriter.write(try HeatmapPictures.overlay(reader, map: map, classIndex: target), to: folder.appendingPathComponent("\(stem).overlay.png"))
+                context.attach(picture: "\(name)/\(stem).overlay.png", title: "\(stem): p(\(classes[target])) over the slide")
+            } catch {
+                context.reportFailure(item: "\(slide) (overlay picture)", reason: String(describing: error))
+            }
         } else {
             context.count("\(name).overlays_without_slide")
         }

@@ -25,22 +25,14 @@ public enum HeatmapPictures {
         return RGBImage(width: map.width, height: map.height, pixels: pixels)
     }
 
-    /// The slide's thumbnail (`longSide` pixels on its longer side, area-averaged from the coarsest
-    /// level still at least that large) with class `k`'s map blended in at `opacity` where tiles
+    /// The slide's thumbnail (`longSide` pixels on its longer side) with class `k`'s map blended in at `opacity` where tiles
     /// lie, above a legend: the colour scale from 0 to 1 and the class's name.
     public static func overlay(_ slide: SlideReader, map: ProbabilityMap, classIndex k: Int, longSide: Int = 1024,
                                opacity: Float = 0.55) throws -> RGBImage {
         let base = slide.levels[0]
         let scale = Double(max(base.width, base.height)) / Double(longSide)
         let width = max(1, Int((Double(base.width) / scale).rounded())), height = max(1, Int((Double(base.height) / scale).rounded()))
-        var level = 0
-        for (index, candidate) in slide.levels.enumerated() where max(candidate.width, candidate.height) >= longSide {
-            if candidate.downsample > slide.levels[level].downsample { level = index }
-        }
-        let chosen = slide.levels[level]
-        let whole = try slide.readRegion(level0Origin: (0, 0), size: (chosen.width, chosen.height), level: level)
-        let thumbnail = AreaResampler.resample(whole, x0: 0, y0: 0, sourceWidth: Double(chosen.width), sourceHeight: Double(chosen.height),
-                                               width: width, height: height)
+        let thumbnail = try Self.thumbnail(slide, width: width, height: height)
         let canvasWidth = max(width, 360)
         var pixels = [UInt8](repeating: 255, count: canvasWidth * (height + legendHeight) * 3)
         let plane = map.plane(k)
@@ -65,6 +57,31 @@ public enum HeatmapPictures {
         }
         drawLegend(into: &pixels, width: canvasWidth, top: height, className: map.classes[k])
         return RGBImage(width: canvasWidth, height: height + legendHeight, pixels: pixels)
+    }
+
+    /// The whole slide at `width` × `height`, area-averaged from the coarsest level at least that
+    /// large, read in bands of rows of about `pixelsPerRead` source pixels, so that a slide without
+    /// a small level never needs one huge read.
+    public static func thumbnail(_ slide: SlideReader, width: Int, height: Int, pixelsPerRead: Int = 1 << 24) throws -> RGBImage {
+        var level = 0
+        for (index, candidate) in slide.levels.enumerated() where candidate.width >= width && candidate.height >= height {
+            if candidate.downsample > slide.levels[level].downsample { level = index }
+        }
+        let chosen = slide.levels[level]
+        let scaleX = Double(chosen.width) / Double(width), scaleY = Double(chosen.height) / Double(height)
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        let band = max(1, Int(Double(pixelsPerRead) / (Double(chosen.width) * scaleY)))  // output rows per read
+        for first in stride(from: 0, to: height, by: band) {
+            let last = min(height, first + band)
+            let top = Double(first) * scaleY, bottom = Double(last) * scaleY
+            let rowFrom = Int(top.rounded(.down)), rowTo = min(chosen.height, Int(bottom.rounded(.up)))
+            let strip = try slide.readRegion(level0Origin: (0, Int((Double(rowFrom) * chosen.downsample).rounded())),
+                                             size: (chosen.width, max(1, rowTo - rowFrom)), level: level)
+            let rows = AreaResampler.resample(strip, x0: 0, y0: top - Double(rowFrom), sourceWidth: Double(width) * scaleX,
+                                              sourceHeight: bottom - top, width: width, height: last - first)
+            pixels.replaceSubrange((first * width * 3)..<(last * width * 3), with: rows.pixels)
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
     }
 
     /// Pixels of the legend band under the thumbnail.

@@ -79,4 +79,17 @@ final class ProbabilityMapTests: XCTestCase {
         XCTAssertEqual(Array(image.pixels[3..<6]), [0, 50, 255], "0 is blue")
         XCTAssertEqual(Array(image.pixels[6..<9]), [230, 230, 230], "no tile: grey")
     }
+
+    /// The overlay's thumbnail read in many bands equals the one read in a single piece (the real
+    /// H&E crop as a one-level slide, 1500² → 300²).
+    func testThumbnailsReadInBandsMatchOneRead() throws {
+        let path = TissueTests.repository.appendingPathComponent("data/samples/hgsc_nest.jpg").path
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("run `make samples` (make test does it)") }
+        let slide = try Slide.open(path)
+        let whole = try HeatmapPictures.thumbnail(slide, width: 300, height: 280, pixelsPerRead: 1 << 30)
+        let banded = try HeatmapPictures.thumbnail(slide, width: 300, height: 280, pixelsPerRead: 40_000)  // 7 output rows a read
+        XCTAssertEqual(whole.pixels.count, banded.pixels.count)
+        XCTAssertLessThanOrEqual(zip(whole.pixels, banded.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0, 1)
+        XCTAssertGreaterThan(Set(whole.pixels).count, 100, "a real picture, not one colour")
+    }
 }
