@@ -15,6 +15,9 @@
 # a pretrained encoder, e.g. layer-wise decay, which means nothing from scratch; the probes keep
 # one recipe so that they compare features only):
 #   scripts/compare-pretraining.sh [--seeds "0 1 2 3 4"] [--out runs/compare] [--set step.param=value ...] [--set-pretrained finetune.param=value ...]
+# Each run uses about one core: two instances with disjoint --seeds and the same --out and settings
+# halve the wall time on two cores; then `--summarize --seeds "0 1 2 3 4" --out …` prints the summary
+# of the runs already in the folder without running anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/release/ssmamba
@@ -23,6 +26,7 @@ out=runs/compare
 overrides=()        # every arm
 pretraining=()      # the mamim arm only
 pretrained=()       # the mamim arm's fine-tuning only
+summarize_only=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
@@ -32,7 +36,8 @@ while [ $# -gt 0 ]; do
       if [[ $key == finetune.* || $key != *.* ]]; then overrides+=(--set "$2"); else pretraining+=(--set "$2"); fi
       shift 2 ;;
     --set-pretrained) pretrained+=(--set "$2"); shift 2 ;;
-    *) echo "unknown argument $1 (use --seeds, --out, --set, --set-pretrained)" >&2; exit 64 ;;
+    --summarize) summarize_only=true; shift ;;
+    *) echo "unknown argument $1 (use --seeds, --out, --set, --set-pretrained, --summarize)" >&2; exit 64 ;;
   esac
 done
 [ -x "$bin" ] || swift build -c release
@@ -56,6 +61,7 @@ open(sys.argv[1], "w").write(str(usage.ru_utime + usage.ru_stime))
 sys.exit(code)' "$@"
 }
 for seed in $seeds; do
+  $summarize_only && break
   for arm in mamim scratch probe-random probe-mamim; do
     extra=()
     [ "$arm" = mamim ] && extra=("${pretraining[@]}")
@@ -72,6 +78,10 @@ python3 - "$out" $seeds <<'PY'
 import json, random, statistics, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 arms = ["scratch", "mamim", "probe-random", "probe-mamim"]
+import os
+missing = [f"{a}-{s}" for s in seeds for a in arms if not os.path.exists(f"{out}/{a}-{s}/finetune/metrics.json")]
+if missing:
+    sys.exit(f"compare-pretraining: no finished run for {', '.join(missing)} in {out}; run those seeds first (without --summarize)")
 score = {a: [json.load(open(f"{out}/{a}-{s}/finetune/metrics.json"))["balanced_accuracy"] for s in seeds] for a in arms}
 seconds = {a: [float(open(f"{out}/{a}-{s}.cpu").read()) for s in seeds] for a in arms}
 
