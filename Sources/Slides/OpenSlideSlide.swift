@@ -66,17 +66,10 @@ public final class OpenSlideSlide: SlideReader, @unchecked Sendable {
         associatedImageNames = associated
         background = OpenSlideSlide.colour(hex: properties["openslide.background-color"]) ?? (255, 255, 255)
 
-        let plausible: ClosedRange<Double> = 0.01...100
-        if let override = micronsPerPixelOverride, !plausible.contains(override) {
-            throw SlideError(.invalidRequest, path, "the µm/px override \(override) is outside \(plausible.lowerBound)…\(plausible.upperBound); give the scanner's level-0 µm/px (e.g. 0.25 at 40×, 0.5 at 20×)")
-        }
         let axes = [properties["openslide.mpp-x"], properties["openslide.mpp-y"]].compactMap { $0.flatMap(Double.init) }.filter { $0 > 0 }
         // OpenSlide 3.4 gives no openslide.mpp for generic TIFF; its resolution tags do (as OpenSlide 4 reads them).
         let recorded = axes.isEmpty ? TIFFSlide.micronsPerPixel(from: properties) : axes.reduce(0, +) / Double(axes.count)
-        if micronsPerPixelOverride == nil, let recorded, !plausible.contains(recorded) {
-            throw SlideError(.missingResolution, path, "the file records \(recorded) µm/px, outside \(plausible.lowerBound)…\(plausible.upperBound) (a damaged header?); set `mpp_override:` in the flow's source (or --mpp-override) to the scanner's level-0 µm/px")
-        }
-        micronsPerPixel = micronsPerPixelOverride ?? recorded
+        micronsPerPixel = try resolvedMicronsPerPixel(override: micronsPerPixelOverride, recorded: recorded, path: path)
         objectivePower = properties["openslide.objective-power"].flatMap(Double.init)
     }
 
@@ -85,15 +78,11 @@ public final class OpenSlideSlide: SlideReader, @unchecked Sendable {
         guard levels.indices.contains(level) else {
             throw SlideError(.invalidRequest, path, "level \(level) does not exist; the slide has levels 0…\(levels.count - 1)")
         }
-        let current = lock.withLock { handle }
         var argb = [UInt32](repeating: 0, count: size.width * size.height)
-        argb.withUnsafeMutableBufferPointer {
-            openslide_read_region(current.osr, $0.baseAddress, Int64(origin.x), Int64(origin.y), Int32(level), Int64(size.width), Int64(size.height))
-        }
-        if let error = current.error {
-            // The failed handle answers nothing more; the next read gets a fresh one.
-            lock.withLock { if handle === current, let fresh = try? Handle(path: path) { handle = fresh } }
-            throw SlideError(.corruptData, path, "OpenSlide could not read \(size.width)×\(size.height) pixels at (\(origin.x), \(origin.y)) of level \(level): \(error); check that the slide's files are complete and readable")
+        try read("\(size.width)×\(size.height) pixels at (\(origin.x), \(origin.y)) of level \(level)") { osr in
+            argb.withUnsafeMutableBufferPointer {
+                openslide_read_region(osr, $0.baseAddress, Int64(origin.x), Int64(origin.y), Int32(level), Int64(size.width), Int64(size.height))
+            }
         }
         return composite(argb, width: size.width, height: size.height)
     }
@@ -102,18 +91,24 @@ public final class OpenSlideSlide: SlideReader, @unchecked Sendable {
         guard associatedImageNames.contains(name) else {
             throw SlideError(.invalidRequest, path, "no associated image '\(name)'; the slide has \(associatedImageNames.isEmpty ? "none" : associatedImageNames.joined(separator: ", "))")
         }
-        let current = lock.withLock { handle }
         var width: Int64 = 0, height: Int64 = 0
-        openslide_get_associated_image_dimensions(current.osr, name, &width, &height)
+        try read("the size of the associated image '\(name)'") { openslide_get_associated_image_dimensions($0, name, &width, &height) }
         guard width > 0, height > 0, width * height <= 1 << 28 else {
             throw SlideError(.corruptData, path, "the associated image '\(name)' has implausible dimensions \(width)×\(height)")
         }
         var argb = [UInt32](repeating: 0, count: Int(width * height))
-        argb.withUnsafeMutableBufferPointer { openslide_read_associated_image(current.osr, name, $0.baseAddress) }
-        if let error = current.error {
-            throw SlideError(.corruptData, path, "OpenSlide could not read the associated image '\(name)': \(error)")
-        }
+        try read("the associated image '\(name)'") { osr in argb.withUnsafeMutableBufferPointer { openslide_read_associated_image(osr, name, $0.baseAddress) } }
         return composite(argb, width: Int(width), height: Int(height))
+    }
+
+    /// Runs one OpenSlide call on the current handle. A handle that has failed answers nothing
+    /// more, so after an error the next call gets a fresh one; the error names `what` was read.
+    private func read(_ what: String, _ call: (OpaquePointer) -> Void) throws {
+        let current = lock.withLock { handle }
+        call(current.osr)
+        guard let error = current.error else { return }
+        lock.withLock { if handle === current, let fresh = try? Handle(path: path) { handle = fresh } }
+        throw SlideError(.corruptData, path, "OpenSlide could not read \(what): \(error); check that the slide's files are complete and readable")
     }
 
     /// Premultiplied ARGB over the background: c + (1 − α)·background, per channel.

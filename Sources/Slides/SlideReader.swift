@@ -51,6 +51,23 @@ public protocol SlideReader: AnyObject, Sendable {
     func associatedImage(_ name: String) throws -> RGBImage
 }
 
+/// The level-0 µm/px a reader reports: the override when given, else the recorded value. Either
+/// outside 0.01…100 is refused (a mistyped override; a damaged or hostile header, whose arithmetic
+/// would overflow further on), saying what to do.
+func resolvedMicronsPerPixel(override: Double?, recorded: Double?, path: String) throws -> Double? {
+    let plausible: ClosedRange<Double> = 0.01...100
+    if let override {
+        guard plausible.contains(override) else {
+            throw SlideError(.invalidRequest, path, "the µm/px override \(override) is outside \(plausible.lowerBound)…\(plausible.upperBound); give the scanner's level-0 µm/px (e.g. 0.25 at 40×, 0.5 at 20×)")
+        }
+        return override
+    }
+    if let recorded, !plausible.contains(recorded) {
+        throw SlideError(.missingResolution, path, "the file records \(recorded) µm/px, outside \(plausible.lowerBound)…\(plausible.upperBound) (a damaged header?); set `mpp_override:` in the flow's source (or --mpp-override) to the scanner's level-0 µm/px")
+    }
+    return recorded
+}
+
 extension SlideReader {
     /// The largest level-0 coordinate a request may name: 2⁴⁰ pixels (275 km at 0.25 µm/px) is
     /// beyond any slide, and keeps every sum and product of coordinates and sizes far from overflow.

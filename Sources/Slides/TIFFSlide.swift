@@ -97,17 +97,7 @@ public final class TIFFSlide: SlideReader, @unchecked Sendable {
         associatedImageNames = extras.map(\.0)
         vendor = aperio ? "aperio" : "generic-tiff"
         self.properties = properties
-        // µm/px outside 0.01…100 is a damaged or hostile header (or a mistyped override): its
-        // arithmetic would overflow further on, so it is refused here with what to do.
-        let plausible: ClosedRange<Double> = 0.01...100
-        if let override = micronsPerPixelOverride, !plausible.contains(override) {
-            throw SlideError(.invalidRequest, path, "the µm/px override \(override) is outside \(plausible.lowerBound)…\(plausible.upperBound); give the scanner's level-0 µm/px (e.g. 0.25 at 40×, 0.5 at 20×)")
-        }
-        let recorded = TIFFSlide.micronsPerPixel(from: properties)
-        if micronsPerPixelOverride == nil, let recorded, !plausible.contains(recorded) {
-            throw SlideError(.missingResolution, path, "the file records \(recorded) µm/px, outside \(plausible.lowerBound)…\(plausible.upperBound) (a damaged header?); set `mpp_override:` in the flow's source (or --mpp-override) to the scanner's level-0 µm/px")
-        }
-        micronsPerPixel = micronsPerPixelOverride ?? recorded
+        micronsPerPixel = try resolvedMicronsPerPixel(override: micronsPerPixelOverride, recorded: TIFFSlide.micronsPerPixel(from: properties), path: path)
         objectivePower = properties["aperio.AppMag"].flatMap(Double.init)
         file.selected = nil
         pool = TIFFHandlePool(path: path, first: file)

@@ -132,16 +132,36 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         try Data((header + scores.sorted().joined()).utf8).write(to: folder.appendingPathComponent("slide_scores.csv"), options: .atomic)
     }
 
+    /// The slide, opened for its size and thumbnail: nil when it is not on this machine (evaluating
+    /// from a copied cache; counted) or cannot be opened (reported as the overlay's failure).
+    private func overlaySource(_ slide: String, frame: GridFrame, context: StageContext<Never>) -> SlideReader? {
+        guard FileManager.default.fileExists(atPath: slide) else {
+            context.count("\(name).overlays_without_slide")
+            return nil
+        }
+        do {
+            // A recorded µm/px the reader refuses does not matter here: the grid's is used.
+            do { return try Slide.open(slide) } catch let error as SlideError where error.kind == .missingResolution {
+                return try Slide.open(slide, micronsPerPixelOverride: frame.micronsPerPixel)
+            }
+        } catch {
+            context.reportFailure(item: "\(slide) (overlay picture)", reason: String(describing: error))
+            return nil
+        }
+    }
+
     /// One slide: tile table, heatmap, and its row of the slide scores.
     private func evaluate(_ slide: String, _ tiles: TrainingSet, cells: [Cell], frame: GridFrame,
                           model: Classifier, classes: [String], context: StageContext<Never>) throws -> String {
         let target = heatmapClass.flatMap { classes.firstIndex(of: $0) } ?? 0
+        // A tile's side in level-0 pixels.
+        func side(_ cell: Cell) -> Double { Double(model.config.imageSize) * Double(cell.effective) / frame.micronsPerPixel }
         // The slide gives the map's extent and the overlay's thumbnail; evaluating from a cache
         // whose slide is not on this machine, the grid gives the extent and there is no overlay.
-        let reader = (try? Slide.open(slide)) ?? (try? Slide.open(slide, micronsPerPixelOverride: frame.micronsPerPixel))
-        let extent = Double(model.config.imageSize) * (cells.first.map { Double($0.effective) } ?? frame.micronsPerPixel) / frame.micronsPerPixel
-        let slideSize = reader.map { ($0.levels[0].width, $0.levels[0].height) }
-            ?? (Int((Double(max(0, frame.columns - 1)) * frame.step + extent).rounded(.up)), Int((Double(max(0, frame.rows - 1)) * frame.step + extent).rounded(.up)))
+        let reader = overlaySource(slide, frame: frame, context: context)
+        let tileSide = cells.first.map(side) ?? 0
+        func gridExtent(_ count: Int) -> Int { Int((Double(max(0, count - 1)) * frame.step + tileSide).rounded(.up)) }
+        let slideSize = reader.map { ($0.levels[0].width, $0.levels[0].height) } ?? (gridExtent(frame.columns), gridExtent(frame.rows))
         var map = ProbabilityMap(slideWidth: slideSize.0, slideHeight: slideSize.1, gridStep: frame.step,
                                  subdivision: ProbabilityMap.subdivision(columns: frame.columns, rows: frame.rows),
                                  slideMicronsPerPixel: frame.micronsPerPixel, classes: classes)
@@ -166,12 +186,11 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
                 for k in classes.indices { sums[k] += probabilities[k] }
                 let row = TileTable.Row(slide: slide, column: Int(cell.column), row: Int(cell.row), scaleMicronsPerPixel: key.micronsPerPixel,
                                         effectiveMicronsPerPixel: Double(cell.effective), level0X: Int(key.x), level0Y: Int(key.y),
-                                        level0Size: Double(model.config.imageSize) * Double(cell.effective) / frame.micronsPerPixel,
+                                        level0Size: side(cell),
                                         tissueFraction: Double(cell.tissue), label: tiles.label(i) ?? "")
                 rows += TileTable.line(row, extra: probabilities.map { String(format: "%.5f", $0) })
-                geoJSON.add(x: row.level0X, y: row.level0Y, size: row.level0Size ?? 0, column: row.column, row: row.row, probabilities: probabilities)
-                map.add(level0X: Double(cell.column) * frame.step, level0Y: Double(cell.row) * frame.step, extent: row.level0Size ?? extent,
-                        probabilities: probabilities)
+                geoJSON.add(x: row.level0X, y: row.level0Y, size: side(cell), column: row.column, row: row.row, probabilities: probabilities)
+                map.add(level0X: Double(cell.column) * frame.step, level0Y: Double(cell.row) * frame.step, extent: side(cell), probabilities: probabilities)
             }
             csv.write(rows)
             scored += batch.members.count
@@ -192,8 +211,6 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
             } catch {
                 context.reportFailure(item: "\(slide) (overlay picture)", reason: String(describing: error))
             }
-        } else {
-            context.count("\(name).overlays_without_slide")
         }
         let means = sums.map { scored == 0 ? 0 : $0 / Double(scored) }
         let predicted = classes.isEmpty ? "" : classes[Probabilities.argmax(means)]
