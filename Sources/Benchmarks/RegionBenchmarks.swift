@@ -7,7 +7,9 @@ import Tensors
 /// 8192² JPEG pyramid (256² tiles), aligned and unaligned to the tile grid, with the tile cache
 /// off (every read decodes), on 1 and 2 threads; the same reads through SSMamba's OpenSlide-backed
 /// reader (the one vendor formats use); then tifffile and OpenSlide (Python) on the same file and
-/// the same origins, in the same run.
+/// the same origins, in the same run, and the decode floor: the tiles each read covers, in memory,
+/// decoded whole by the system's TurboJPEG (what this reader links) and by imagecodecs (what
+/// tifffile calls). A reader's overhead is its read rate against its decoder's floor.
 enum RegionBenchmarks {
     static let side = 8192
 
@@ -64,15 +66,17 @@ enum RegionBenchmarks {
             }
             rows.append(row)
         }
-        print("random 256² reads/s    ours 1 thread  ours 2 threads  ours via OpenSlide  tifffile  OpenSlide  ours/tifffile  ours/OpenSlide")
+        print("random 256² reads/s    ours 1 thread  ours 2 threads  ours via OpenSlide  tifffile  OpenSlide  ours/tifffile  ours/OpenSlide  decode floor: TurboJPEG  imagecodecs")
         for row in rows {
             let ours = row["ours_1_thread_reads_per_second"] as? Double ?? 0
             let tiff = row["tifffile_reads_per_second"] as? Double, slide = row["openslide_reads_per_second"] as? Double
             print((row["case"] as! String).padding(toLength: 21, withPad: " ", startingAt: 0),
-                  String(format: "%14.0f %15.0f %19.0f %9.0f %10.0f %14@ %15@", ours, row["ours_2_thread_reads_per_second"] as? Double ?? 0,
+                  String(format: "%14.0f %15.0f %19.0f %9.0f %10.0f %14@ %15@ %23.0f %12.0f", ours, row["ours_2_thread_reads_per_second"] as? Double ?? 0,
                          row["ours_openslide_reader_reads_per_second"] as? Double ?? 0,
                          tiff ?? 0, slide ?? 0, tiff.map { String(format: "%.2f×", ours / $0) } ?? "–",
-                         slide.map { String(format: "%.2f×", ours / $0) } ?? "–"))
+                         slide.map { String(format: "%.2f×", ours / $0) } ?? "–",
+                         row["system_turbojpeg_decode_only_reads_per_second"] as? Double ?? 0,
+                         row["imagecodecs_decode_only_reads_per_second"] as? Double ?? 0))
         }
         print("results: \(try MachineInfo.save("regions", quick: quick, ["file": file.path, "cases": rows]))")
     }

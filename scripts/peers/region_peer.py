@@ -1,6 +1,9 @@
 """Peers for `Benchmarks regions`: random 256² level-0 reads with tifffile (the tiles a region
 needs, read and decoded through tifffile's own page decoder, no cache) and with OpenSlide
-(`read_region`), single-threaded, on the same file and origins. Prints one JSON object.
+(`read_region`), single-threaded, on the same file and origins; and the decode floor: the tiles
+each read covers, already in memory, decoded whole by imagecodecs (tifffile's decoder) and by the
+system's TurboJPEG (the library SSMamba's reader links), so reader overhead = read − decode.
+Prints one JSON object.
 
     python scripts/peers/region_peer.py FILE.tif ORIGINS.json
 """
@@ -41,6 +44,42 @@ with tifffile.TiffFile(path) as tif:
         read_tifffile(x, y)
     result["tifffile_reads_per_second"] = len(origins) / (time.perf_counter() - start)
     result["tifffile"] = tifffile.__version__
+
+    # The decode floor: every tile a read covers, its JPEG stream (shared tables spliced in)
+    # already in memory, decoded whole; reads per second if reading cost nothing else.
+    def streams(x, y, size=256):
+        for row in range(y // tile, (y + size - 1) // tile + 1):
+            for column in range(x // tile, (x + size - 1) // tile + 1):
+                index = row * across + column
+                fh.seek(page.dataoffsets[index])
+                data = fh.read(page.databytecounts[index])
+                yield page.jpegtables[:-2] + data[2:] if page.jpegtables else data
+
+    per_read = [list(streams(x, y)) for x, y in origins]
+    import imagecodecs
+
+    start = time.perf_counter()
+    for tiles in per_read:
+        for data in tiles:
+            imagecodecs.jpeg8_decode(data)
+    result["imagecodecs_decode_only_reads_per_second"] = len(origins) / (time.perf_counter() - start)
+    result["imagecodecs_libjpeg_turbo"] = imagecodecs.version(dict).get("libjpeg_turbo", "?")
+    try:
+        import ctypes
+
+        turbo = ctypes.CDLL("libturbojpeg.so.0")
+        turbo.tjInitDecompress.restype = ctypes.c_void_p
+        turbo.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p] + [ctypes.c_int] * 5
+        handle = turbo.tjInitDecompress()
+        pixels = np.empty((tile, tile, 3), np.uint8)
+        start = time.perf_counter()
+        for tiles in per_read:
+            for data in tiles:
+                if turbo.tjDecompress2(handle, data, len(data), pixels.ctypes.data, tile, tile * 3, tile, 0, 0) != 0:
+                    raise RuntimeError("tjDecompress2 failed")
+        result["system_turbojpeg_decode_only_reads_per_second"] = len(origins) / (time.perf_counter() - start)
+    except (OSError, RuntimeError) as error:
+        result["system_turbojpeg_error"] = f"{type(error).__name__}: {error}"
 
 try:
     import openslide
