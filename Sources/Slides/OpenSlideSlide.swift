@@ -18,6 +18,7 @@ public final class OpenSlideSlide: SlideReader, @unchecked Sendable {
     public let associatedImageNames: [String]
     public let properties: [String: String]
     public let background: (UInt8, UInt8, UInt8)
+    public let files: [String]
 
     /// The open handle. OpenSlide handles are thread-safe, but one error makes a handle fail every
     /// later call, so a failed read replaces it; readers hold a reference while they read.
@@ -45,6 +46,7 @@ public final class OpenSlideSlide: SlideReader, @unchecked Sendable {
         }
         self.properties = properties
         vendor = properties["openslide.vendor"] ?? OpenSlideSlide.detectVendor(path) ?? "openslide"
+        files = SlideFiles.of(path: path, vendor: vendor)
         let count = Int(openslide_get_level_count(osr))
         guard count > 0 else { throw SlideError(.corruptData, path, "OpenSlide found no image levels in the file (\(handle.error ?? "no error given")); check that the slide's files are complete") }
         levels = (0..<count).map { i in

@@ -38,6 +38,9 @@ public protocol SlideReader: AnyObject, Sendable {
     var associatedImageNames: [String] { get }
     /// Vendor and TIFF properties (`aperio.MPP`, `tiff.Software`, …).
     var properties: [String: String] { get }
+    /// Every file the pixels come from, `path` first: one for most formats; a VMS index with its
+    /// JPEG stripes, a MIRAX file with its data folder's files.
+    var files: [String] { get }
 
     /// `size` pixels of `level`, starting at `level0Origin` (level-0 coordinates).
     func readRegion(level0Origin: (x: Int, y: Int), size: (width: Int, height: Int), level: Int) throws -> RGBImage
@@ -69,6 +72,8 @@ func resolvedMicronsPerPixel(override: Double?, recorded: Double?, path: String)
 }
 
 extension SlideReader {
+    public var files: [String] { [path] }
+
     /// The largest level-0 coordinate a request may name: 2⁴⁰ pixels (275 km at 0.25 µm/px) is
     /// beyond any slide, and keeps every sum and product of coordinates and sizes far from overflow.
     public static var coordinateLimit: Int { 1 << 40 }

@@ -86,7 +86,7 @@ enum Sources {
                     if reader.micronsPerPixel == nil, let micronsPerPixelOverride {
                         reader = try Slide.open(entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
                     }
-                    var item = SlideItem(path: entry.path, reader: reader, fingerprint: try Fingerprint.source(path: entry.path),
+                    var item = SlideItem(path: entry.path, reader: reader, fingerprint: try Fingerprint.source(paths: reader.files),
                                          label: entry.label, patient: entry.patient, time: entry.time, event: entry.event, mask: nil)
                     if let annotations {
                         let stem = ((entry.path as NSString).lastPathComponent as NSString).deletingPathExtension

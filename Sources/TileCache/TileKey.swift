@@ -50,14 +50,24 @@ public enum Fingerprint {
     /// multi-gigabyte slide would cost more than reading its tiles; a rewritten or replaced file
     /// changes size or time, and then its old entries are simply not hit (and listed as stale).
     public static func source(path: String) throws -> UInt64 {
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch {
-            throw CacheError(.cannotOpen, path, "cannot read the source's size and date (\(error.localizedDescription))")
+        try source(paths: [path])
+    }
+
+    /// A source kept in several files (a VMS index and its JPEG stripes, a MIRAX folder): every
+    /// file's path, size and time, so a change to any of them is another source. One path gives
+    /// `source(path:)`'s value.
+    public static func source(paths: [String]) throws -> UInt64 {
+        let identities = try paths.map { path in
+            let attributes: [FileAttributeKey: Any]
+            do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch {
+                throw CacheError(.cannotOpen, path, "cannot read the source's size and date (\(error.localizedDescription))")
+            }
+            let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            let canonical = URL(fileURLWithPath: path).standardizedFileURL.path
+            return "\(canonical)|\(size)|\(modified)"
         }
-        let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let canonical = URL(fileURLWithPath: path).standardizedFileURL.path
-        return XXHash64.hash(Array("\(canonical)|\(size)|\(modified)".utf8))
+        return XXHash64.hash(Array(identities.joined(separator: "\n").utf8))
     }
 
     /// Parameters of the deterministic stages, as `name=value` pairs (order-independent).

@@ -92,6 +92,26 @@ final class OpenSlideSlideTests: XCTestCase {
         XCTAssertTrue(results.all, "every concurrent read equals the one-by-one read")
     }
 
+    /// The files a slide's pixels come from: a VMS index with the files it names, a MIRAX file
+    /// with its data folder's files, any other slide alone.
+    func testTheFilesOfMultiFileSlides() throws {
+        let vms = try vms()
+        XCTAssertEqual(try Slide.open(vms).files.map { ($0 as NSString).lastPathComponent },
+                       ["hgsc_nest.vms", "hgsc_nest_macro.jpg", "hgsc_nest_map.jpg", "hgsc_nest_x0.jpg", "hgsc_nest_x1.jpg"])
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirax-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("case/sub"), withIntermediateDirectories: true)
+        for name in ["case.mrxs", "case/Slidedat.ini", "case/Index.dat", "case/Data0000.dat", "other.txt"] {
+            try Data("x".utf8).write(to: folder.appendingPathComponent(name))
+        }
+        let mrxs = folder.appendingPathComponent("case.mrxs").path
+        XCTAssertEqual(SlideFiles.of(path: mrxs, vendor: "mirax").map { String($0.dropFirst(folder.path.count + 1)) },
+                       ["case.mrxs", "case/Data0000.dat", "case/Index.dat", "case/Slidedat.ini"])
+        XCTAssertEqual(SlideFiles.of(path: mrxs, vendor: "ventana"), [mrxs])
+        let aperio = try SlideFixtures.sample("cmu_small_region.svs")
+        XCTAssertEqual(try Slide.open(aperio).files, [aperio])
+    }
+
     /// A VMS whose stripe is missing names the slide and says what to check; a file no reader
     /// recognizes says which formats are read.
     func testIncompleteAndUnknownSlidesAreClearErrors() throws {

@@ -98,6 +98,50 @@ final class FlowRunTests: XCTestCase {
         XCTAssertEqual(try TileStore(path: cache, readOnly: true).statistics().records, 4 * positions)
     }
 
+    /// A VMS slide's pixels live in JPEG stripes its index names: a stripe rewritten under an
+    /// unchanged index is another source, so its tiles are made again, not served stale.
+    func testARewrittenStripeOfAVMSSlideIsNotServedFromTheCache() throws {
+        let sample = Self.repository.appendingPathComponent("data/samples/hamamatsu-vms")
+        guard FileManager.default.fileExists(atPath: sample.path) else {
+            throw XCTSkip("sample hamamatsu-vms is missing: run `make samples` (make test does it)")
+        }
+        let slides = folder.appendingPathComponent("vms")
+        try FileManager.default.copyItem(at: sample, to: slides)
+        let reader = try Slide.open(slides.appendingPathComponent("hgsc_nest.vms").path)
+        XCTAssertEqual(reader.files.map { ($0 as NSString).lastPathComponent },
+                       ["hgsc_nest.vms", "hgsc_nest_macro.jpg", "hgsc_nest_map.jpg", "hgsc_nest_x0.jpg", "hgsc_nest_x1.jpg"])
+        let cache = folder.appendingPathComponent("cache").path
+        let text = """
+            flow: vms
+            output: \(folder.appendingPathComponent("run").path)
+            source:
+              kind: slides
+              path: \(slides.path)
+              pattern: "*.vms"
+            stages:
+              - stage: tissue
+              - stage: tiles
+                mpp: 1.0
+                size: 64
+                min_tissue: 0.5
+              - stage: stain
+                method: reinhard
+                target: \(Self.repository.appendingPathComponent("Tests/TilingTests/Fixtures/stain/target.png").path)
+              - stage: cache
+                path: \(cache)
+            """
+        let first = try run(text)
+        let tiles = try XCTUnwrap(first.counters["cache.misses"])
+        XCTAssertGreaterThan(tiles, 10)
+        XCTAssertEqual(try run(text).counters["cache.hits"], tiles)
+        // The same bytes, written again later: size equal, time not.
+        let stripe = slides.appendingPathComponent("hgsc_nest_x1.jpg")
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: stripe.path)
+        let rewritten = try run(text)
+        XCTAssertEqual(rewritten.counters["cache.misses"], tiles)
+        XCTAssertNil(rewritten.counters["cache.hits"])
+    }
+
     func testCachedTilesAreReadBackForLaterStages() throws {
         _ = try writeSlide("a.tif")
         let cache = folder.appendingPathComponent("cache").path
