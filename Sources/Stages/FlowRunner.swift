@@ -21,7 +21,7 @@ public enum FlowRunner {
         guard problems.isEmpty else { throw FlowFileError(issues: problems) }
         let earlierReport = folder.appendingPathComponent("report.json")
         if earlier == .refuse && !resume && FileManager.default.fileExists(atPath: earlierReport.path) {
-            throw StageError(.invalidInput, folder.path, "holds an earlier run (report.md); pass --overwrite to replace it, --resume to continue it, or --out to run into another folder")
+            throw StageError(.invalidInput, folder.path, "holds an earlier run (report.json); pass --overwrite to replace it, --resume to continue it, or --out to run into another folder")
         }
         // Several processes (mpirun, srun): rank 0 holds the run folder, prints and writes the report.
         let root = DataParallel.world.isRoot

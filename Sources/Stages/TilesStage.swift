@@ -28,23 +28,19 @@ struct TilesStage: Stage {
         let reader = slide.reader
         let cropper = MultiScaleCropper(scales: scales, size: size, allowUpsampling: allowUpsampling)
         try cropper.validate(reader)
-        var positions = try grid.positions(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height,
-                                           slideMicronsPerPixel: reader.micronsPerPixel, mask: slide.mask, path: slide.path)
-        // With annotations, only positions centred inside one, labelled by its class.
-        var labels: [String?] = positions.map { _ in slide.label }
+        let all = try grid.positions(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height,
+                                     slideMicronsPerPixel: reader.micronsPerPixel, mask: slide.mask, path: slide.path)
+        // Each position with its label: the slide's, or with annotations only positions centred
+        // inside one, labelled by its class.
+        var positions: [(position: TilePosition, label: String?)] = all.map { ($0, slide.label) }
         if let annotations = slide.annotations {
-            var kept: [TilePosition] = [], keptLabels: [String?] = []
-            for position in positions {
+            positions = all.compactMap { position in
                 let centre = position.centre
-                guard let annotation = annotations.first(where: { $0.contains(x: centre.x, y: centre.y) }) else { continue }
-                kept.append(position)
-                keptLabels.append(annotation.classification ?? slide.label)
+                return annotations.first(where: { $0.contains(x: centre.x, y: centre.y) }).map { (position, $0.classification ?? slide.label) }
             }
-            context.count("tiles.outside_annotations", positions.count - kept.count)
-            (positions, labels) = (kept, keptLabels)
+            context.count("tiles.outside_annotations", all.count - positions.count)
         }
-        if let limit = maximumPerSlide, positions.count > limit {
-            labels = (0..<limit).map { labels[$0 * positions.count / limit] }
+        if let limit = maximumPerSlide, positions.count > limit {  // evenly spaced
             positions = (0..<limit).map { positions[$0 * positions.count / limit] }
         }
         context.count("tiles.positions", positions.count)
@@ -55,7 +51,7 @@ struct TilesStage: Stage {
         }
         guard let base = reader.micronsPerPixel else { return }
         let frame = grid.frame(slideWidth: reader.levels[0].width, slideHeight: reader.levels[0].height, slideMicronsPerPixel: base)
-        for (position, label) in zip(positions, labels) {
+        for (position, label) in positions {
             if context.isStopping { return }
             // Tiles already cached are announced without reading the slide.
             var planned: [Tile] = []

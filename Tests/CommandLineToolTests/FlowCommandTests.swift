@@ -87,7 +87,7 @@ final class FlowCommandTests: XCTestCase {
         let report = try Data(contentsOf: runFolder.appendingPathComponent("report.json"))
         let refused = try run(["run", flow])
         XCTAssertEqual(refused.status, 1, refused.output)
-        XCTAssertTrue(refused.output.contains("\(runFolder.path): holds an earlier run (report.md); pass --overwrite to replace it, --resume to continue it, or --out"), refused.output)
+        XCTAssertTrue(refused.output.contains("\(runFolder.path): holds an earlier run (report.json); pass --overwrite to replace it, --resume to continue it, or --out"), refused.output)
         XCTAssertFalse(refused.output.contains("Usage:"), refused.output)
         XCTAssertEqual(try Data(contentsOf: runFolder.appendingPathComponent("report.json")), report)
 
