@@ -75,10 +75,9 @@ for seed in $seeds; do
   done
 done
 python3 - "$out" $seeds <<'PY'
-import json, random, statistics, sys
+import json, os, random, statistics, sys
 out, seeds = sys.argv[1], sys.argv[2:]
 arms = ["scratch", "mamim", "probe-random", "probe-mamim"]
-import os
 missing = [f"{a}-{s}" for s in seeds for a in arms if not os.path.exists(f"{out}/{a}-{s}/finetune/metrics.json")]
 if missing:
     sys.exit(f"compare-pretraining: no finished run for {', '.join(missing)} in {out}; run those seeds first (without --summarize)")

@@ -17,7 +17,7 @@ public enum SlideFiles {
                 let pair = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard pair.count == 2, !pair[1].isEmpty,
                       pair[0].hasPrefix("ImageFile") || ["MapFile", "OptimisationFile", "MacroImage"].contains(pair[0]) else { continue }
-                parts.append(directory.appendingPathComponent(pair[1]).path)
+                parts.append(URL(fileURLWithPath: pair[1], relativeTo: directory).standardizedFileURL.path)  // relative to the index, or absolute
             }
         case ("mirax", _):
             let folder = url.deletingPathExtension()

@@ -7,10 +7,12 @@ Prints one JSON object.
 
     python scripts/peers/region_peer.py FILE.tif ORIGINS.json
 """
+import ctypes
 import json
 import sys
 import time
 
+import imagecodecs
 import numpy as np
 import tifffile
 
@@ -24,18 +26,21 @@ with tifffile.TiffFile(path) as tif:
     across = (page.imagewidth + tile - 1) // tile
     fh = tif.filehandle
 
-    def read_tifffile(x, y, size=256):
-        out = np.full((size, size, 3), 255, np.uint8)
+    def covering(x, y, size=256):
+        """(index, raw bytes, tile x, tile y) of every tile a size² read at (x, y) covers."""
         for row in range(y // tile, (y + size - 1) // tile + 1):
             for column in range(x // tile, (x + size - 1) // tile + 1):
                 index = row * across + column
                 fh.seek(page.dataoffsets[index])
-                data = fh.read(page.databytecounts[index])
-                segment = page.decode(data, index, jpegtables=page.jpegtables)[0][0]  # (depth, h, w, s)
-                tx, ty = column * tile, row * tile
-                x0, y0 = max(x, tx), max(y, ty)
-                x1, y1 = min(x + size, tx + tile), min(y + size, ty + tile)
-                out[y0 - y:y1 - y, x0 - x:x1 - x] = segment[y0 - ty:y1 - ty, x0 - tx:x1 - tx, :3]
+                yield index, fh.read(page.databytecounts[index]), column * tile, row * tile
+
+    def read_tifffile(x, y, size=256):
+        out = np.full((size, size, 3), 255, np.uint8)
+        for index, data, tx, ty in covering(x, y, size):
+            segment = page.decode(data, index, jpegtables=page.jpegtables)[0][0]  # (depth, h, w, s)
+            x0, y0 = max(x, tx), max(y, ty)
+            x1, y1 = min(x + size, tx + tile), min(y + size, ty + tile)
+            out[y0 - y:y1 - y, x0 - x:x1 - x] = segment[y0 - ty:y1 - ty, x0 - tx:x1 - tx, :3]
         return out
 
     read_tifffile(0, 0)
@@ -47,16 +52,10 @@ with tifffile.TiffFile(path) as tif:
 
     # The decode floor: every tile a read covers, its JPEG stream (shared tables spliced in)
     # already in memory, decoded whole; reads per second if reading cost nothing else.
-    def streams(x, y, size=256):
-        for row in range(y // tile, (y + size - 1) // tile + 1):
-            for column in range(x // tile, (x + size - 1) // tile + 1):
-                index = row * across + column
-                fh.seek(page.dataoffsets[index])
-                data = fh.read(page.databytecounts[index])
-                yield page.jpegtables[:-2] + data[2:] if page.jpegtables else data
+    def stream(data):
+        return page.jpegtables[:-2] + data[2:] if page.jpegtables else data
 
-    per_read = [list(streams(x, y)) for x, y in origins]
-    import imagecodecs
+    per_read = [[stream(data) for _, data, _, _ in covering(x, y)] for x, y in origins]
 
     start = time.perf_counter()
     for tiles in per_read:
@@ -65,8 +64,6 @@ with tifffile.TiffFile(path) as tif:
     result["imagecodecs_decode_only_reads_per_second"] = len(origins) / (time.perf_counter() - start)
     result["imagecodecs_libjpeg_turbo"] = imagecodecs.version(dict).get("libjpeg_turbo", "?")
     try:
-        import ctypes
-
         turbo = ctypes.CDLL("libturbojpeg.so.0")
         turbo.tjInitDecompress.restype = ctypes.c_void_p
         turbo.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p] + [ctypes.c_int] * 5
