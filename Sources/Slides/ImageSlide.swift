@@ -60,6 +60,18 @@ public enum Slide {
     /// The vendors the native reader handles itself; OpenSlide reads every other one it detects.
     static let nativeVendors: Set<String> = ["aperio", "generic-tiff"]
 
+    /// Opens with the µm/px the file records, or with `fallback` when it records none or an
+    /// implausible one (a flow's `mpp_override:`, an evaluation grid's µm/px); without a fallback,
+    /// `open(path)`.
+    public static func open(_ path: String, fallbackMicronsPerPixel fallback: Double?) throws -> SlideReader {
+        guard let fallback else { return try open(path) }
+        let reader: SlideReader
+        do { reader = try open(path) } catch let error as SlideError where error.kind == .missingResolution {
+            return try open(path, micronsPerPixelOverride: fallback)
+        }
+        return reader.micronsPerPixel == nil ? try open(path, micronsPerPixelOverride: fallback) : reader
+    }
+
     public static func open(_ path: String, micronsPerPixelOverride: Double? = nil, backend: SlideBackend = .automatic) throws -> SlideReader {
         switch backend {
         case .native:

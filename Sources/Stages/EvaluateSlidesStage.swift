@@ -141,9 +141,7 @@ final class EvaluateSlidesStage: Stage, @unchecked Sendable {
         }
         do {
             // A recorded µm/px the reader refuses does not matter here: the grid's is used.
-            do { return try Slide.open(slide) } catch let error as SlideError where error.kind == .missingResolution {
-                return try Slide.open(slide, micronsPerPixelOverride: frame.micronsPerPixel)
-            }
+            return try Slide.open(slide, fallbackMicronsPerPixel: frame.micronsPerPixel)
         } catch {
             context.reportFailure(item: "\(slide) (overlay picture)", reason: String(describing: error))
             return nil

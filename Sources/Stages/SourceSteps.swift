@@ -79,13 +79,7 @@ enum Sources {
                 if context.isStopping { return }
                 do {
                     // The override serves slides that record no usable µm/px (none, or an implausible value).
-                    var reader: any SlideReader
-                    do { reader = try Slide.open(entry.path) } catch let error as SlideError where error.kind == .missingResolution && micronsPerPixelOverride != nil {
-                        reader = try Slide.open(entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
-                    }
-                    if reader.micronsPerPixel == nil, let micronsPerPixelOverride {
-                        reader = try Slide.open(entry.path, micronsPerPixelOverride: micronsPerPixelOverride)
-                    }
+                    let reader = try Slide.open(entry.path, fallbackMicronsPerPixel: micronsPerPixelOverride)
                     var item = SlideItem(path: entry.path, reader: reader, fingerprint: try Fingerprint.source(paths: reader.files),
                                          label: entry.label, patient: entry.patient, time: entry.time, event: entry.event, mask: nil)
                     if let annotations {
