@@ -14,7 +14,9 @@
 # `--set-pretrained finetune.…` only to the fine-tuning of the mamim arm (a recipe for fine-tuning
 # a pretrained encoder, e.g. layer-wise decay, which means nothing from scratch; the probes keep
 # one recipe so that they compare features only):
-#   scripts/compare-pretraining.sh [--seeds "0 1 2 3 4"] [--out runs/compare] [--set step.param=value ...] [--set-pretrained finetune.param=value ...]
+#   scripts/compare-pretraining.sh [--seeds "0 1 2 3 4"] [--out runs/compare] [--bin path/to/ssmamba] [--set step.param=value ...] [--set-pretrained finetune.param=value ...]
+# `--bin` runs a copy of the binary, so that rebuilding the checkout during an hour-long comparison
+# does not change the program halfway (default .build/release/ssmamba, built if missing).
 # Each run uses about one core: two instances with disjoint --seeds and the same --out and settings
 # halve the wall time on two cores; then `--summarize --seeds "0 1 2 3 4" --out …` prints the summary
 # of the runs already in the folder without running anything.
@@ -31,13 +33,14 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --bin) bin="$2"; shift 2 ;;
     --set)
       key=${2%%=*}
       if [[ $key == finetune.* || $key != *.* ]]; then overrides+=(--set "$2"); else pretraining+=(--set "$2"); fi
       shift 2 ;;
     --set-pretrained) pretrained+=(--set "$2"); shift 2 ;;
     --summarize) summarize_only=true; shift ;;
-    *) echo "unknown argument $1 (use --seeds, --out, --set, --set-pretrained, --summarize)" >&2; exit 64 ;;
+    *) echo "unknown argument $1 (use --seeds, --out, --bin, --set, --set-pretrained, --summarize)" >&2; exit 64 ;;
   esac
 done
 [ -x "$bin" ] || swift build -c release
