@@ -36,13 +36,14 @@ let package = Package(
         systemLibrary("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
         systemLibrary("COpenSlide", pkgConfig: "openslide", apt: "libopenslide-dev"),  // vendor formats the TIFF reader does not handle
         systemLibrary("CMPI", pkgConfig: "ompi-c", apt: "libopenmpi-dev"),  // Open MPI, for training over several processes
+        .systemLibrary(name: "CDNNL"),  // oneDNN (libdnnl-dev, no pkg-config file): GEMMs and bfloat16 products
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h> (mallopt), not imported by Glibc
         .systemLibrary(name: "CPrefetch"),  // __builtin_prefetch for the scan kernels
         .systemLibrary(name: "CJPEGWindow"),  // libjpeg window decoding (its errors longjmp, which Swift cannot catch)
 
         .target(name: "Diagnostics"),  // the one shape of user-facing errors (kind, subject, message)
         .target(name: "Randomness", swiftSettings: numericFlags),  // the seeded generator every random draw of a run comes from
-        .target(name: "Tensors", dependencies: ["Diagnostics", "Randomness", "CBLAS", "CMalloc"], swiftSettings: numericFlags),
+        .target(name: "Tensors", dependencies: ["Diagnostics", "Randomness", "CBLAS", "CDNNL", "CMalloc"], swiftSettings: numericFlags),
         .target(name: "SSMamba", dependencies: ["Diagnostics", "Randomness", "Tensors", "CPrefetch"], swiftSettings: numericFlags),
         .target(name: "TileCache", dependencies: ["Diagnostics", "CLMDB", "CZstd", "Tensors"], swiftSettings: numericFlags),
         .target(name: "Slides", dependencies: ["Diagnostics", "CTIFF", "COpenJPEG", "CPNG", "CTurboJPEG", "CJPEGWindow", "CZlib", "COpenSlide"], swiftSettings: numericFlags),

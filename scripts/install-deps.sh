@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages SSMamba builds against, if any is missing (sudo when not root).
 set -euo pipefail
-packages=(pkg-config libopenblas-dev liblmdb-dev libtiff-dev libzstd-dev libopenjp2-7-dev libpng-dev libturbojpeg0-dev libjpeg62-turbo-dev libopenslide-dev libjpeg-turbo-progs zlib1g-dev libopenmpi-dev openmpi-bin openssh-client)
+packages=(pkg-config libopenblas-dev libdnnl-dev liblmdb-dev libtiff-dev libzstd-dev libopenjp2-7-dev libpng-dev libturbojpeg0-dev libjpeg62-turbo-dev libopenslide-dev libjpeg-turbo-progs zlib1g-dev libopenmpi-dev openmpi-bin openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,26 +13,40 @@ enum TensorBenchmarks {
 
     var rng = RandomGenerator(seed: 1)
     print("OpenBLAS: \(BLAS.configuration)")
+    print("oneDNN: \(OneDNN.configuration)")
     print("")
-    print("GEMM (C = A·B, row-major)             threads   GFLOP/s (median, min…max)")
-    let shapes: [(String, Int, Int, Int)] = [
-        ("tokens×dim → 4·dim (1568×192×768)", 1568, 768, 192),
-        ("tokens×4·dim → dim (1568×768×192)", 1568, 192, 768),
-        ("in_proj tiny b8 (1568×768×192)", 1568, 768, 192),
-        ("square 1024³", 1024, 1024, 1024),
+    // ssmamba_tiny at batch 8 (1,568 tokens, dim 192, inner 384, rank 12, state 16): the forward
+    // products and the two backward products of each (∂X = ∂Y·W, ∂W = ∂Yᵀ·X).
+    print("GEMM (C = op(A)·op(B), row-major)        threads   OpenBLAS GFLOP/s   oneDNN GFLOP/s   oneDNN/OpenBLAS")
+    let shapes: [(String, Int, Int, Int, Bool, Bool)] = [
+        ("in_proj  1568×768×192", 1568, 768, 192, false, true),
+        ("in_proj ∂X 1568×192×768", 1568, 192, 768, false, false),
+        ("in_proj ∂W 768×192×1568", 768, 192, 1568, true, false),
+        ("out_proj 1568×192×384", 1568, 192, 384, false, true),
+        ("out_proj ∂W 192×384×1568", 192, 384, 1568, true, false),
+        ("x_proj 1568×44×384", 1568, 44, 384, false, true),
+        ("dt_proj 1568×384×12", 1568, 384, 12, false, true),
+        ("dt_proj ∂W 384×12×1568", 384, 12, 1568, true, false),
+        ("mlp fc1 1568×768×192", 1568, 768, 192, false, true),
+        ("square 1024³", 1024, 1024, 1024, false, false),
     ]
-    let savedThreads = BLAS.threads
-    for (name, m, n, k) in shapes {
-        let a = Tensor.uniform([m, k], using: &rng), b = Tensor.uniform([k, n], using: &rng)
+    let savedThreads = BLAS.threads, savedLibrary = BLAS.library
+    for (name, m, n, k, ta, tb) in shapes {
+        let a = Tensor.uniform(ta ? [k, m] : [m, k], using: &rng), b = Tensor.uniform(tb ? [n, k] : [k, n], using: &rng)
         for threads in [1, savedThreads] where threads <= savedThreads {
             BLAS.threads = threads
-            let t = measure { _ = a.matmul(b) }
-            let flop = 2 * Double(m * n * k)
-            print(name.padding(toLength: 38, withPad: " ", startingAt: 0),
-                  String(format: "%5d   %6.1f (%.1f…%.1f)", threads, flop / t.median / 1e9, flop / t.high / 1e9, flop / t.low / 1e9))
+            var rates: [Double] = []
+            for library in GEMMLibrary.allCases {
+                BLAS.library = library
+                let t = measure { _ = a.matmul(b, transposeSelf: ta, transposeOther: tb) }
+                rates.append(2 * Double(m * n * k) / t.median / 1e9)
+            }
+            print(name.padding(toLength: 41, withPad: " ", startingAt: 0),
+                  String(format: "%5d   %16.1f   %14.1f   %15.2f", threads, rates[0], rates[1], rates[1] / rates[0]))
             if threads == savedThreads { break }
         }
     }
+    BLAS.library = savedLibrary
     BLAS.threads = savedThreads
 
     print("")
