@@ -8,13 +8,17 @@ import Tensors
 /// achieved GFLOP/s by the model's counted cost (ModelCost). Peak memory is the process's, which is
 /// why the suite runs every case in a process of its own.
 enum ModelBenchmarks {
-    static func runCase(model name: String, batch: Int, training: Bool, steps: Int) throws {
+    static func runCase(model name: String, batch: Int, training: Bool, steps: Int, precision requested: GEMMPrecision = .float32) throws {
+        // As a training stage does: bfloat16 only where the CPU multiplies it (emulation is slower than fp32).
+        let precision: GEMMPrecision = requested == .bfloat16 && OneDNN.hasBFloat16Hardware ? .bfloat16 : .float32
         let config = try ModelConfiguration.named(name)
         var rng = RandomGenerator(seed: 1)
         let images = Tensor.normal([batch, config.channels, config.imageSize, config.imageSize], using: &rng)
         let labels = (0..<batch).map { $0 % config.classes }
         let model = try Classifier(config: config, using: &rng)
-        let trainer = Trainer(model: model, settings: TrainingSettings(schedule: CosineSchedule(baseRate: 1e-4, warmupSteps: 1, totalSteps: 1000)))
+        var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 1e-4, warmupSteps: 1, totalSteps: 1000))
+        settings.precision = precision
+        let trainer = Trainer(model: model, settings: settings)
         let timing = Timing.measure(repeats: steps) {
             if training {
                 _ = try? trainer.step(images: images, labels: labels)
@@ -29,6 +33,7 @@ enum ModelBenchmarks {
             "implementation": "ssmamba-swift", "model": name, "batch": batch, "mode": training ? "train" : "infer",
             "images_per_second": imagesPerSecond, "spread": timing.spread, "peak_rss_mb": peakResidentBytes() / 1_048_576,
             "gflops": flopsPerImage * imagesPerSecond / 1e9, "steps": steps,
+            "precision": training ? precision.rawValue : "fp32", "precision_requested": requested.rawValue, "gemm": BLAS.library.rawValue,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))

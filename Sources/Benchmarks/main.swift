@@ -38,11 +38,16 @@ case "stain": suite { try StainBenchmarks.run(quick: quick) }
 case "pipeline": suite { try PipelineBenchmarks.run(quick: quick) }
 case "model-suite": suite { try ModelSuite.run(quick: quick, model: option("--model", default: "ssmamba_tiny")) }
 case "model":
+    guard let precision = GEMMPrecision(rawValue: option("--precision", default: "fp32")) else {
+        FileHandle.standardError.write(Data("Benchmarks model: --precision must be fp32 or bf16\n".utf8))
+        exit(2)
+    }
     suite {
         try ModelBenchmarks.runCase(model: option("--model", default: "ssmamba_tiny"), batch: Int(option("--batch", default: "8")) ?? 8,
-                                    training: option("--mode", default: "infer") == "train", steps: Int(option("--steps", default: "5")) ?? 5)
+                                    training: option("--mode", default: "infer") == "train", steps: Int(option("--steps", default: "5")) ?? 5,
+                                    precision: precision)
     }
 default:
-    FileHandle.standardError.write(Data("usage: Benchmarks tensor|scan|regions|cache|stream|stain|pipeline|model-suite [--quick] | model --model NAME --batch N --mode infer|train [--steps N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: Benchmarks tensor|scan|regions|cache|stream|stain|pipeline|model-suite [--quick] | model --model NAME --batch N --mode infer|train [--steps N] [--precision fp32|bf16]\n".utf8))
     exit(2)
 }

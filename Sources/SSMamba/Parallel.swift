@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Tensors
 
 /// How the engine splits work over cores (see README "Thread plan").
 ///
@@ -20,9 +21,10 @@ enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
+        let precision = BLAS.precision  // the workers' products keep the caller's precision
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let start = count * worker / workers, end = count * (worker + 1) / workers
-            for i in start..<end { body(i) }
+            BLAS.withPrecision(precision) { for i in start..<end { body(i) } }
         }
     }
 
@@ -33,8 +35,9 @@ enum Parallel {
             body(0, 0..<count)
             return 1
         }
+        let precision = BLAS.precision
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            body(worker, (count * worker / workers)..<(count * (worker + 1) / workers))
+            BLAS.withPrecision(precision) { body(worker, (count * worker / workers)..<(count * (worker + 1) / workers)) }
         }
         return workers
     }

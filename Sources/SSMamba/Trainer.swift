@@ -15,8 +15,28 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var labelSmoothing: Float = 0.1
     /// Seed of the model's random generator (masks, dropout, drop-path).
     public var seed: UInt64 = 0
+    /// The matrix products' operands in forward and backward (`GEMMPrecision`): bfloat16 rounds
+    /// them, accumulating in float32; weights, optimizer state, the scan, norms, softmax and the
+    /// loss stay float32.
+    public var precision: GEMMPrecision = .float32
 
     public init(schedule: CosineSchedule) { self.schedule = schedule }
+
+    enum CodingKeys: String, CodingKey {
+        case optimizer, schedule, accumulationSteps, clipNorm, labelSmoothing, seed, precision
+    }
+
+    /// Checkpoints written before `precision` existed trained in float32.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        optimizer = try c.decode(AdamW.Settings.self, forKey: .optimizer)
+        schedule = try c.decode(CosineSchedule.self, forKey: .schedule)
+        accumulationSteps = try c.decode(Int.self, forKey: .accumulationSteps)
+        clipNorm = try c.decode(Float.self, forKey: .clipNorm)
+        labelSmoothing = try c.decode(Float.self, forKey: .labelSmoothing)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        precision = try c.decodeIfPresent(GEMMPrecision.self, forKey: .precision) ?? .float32
+    }
 }
 
 /// A training run that cannot go on.
@@ -96,7 +116,7 @@ public final class Trainer<Model: ParameterOwner> {
         var loss: Float = 0
         if samples > 0 {
             rng.sampleOffset = sampleOffset
-            loss = try body(&rng, 1 / Float(settings.accumulationSteps))
+            loss = try BLAS.withPrecision(settings.precision) { try body(&rng, 1 / Float(settings.accumulationSteps)) }
             guard loss.isFinite else { throw TrainingError.nonFiniteLoss(loss, step: microStep) }
         }
         windowSamples += samples

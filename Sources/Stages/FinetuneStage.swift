@@ -24,6 +24,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let augmentation: Augmentation
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
+    let precision: GEMMPrecision
     let record: TrainingRecord
     /// The processes training together under mpirun/srun (nil: this one alone).
     let group: Communicator?
@@ -50,6 +51,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         freezeEncoder = p.freezeEncoder
         seed = UInt64(step.seed)
         readers = p.readers
+        precision = TrainingPrecision.resolve(p.precision, stage: step.name)
         folder = step.runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "finetune", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every"],
                                     seed: seed, resume: step.resume)
@@ -124,6 +126,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         training.optimizer.weightDecay = weightDecay
         training.labelSmoothing = labelSmoothing
         training.seed = seed &+ 1
+        training.precision = precision
         // A frozen encoder: the head alone learns. Layer-wise decay scales each block's rate.
         let trainable = freezeEncoder ? model.parameters.filter { $0.name.hasPrefix("head.") } : model.parameters
         let scales = layerDecay < 1 ? LayerDecay.scales(trainable, depth: config.depth, decay: layerDecay) : nil

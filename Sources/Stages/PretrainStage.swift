@@ -21,6 +21,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
     let augmentation: Augmentation
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
+    let precision: GEMMPrecision
     let record: TrainingRecord
     /// The processes training together under mpirun/srun (nil: this one alone).
     let group: Communicator?
@@ -50,6 +51,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         augmentation = Augmentation(p)
         seed = UInt64(step.seed)
         readers = p.readers
+        precision = TrainingPrecision.resolve(p.precision, stage: step.name)
         folder = step.runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "reconstructions"],
                                     seed: seed, resume: step.resume)
@@ -75,6 +77,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         training.optimizer.beta2 = 0.95
         training.optimizer.weightDecay = weightDecay
         training.seed = seed &+ 1
+        training.precision = precision
         let trainer = Trainer(model: model, settings: training)
         let (start, _) = try record.start(trainer, tiles: tiles)
         if start > 0 { context.count("\(name).resumed_at_step", start) }

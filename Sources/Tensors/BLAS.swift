@@ -41,6 +41,8 @@ public enum BLAS {
         return "\(config) (core: \(core))"
     }
 
+    /// C ← α·op(A)·op(B) + β·C in the calling thread's `precision` (float32 unless a caller chose
+    /// bfloat16 products with `withPrecision`).
     public static func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
@@ -50,35 +52,59 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        if precision == .bfloat16 {
+            BFloat16Products.gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         _ = singleThreadedLibrary
+        split(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, kernel: sgemm)
+    }
+
+    /// Splits a product over `threads` workers when it is large enough: blocks of rows of C
+    /// (m ≥ n) or of columns, each computed by `kernel` (the `sgemm` contract, with operands of
+    /// element type T: floats, or bfloat16 bits).
+    static func split<T>(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                         _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
+                         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+                         kernel: (Bool, Bool, Int, Int, Int, Float, UnsafePointer<T>, Int, UnsafePointer<T>, Int, Float,
+                                  UnsafeMutablePointer<Float>, Int) -> Void) {
         let parts = 2 * m * n * k >= parallelThreshold ? min(workers, max(m, n)) : 1
         if parts <= 1 {
-            sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            kernel(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         let operands = Operands(a: a, b: b, c: c)
-        if m >= n {
-            // Blocks of rows of C: rows of op(A) start at row i of A, or column i when transposed.
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let start = m * part / parts, end = m * (part + 1) / parts
-                guard end > start else { return }
-                sgemm(transposeA, transposeB, end - start, n, k, alpha, operands.a + (transposeA ? start : start * lda), lda,
-                      operands.b, ldb, beta, operands.c + start * ldc, ldc)
-            }
-        } else {
-            // Blocks of columns of C: columns of op(B) start at column j of B, or row j when transposed.
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let start = n * part / parts, end = n * (part + 1) / parts
-                guard end > start else { return }
-                sgemm(transposeA, transposeB, m, end - start, k, alpha, operands.a, lda,
-                      operands.b + (transposeB ? start * ldb : start), ldb, beta, operands.c + start, ldc)
+        withoutActuallyEscaping(kernel) { kernel in
+            let kernel = UncheckedSendable(kernel)
+            if m >= n {
+                // Blocks of rows of C: rows of op(A) start at row i of A, or column i when transposed.
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let start = m * part / parts, end = m * (part + 1) / parts
+                    guard end > start else { return }
+                    kernel.value(transposeA, transposeB, end - start, n, k, alpha, operands.a + (transposeA ? start : start * lda), lda,
+                                 operands.b, ldb, beta, operands.c + start * ldc, ldc)
+                }
+            } else {
+                // Blocks of columns of C: columns of op(B) start at column j of B, or row j when transposed.
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let start = n * part / parts, end = n * (part + 1) / parts
+                    guard end > start else { return }
+                    kernel.value(transposeA, transposeB, m, end - start, k, alpha, operands.a, lda,
+                                 operands.b + (transposeB ? start * ldb : start), ldb, beta, operands.c + start, ldc)
+                }
             }
         }
     }
 
     /// Pointers handed to the workers; each writes a disjoint block of C.
-    private struct Operands: @unchecked Sendable {
-        let a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
+    private struct Operands<T>: @unchecked Sendable {
+        let a: UnsafePointer<T>, b: UnsafePointer<T>, c: UnsafeMutablePointer<Float>
+    }
+
+    /// A block kernel handed to the workers (it only reads shared state and writes its own block).
+    private struct UncheckedSendable<Value>: @unchecked Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
     }
 
     @inline(__always)

@@ -24,6 +24,7 @@ enum PretrainKind: StageKind {
         ParameterSpec("contrast", .number(0...0.5), default: "0", "contrast jitter (± fraction, around the tile's mean grey)"),
         ParameterSpec("saturation", .number(0...0.5), default: "0", "saturation jitter (± fraction)"),
         ParameterSpec("reconstructions", .integer(0...256), default: "4", "reconstruction pictures to save"),
+        TrainingPrecision.parameter,
         ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
         ParameterSpec("checkpoint_every", .integer(1...10_000_000), default: "100", "steps between resumable checkpoints (`<run>/<name>/last`; also at the end and when the run is stopped)"),
     ]
@@ -48,6 +49,7 @@ enum PretrainKind: StageKind {
         var contrast: Double
         var saturation: Double
         var reconstructions: Int
+        var precision: String
         var readers: Int
         var checkpointEvery: Int
     }
