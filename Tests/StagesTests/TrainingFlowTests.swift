@@ -331,6 +331,7 @@ final class RecipeTests: XCTestCase {
             path: \(folder.appendingPathComponent("cache").path)
           - stage: pretrain
             decoder_mlp_ratio: 2
+            precision: bf16
             steps: 2
             batch: 4
             reconstructions: 0
@@ -357,6 +358,9 @@ final class RecipeTests: XCTestCase {
         let run = folder.appendingPathComponent("run")
         let pretrained = try Checkpoint.read(from: run.appendingPathComponent("pretrain/checkpoint")).weights
         XCTAssertTrue(pretrained.entries.keys.contains { $0.hasPrefix("decoder.blocks.0.mlp.") }, "decoder blocks with MLPs")
+        // bf16 where the CPU multiplies it, else fp32 (with a warning); the resumable checkpoint says which.
+        let trained = try Checkpoint.read(from: run.appendingPathComponent("pretrain/last")).manifest.training
+        XCTAssertEqual(trained?.precision, OneDNN.hasBFloat16Hardware ? .bfloat16 : .float32)
         // The probe changed the head only.
         let probe = try Checkpoint.read(from: run.appendingPathComponent("finetune/best")).weights
         XCTAssertGreaterThan(report.counters["finetune.frozen_encoder_parameters"] ?? 0, 0)
