@@ -6,7 +6,8 @@ import Tensors
 /// the case's), ours and the PyTorch peers alternating — eager with the reference's scan loop,
 /// eager with the precomputed scan (decays and inputs batched over the steps), and the faster of
 /// the two under torch.compile (its compilation timed apart) — then a table with the ratios and a
-/// JSON record under benchmarks/results/.
+/// JSON record under benchmarks/results/. On CPUs with bfloat16 hardware, training is timed with
+/// bf16 products too.
 enum ModelSuite {
     struct Case {
         let batch: Int
@@ -28,7 +29,12 @@ enum ModelSuite {
         var sgemmRates: [Double] = []
         for (i, c) in cases.enumerated() {
             sgemmRates.append(TensorSelfCheck.gemmRate(size: 1024))
-            let ours = runJSON([CommandLine.arguments[0], "model", "--model", model, "--batch", "\(c.batch)", "--mode", c.mode, "--steps", "\(c.steps)"])
+            var ours = runJSON([CommandLine.arguments[0], "model", "--model", model, "--batch", "\(c.batch)", "--mode", c.mode, "--steps", "\(c.steps)"])
+            // Where the CPU multiplies bfloat16, training is also timed with bf16 products.
+            if c.mode == "train" && OneDNN.hasBFloat16Hardware {
+                ours["bf16"] = runJSON([CommandLine.arguments[0], "model", "--model", model, "--batch", "\(c.batch)", "--mode", c.mode,
+                                        "--steps", "\(c.steps)", "--precision", "bf16"])
+            }
             var peers: [String: [String: Any]] = [:]
             if let python {
                 func run(_ arguments: [String]) -> [String: Any] {
@@ -90,6 +96,10 @@ enum ModelSuite {
               ratio(ourRate, bestEager).padding(toLength: 14, withPad: " ", startingAt: 0), ratio(ourRate, rate(.compiled)).padding(toLength: 12, withPad: " ", startingAt: 0),
               String(format: "%7.0f %9.0f", ours["peak_rss_mb"] as? Double ?? 0, eagerMB),
               String(format: "%10.1f (%2.0f %%)", gflops, 100 * gflops / sgemmRate))
+        if let bf16 = ours["bf16"] as? [String: Any], let bf16Rate = bf16["images_per_second"] as? Double {
+            print("  bf16 products: " + String(format: "%.2f", bf16Rate) + " img/s (\(ratio(bf16Rate, ourRate).trimmingCharacters(in: .whitespaces)) fp32's), peak "
+                  + String(format: "%.0f", bf16["peak_rss_mb"] as? Double ?? 0) + " MB")
+        }
         if let spread = ours["spread"] as? Double, spread > 0.25 { print("  note: our timings spread \(Int(spread * 100)) %: the machine was noisy") }
     }
 
