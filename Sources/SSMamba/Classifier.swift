@@ -1,3 +1,4 @@
+import Dispatch
 import Randomness
 import Tensors
 
@@ -31,23 +32,51 @@ public final class Classifier: ParameterOwner {
     /// (ssmamba_tiny, 2 cores: 26 images/s in chunks of 16 against 19 for a batch of 64 at once).
     public static let inferenceChunk = 16
 
-    /// Evaluation-mode logits (B, classes) for images (B, C, H, W), computed `inferenceChunk`
-    /// images at a time. Equal to one evaluation forward of the whole batch: without dropout and
-    /// drop-path every image is independent of the others.
+    /// Evaluation-mode logits (B, classes) for images (B, C, H, W). The batch is cut into chunks
+    /// of at most `inferenceChunk` images and at least one per worker (`ThreadPlan.kernelWorkers`);
+    /// the chunks run side by side, each on one core (`BLAS.onOneThread`), rather than one after
+    /// the other with every layer split over the cores (ssmamba_tiny, 2 cores, batch 8: 33.5
+    /// images/s against 28.1). Equal to one evaluation forward of the whole batch: without dropout
+    /// and drop-path every image is independent of the others, and the evaluation forward stores
+    /// nothing in the model.
     public func predict(_ images: Tensor) -> Tensor {
-        var unused = RandomGenerator(seed: 0)
         let batch = images.shape[0]
-        guard batch > Self.inferenceChunk else { return forward(images, training: false, using: &unused) }
-        let perImage = images.count / batch
-        var logits: [Float] = []
-        logits.reserveCapacity(batch * config.classes)
-        for start in stride(from: 0, to: batch, by: Self.inferenceChunk) {
-            let count = min(Self.inferenceChunk, batch - start)
-            let chunk = Tensor(shape: [count] + images.shape.dropFirst(),
-                               scalars: Array(images.scalars[(start * perImage)..<((start + count) * perImage)]))
-            logits += forward(chunk, training: false, using: &unused).scalars
+        let workers = max(1, min(ThreadPlan.kernelWorkers, batch))
+        let chunk = min(Self.inferenceChunk, (batch + workers - 1) / workers)
+        guard chunk < batch else {
+            var unused = RandomGenerator(seed: 0)
+            return forward(images, training: false, using: &unused)
         }
-        return Tensor(shape: [batch, config.classes], scalars: logits)
+        let perImage = images.count / batch, classes = config.classes
+        let starts = Array(stride(from: 0, to: batch, by: chunk))
+        var logits = Tensor(uninitialized: [batch, classes])
+        let precision = BLAS.precision
+        logits.withUnsafeMutableBufferPointer { out in
+            let shared = PredictionChunks(model: self, images: images, out: SharedPointer(out.baseAddress!))
+            DispatchQueue.concurrentPerform(iterations: min(workers, starts.count)) { worker in
+                BLAS.withPrecision(precision) { BLAS.onOneThread {
+                    for index in stride(from: worker, to: starts.count, by: workers) {
+                        let (start, count) = (starts[index], min(chunk, batch - starts[index]))
+                        let part = Tensor(shape: [count] + shared.images.shape.dropFirst(),
+                                          scalars: Array(shared.images.scalars[(start * perImage)..<((start + count) * perImage)]))
+                        var unused = RandomGenerator(seed: 0)
+                        let result = shared.model.forward(part, training: false, using: &unused)
+                        result.withUnsafeBufferPointer { r in
+                            (shared.out.base + start * classes).update(from: r.baseAddress!, count: count * classes)
+                        }
+                    }
+                } }
+            }
+        }
+        return logits
+    }
+
+    /// What `predict`'s workers share: the model (its evaluation forward stores nothing), the
+    /// images (read only) and the logits, of which each chunk writes its own rows.
+    private struct PredictionChunks: @unchecked Sendable {
+        let model: Classifier
+        let images: Tensor
+        let out: SharedPointer<Float>
     }
 
     /// ∂L/∂logits → accumulates every parameter gradient.

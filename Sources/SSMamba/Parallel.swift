@@ -9,7 +9,13 @@ import Tensors
 /// splits its outer loop over `kernelWorkers` workers. They never run at the same time inside one
 /// layer, so each gets all cores in its turn. Set once at start-up.
 public enum ThreadPlan {
-    nonisolated(unsafe) public static var kernelWorkers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    nonisolated(unsafe) private static var workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Workers of the split kernels (default: every core; 1 inside `BLAS.onOneThread`).
+    public static var kernelWorkers: Int {
+        get { BLAS.isOnOneThread ? 1 : workers }
+        set { workers = max(1, newValue) }
+    }
 }
 
 enum Parallel {

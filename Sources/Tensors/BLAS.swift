@@ -16,10 +16,10 @@ public enum BLAS {
     nonisolated(unsafe) private static var workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
     private static let singleThreadedLibrary: Void = { openblas_set_num_threads(1) }()
 
-    /// Workers one GEMM may use (default: every core). Set it to 1 when several tasks call GEMM
-    /// at once, so GEMMs and pipeline tasks do not oversubscribe the cores.
+    /// Workers one GEMM may use (default: every core; 1 inside `onOneThread`). Set it to 1 when
+    /// several tasks call GEMM at once, so GEMMs and pipeline tasks do not oversubscribe the cores.
     public static var threads: Int {
-        get { workers }
+        get { isOnOneThread ? 1 : workers }
         set { workers = max(1, newValue) }
     }
 
@@ -68,7 +68,7 @@ public enum BLAS {
                          _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
                          kernel: (Bool, Bool, Int, Int, Int, Float, UnsafePointer<T>, Int, UnsafePointer<T>, Int, Float,
                                   UnsafeMutablePointer<Float>, Int) -> Void) {
-        let parts = 2 * m * n * k >= parallelThreshold ? min(workers, max(m, n)) : 1
+        let parts = 2 * m * n * k >= parallelThreshold ? min(threads, max(m, n)) : 1
         if parts <= 1 {
             kernel(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return

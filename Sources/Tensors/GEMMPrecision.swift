@@ -14,18 +14,46 @@ extension BLAS {
     /// thread so that a training stage's bfloat16 products never leak into an evaluation running
     /// beside it; the engine's workers inherit it from the thread that split the work.
     public static var precision: GEMMPrecision {
-        pthread_getspecific(precisionKey) == nil ? .float32 : .bfloat16
+        ThreadState.current.contains(.bfloat16Products) ? .bfloat16 : .float32
     }
 
     /// Runs `body` with this thread's products in `precision`, then restores the previous one.
     public static func withPrecision<Result>(_ precision: GEMMPrecision, _ body: () throws -> Result) rethrows -> Result {
-        let saved = pthread_getspecific(precisionKey)
-        pthread_setspecific(precisionKey, precision == .bfloat16 ? UnsafeRawPointer(bitPattern: 1) : nil)
-        defer { pthread_setspecific(precisionKey, saved) }
+        try ThreadState.with(.bfloat16Products, precision == .bfloat16, body)
+    }
+
+    /// Whether the calling thread runs every kernel itself, without Dispatch workers.
+    public static var isOnOneThread: Bool { ThreadState.current.contains(.oneThread) }
+
+    /// Runs `body` with every kernel it calls (GEMMs, elementwise maps, the model's split loops)
+    /// on the calling thread alone: for callers that already run one task per core, such as
+    /// evaluation chunks side by side, where splitting each layer again only adds overhead.
+    public static func onOneThread<Result>(_ body: () throws -> Result) rethrows -> Result {
+        try ThreadState.with(.oneThread, true, body)
+    }
+}
+
+/// Per-thread settings of the engine, kept in one pthread key as a bit set.
+struct ThreadState: OptionSet {
+    let rawValue: Int
+    static let bfloat16Products = ThreadState(rawValue: 1)
+    static let oneThread = ThreadState(rawValue: 2)
+
+    static var current: ThreadState {
+        ThreadState(rawValue: Int(bitPattern: pthread_getspecific(key)))
+    }
+
+    /// Runs `body` with `flag` set (or cleared) on this thread, then restores the previous state.
+    static func with<Result>(_ flag: ThreadState, _ on: Bool, _ body: () throws -> Result) rethrows -> Result {
+        let saved = pthread_getspecific(key)
+        var state = ThreadState(rawValue: Int(bitPattern: saved))
+        if on { state.insert(flag) } else { state.remove(flag) }
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: state.rawValue))
+        defer { pthread_setspecific(key, saved) }
         return try body()
     }
 
-    private static let precisionKey: pthread_key_t = {
+    private static let key: pthread_key_t = {
         var key = pthread_key_t()
         let status = pthread_key_create(&key, nil)
         precondition(status == 0, "pthread_key_create failed (\(status))")

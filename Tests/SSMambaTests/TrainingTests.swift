@@ -131,13 +131,39 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(BLAS.precision, .float32, "the trainer's precision must not outlive its step")
     }
 
+    /// `predict` cuts the batch into chunks run side by side, one worker each: for any number of
+    /// workers (1, 2, 3) and batches of 1, 5 and 21 images (chunks of 16 + 5, 11 + 10, 7 × 3, …)
+    /// it gives one evaluation forward of the whole batch.
     func testPredictInChunksEqualsOneEvaluationForward() throws {
         var rng = RandomGenerator(seed: 41)
         let model = try Classifier(config: Self.tinyConfig(classes: 3), using: &rng)
-        let images = Tensor.normal([Classifier.inferenceChunk + 5, 3, 16, 16], using: &rng)
-        var unused = RandomGenerator(seed: 0)
-        let whole = model.forward(images, training: false, using: &unused)
-        XCTAssertLessThan(GradientCheck.relativeError(model.predict(images), whole), 1e-6)
+        let saved = ThreadPlan.kernelWorkers
+        defer { ThreadPlan.kernelWorkers = saved }
+        for batch in [1, 5, Classifier.inferenceChunk + 5] {
+            let images = Tensor.normal([batch, 3, 16, 16], using: &rng)
+            var unused = RandomGenerator(seed: 0)
+            let whole = model.forward(images, training: false, using: &unused)
+            for workers in [1, 2, 3] {
+                ThreadPlan.kernelWorkers = workers
+                let predicted = model.predict(images)
+                XCTAssertEqual(predicted.shape, [batch, 3])
+                XCTAssertLessThan(GradientCheck.relativeError(predicted, whole), 1e-6, "batch \(batch), \(workers) workers")
+            }
+        }
+    }
+
+    /// Inside `BLAS.onOneThread` every split kernel runs on the calling thread; outside, the
+    /// settings are back, and other threads never see it.
+    func testOneThreadScope() {
+        let (threads, workers) = (BLAS.threads, ThreadPlan.kernelWorkers)
+        BLAS.onOneThread {
+            XCTAssertEqual(BLAS.threads, 1)
+            XCTAssertEqual(ThreadPlan.kernelWorkers, 1)
+            XCTAssertTrue(BLAS.isOnOneThread)
+        }
+        XCTAssertEqual(BLAS.threads, threads)
+        XCTAssertEqual(ThreadPlan.kernelWorkers, workers)
+        XCTAssertFalse(BLAS.isOnOneThread)
     }
 
     func testLearnsASyntheticTaskToNearPerfectAccuracy() throws {
