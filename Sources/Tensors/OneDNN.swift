@@ -80,7 +80,8 @@ public enum OneDNN {
     /// are immutable and may run on several threads at once).
     final class Matmul: @unchecked Sendable {
         let primitive: dnnl_primitive_t
-        var a = dnnl_memory_desc_t(), b = dnnl_memory_desc_t(), c = dnnl_memory_desc_t()
+        /// The operands' descriptions (read by every call; never written after `init`).
+        let a: dnnl_memory_desc_t, b: dnnl_memory_desc_t, c: dnnl_memory_desc_t
 
         nonisolated(unsafe) private static var cache: [MatmulKey: Matmul?] = [:]
         private static let lock = NSLock()
@@ -97,10 +98,12 @@ public enum OneDNN {
         private init?(_ key: MatmulKey) {
             let type = key.type == .bfloat16 ? dnnl_bf16 : dnnl_f32
             // op(A) is m×k: row-major A, or the transpose of a row-major k×m; likewise op(B), and C.
+            var a = dnnl_memory_desc_t(), b = dnnl_memory_desc_t(), c = dnnl_memory_desc_t()
             guard describe(&a, rows: key.m, columns: key.k, leading: key.lda, transposed: key.transposeA, type),
                   describe(&b, rows: key.k, columns: key.n, leading: key.ldb, transposed: key.transposeB, type),
                   describe(&c, rows: key.m, columns: key.n, leading: key.ldc, transposed: false, dnnl_f32)
             else { return nil }
+            (self.a, self.b, self.c) = (a, b, c)
             var desc = dnnl_matmul_desc_t()
             guard dnnl_matmul_desc_init(&desc, &a, &b, nil, &c) == dnnl_success else { return nil }
             var attributes: dnnl_primitive_attr_t?
@@ -129,9 +132,9 @@ public enum OneDNN {
         func run(a pa: UnsafeRawPointer, b pb: UnsafeRawPointer, c pc: UnsafeMutablePointer<Float>) {
             let engine = Engine.shared.engine
             var memories: [dnnl_memory_t?] = [nil, nil, nil]
-            var status = dnnl_memory_create(&memories[0], &a, engine, UnsafeMutableRawPointer(mutating: pa))
-            if status == dnnl_success { status = dnnl_memory_create(&memories[1], &b, engine, UnsafeMutableRawPointer(mutating: pb)) }
-            if status == dnnl_success { status = dnnl_memory_create(&memories[2], &c, engine, UnsafeMutableRawPointer(pc)) }
+            var status = withUnsafePointer(to: a) { dnnl_memory_create(&memories[0], $0, engine, UnsafeMutableRawPointer(mutating: pa)) }
+            if status == dnnl_success { status = withUnsafePointer(to: b) { dnnl_memory_create(&memories[1], $0, engine, UnsafeMutableRawPointer(mutating: pb)) } }
+            if status == dnnl_success { status = withUnsafePointer(to: c) { dnnl_memory_create(&memories[2], $0, engine, UnsafeMutableRawPointer(pc)) } }
             var stream: dnnl_stream_t?
             if status == dnnl_success { status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) }
             if status == dnnl_success {
