@@ -28,8 +28,14 @@ public enum BLAS {
     /// every forward product of ssmamba_tiny, 1.9× on dt_proj's rank-12 product, within 4 % on the
     /// weight gradients; training +3–5 %). Both keep the engine's threading; their results differ
     /// only in rounding (the order of the sums).
-    nonisolated(unsafe) public static var library: GEMMLibrary =
-        ProcessInfo.processInfo.environment["SSMAMBA_GEMM"].flatMap(GEMMLibrary.init(rawValue:)) ?? .oneDNN
+    nonisolated(unsafe) public static var library: GEMMLibrary = {
+        guard let name = ProcessInfo.processInfo.environment["SSMAMBA_GEMM"] else { return .oneDNN }
+        guard let chosen = GEMMLibrary(rawValue: name) else {
+            FileHandle.standardError.write(Data("warning: SSMAMBA_GEMM=\(name) is neither openblas nor onednn; using onednn\n".utf8))
+            return .oneDNN
+        }
+        return chosen
+    }()
 
     /// Products below this many flops run on one worker (splitting costs more than it saves).
     static let parallelThreshold = 4_000_000
