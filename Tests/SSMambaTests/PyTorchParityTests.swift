@@ -63,7 +63,10 @@ final class PyTorchParityTests: XCTestCase {
         let labels = try file.int64s("input.labels").map { Int($0) }
         // Training mode keeps activations for the backward; the fixture's drop rates are 0.
         let logits = model.forward(images, training: true, using: &rng)
-        XCTAssertEqual(model.forward(images, training: false, using: &rng), logits, "evaluation and training forwards differ")
+        // The evaluation forward may take other kernels (oneDNN's direct convolution instead of
+        // im2col + GEMM): the same function up to the order of the sums.
+        let evaluationError = GradientCheck.relativeError(model.forward(images, training: false, using: &rng), logits)
+        XCTAssertLessThan(evaluationError, 1e-6, "evaluation and training forwards differ")
         _ = model.forward(images, training: true, using: &rng)
         let forwardError = GradientCheck.relativeError(logits, try file.tensor("output.logits"))
         XCTAssertLessThan(forwardError, Self.forwardTolerance, "logits: relative L2 error \(forwardError)")

@@ -106,4 +106,41 @@ final class BFloat16ProductsTests: XCTestCase {
         }
         XCTAssertEqual(BLAS.precision, .float32)
     }
+
+    /// oneDNN's direct convolution (the evaluation forward of the model's convolutions) against
+    /// the definition: channels-last input, (out, in, k, k) weights, padding k/2, output side
+    /// ⌊(H − 1)/s⌋ + 1; odd sides, stride 2, with and without bias, images split over workers.
+    func testOneDNNConvolutionMatchesTheDefinition() {
+        var rng = RandomGenerator(seed: 34)
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        for (batch, height, width, inChannels, outChannels, kernel, stride, hasBias, threads) in
+            [(2, 7, 5, 3, 4, 3, 1, true, 1), (3, 8, 6, 5, 2, 3, 2, false, 2), (5, 9, 9, 8, 8, 5, 1, true, 3), (4, 7, 7, 6, 10, 3, 2, true, 2)] {
+            BLAS.threads = threads
+            let x = Tensor.normal([batch * height * width * inChannels], using: &rng).scalars
+            let w = Tensor.normal([outChannels * inChannels * kernel * kernel], using: &rng).scalars
+            let bias = Tensor.normal([outChannels], using: &rng).scalars
+            let (outHeight, outWidth) = ((height - 1) / stride + 1, (width - 1) / stride + 1)
+            var expected = [Float](repeating: 0, count: batch * outHeight * outWidth * outChannels)
+            for b in 0..<batch { for oy in 0..<outHeight { for ox in 0..<outWidth { for o in 0..<outChannels {
+                var sum = hasBias ? Double(bias[o]) : 0
+                for c in 0..<inChannels { for ky in 0..<kernel { for kx in 0..<kernel {
+                    let (iy, ix) = (oy * stride - kernel / 2 + ky, ox * stride - kernel / 2 + kx)
+                    guard iy >= 0 && iy < height && ix >= 0 && ix < width else { continue }
+                    sum += Double(x[((b * height + iy) * width + ix) * inChannels + c]) * Double(w[((o * inChannels + c) * kernel + ky) * kernel + kx])
+                } } }
+                expected[((b * outHeight + oy) * outWidth + ox) * outChannels + o] = Float(sum)
+            } } } }
+            var out = [Float](repeating: .nan, count: expected.count)
+            let done = x.withUnsafeBufferPointer { xs in w.withUnsafeBufferPointer { ws in bias.withUnsafeBufferPointer { bs in
+                out.withUnsafeMutableBufferPointer { os in
+                    OneDNN.convolution(input: xs.baseAddress!, batch: batch, height: height, width: width, inChannels: inChannels,
+                                       weights: ws.baseAddress!, bias: hasBias ? bs.baseAddress! : nil, outChannels: outChannels,
+                                       kernel: kernel, stride: stride, output: os.baseAddress!)
+                }
+            } } }
+            XCTAssertTrue(done, "oneDNN convolves in float32 on every CPU")
+            assertClose(out, expected, absolute: 1e-4, relative: 1e-5, "b\(batch) \(height)×\(width) \(inChannels)→\(outChannels) k\(kernel) s\(stride)")
+        }
+    }
 }
