@@ -2,7 +2,9 @@ import Randomness
 import Tensors
 
 /// A dense k×k convolution with stride s and padding k/2 on a token grid, PyTorch's
-/// `Conv2d(in, out, k, s, k // 2)` (weight (out, in, k, k)), as im2col + GEMM.
+/// `Conv2d(in, out, k, s, k // 2)` (weight (out, in, k, k)): the forward by oneDNN's direct
+/// convolution (im2col + GEMM when oneDNN has no kernel for the shape, or for bf16 products), the
+/// backward as im2col + GEMM, its column matrix rebuilt from the kept input.
 ///
 /// Tokens are (batch, H·W, in) in raster order (channels last); the output is
 /// (batch, H'·W', out) with H' = ⌊(H − 1)/s⌋ + 1. Column rows are (c, ky, kx), the weight's layout,
@@ -12,6 +14,9 @@ public final class Convolution2D: ParameterOwner, KeepsActivations {
     public let projection: Linear
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int
     private var inputSize = (height: 0, width: 0, batch: 0)
+    /// The input of the last kept forward when oneDNN computed it: the backward rebuilds the
+    /// column matrix from it (nil: the projection kept the columns).
+    private var directInput: Tensor?
 
     public init(_ name: String, inChannels: Int, outChannels: Int, kernel: Int = 3, stride: Int = 1, bias: Bool = true,
                 using rng: inout RandomGenerator) {
@@ -32,13 +37,21 @@ public final class Convolution2D: ParameterOwner, KeepsActivations {
         precondition(x.rank == 3 && x.shape[1] == height * width && x.shape[2] == inChannels,
                      "convolution expects (batch, \(height * width), \(inChannels)), got \(x.shape)")
         if keeping { inputSize = (height, width, x.shape[0]) }
-        if !keeping, let direct = directForward(x, height: height, width: width) { return direct }
+        // fp32 forwards by oneDNN's direct convolution; bf16 products stay on the GEMM path.
+        if BLAS.precision == .float32, let direct = directForward(x, height: height, width: width) {
+            if keeping {
+                directInput = x
+                projection.releaseActivations()
+            }
+            return direct
+        }
+        if keeping { directInput = nil }
         return projection.forward(columns(x, height: height, width: width), keeping: keeping)
     }
 
-    /// The evaluation forward by oneDNN's direct convolution (no column matrix; ssmamba_r1_tiny's
-    /// 3×3 convolutions, one thread: ≈ 80 GFLOP/s against ≈ 42–55 for im2col + GEMM); nil when
-    /// oneDNN has no kernel for the shape, and the caller uses im2col + GEMM.
+    /// The forward by oneDNN's direct convolution, without a column matrix (ssmamba_r1_tiny's 3×3
+    /// convolutions, one thread: ≈ 80 GFLOP/s against ≈ 42–55 for im2col + GEMM); nil when oneDNN
+    /// has no kernel for the shape, and the caller uses im2col + GEMM.
     func directForward(_ x: Tensor, height: Int, width: Int) -> Tensor? {
         let batch = x.shape[0]
         var out = Tensor(uninitialized: [batch, outputSide(height) * outputSide(width), outChannels])
@@ -54,12 +67,16 @@ public final class Convolution2D: ParameterOwner, KeepsActivations {
         return done ? out : nil
     }
 
-    public func releaseActivations() { projection.releaseActivations() }
+    public func releaseActivations() {
+        projection.releaseActivations()
+        directInput = nil
+    }
 
     /// Accumulates the weight (and bias) gradients; returns ∂x.
     public func backward(_ g: Tensor) -> Tensor {
         let (height, width, batch) = inputSize
-        let gColumns = projection.backward(g)
+        let gColumns = directInput.map { projection.backward(g, input: columns($0, height: height, width: width)) }
+            ?? projection.backward(g)
         var gx = Tensor(zeros: [batch, height * width, inChannels])
         let geometry = geometry(height: height, width: width)
         gColumns.withUnsafeBufferPointer { gc in gx.withUnsafeMutableBufferPointer { gs in
