@@ -26,7 +26,7 @@ public enum BLAS {
     /// The library that computes fp32 products: `SSMAMBA_GEMM=openblas|onednn` in the environment,
     /// else oneDNN (measured on an AVX2 EPYC, one thread, `Benchmarks tensor`: as fast or faster on
     /// every forward product of ssmamba_tiny, 1.9× on dt_proj's rank-12 product, within 4 % on the
-    /// weight gradients; training +3–5 %). Both keep the engine's threading; their results differ
+    /// weight gradients; training +5 %). Both keep the engine's threading; their results differ
     /// only in rounding (the order of the sums).
     nonisolated(unsafe) public static var library: GEMMLibrary = {
         guard let name = ProcessInfo.processInfo.environment["SSMAMBA_GEMM"] else { return .oneDNN }
