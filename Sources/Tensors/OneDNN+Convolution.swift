@@ -61,17 +61,8 @@ extension OneDNN {
         let bias: dnnl_memory_desc_t, destination: dnnl_memory_desc_t
         let outHeight: Int, outWidth: Int
 
-        nonisolated(unsafe) private static var cache: [ConvolutionKey: Convolution?] = [:]
-        private static let lock = NSLock()
-
-        static func cached(_ key: ConvolutionKey) -> Convolution? {
-            lock.lock()
-            defer { lock.unlock() }
-            if let found = cache[key] { return found }
-            let made = Convolution(key)
-            cache[key] = made
-            return made
-        }
+        private static let cache = PrimitiveCache<ConvolutionKey, Convolution> { Convolution($0) }
+        static func cached(_ key: ConvolutionKey) -> Convolution? { cache.value(for: key) }
 
         private init?(_ key: ConvolutionKey) {
             (outHeight, outWidth) = ((key.height - 1) / key.stride + 1, (key.width - 1) / key.stride + 1)

@@ -84,17 +84,8 @@ public enum OneDNN {
         /// The operands' descriptions (read by every call; never written after `init`).
         let a: dnnl_memory_desc_t, b: dnnl_memory_desc_t, c: dnnl_memory_desc_t
 
-        nonisolated(unsafe) private static var cache: [MatmulKey: Matmul?] = [:]
-        private static let lock = NSLock()
-
-        static func cached(_ key: MatmulKey) -> Matmul? {
-            lock.lock()
-            defer { lock.unlock() }
-            if let found = cache[key] { return found }
-            let made = Matmul(key)
-            cache[key] = made
-            return made
-        }
+        private static let cache = PrimitiveCache<MatmulKey, Matmul> { Matmul($0) }
+        static func cached(_ key: MatmulKey) -> Matmul? { cache.value(for: key) }
 
         private init?(_ key: MatmulKey) {
             let type = key.type == .bfloat16 ? dnnl_bf16 : dnnl_f32
@@ -159,6 +150,25 @@ private func describe(_ desc: inout dnnl_memory_desc_t, rows: Int, columns: Int,
     let dims = [Int64(rows), Int64(columns)]
     let strides: [Int64] = transposed ? [1, Int64(leading)] : [Int64(leading), 1]
     return dnnl_memory_desc_init_by_strides(&desc, 2, dims, type, strides) == dnnl_success
+}
+
+/// oneDNN objects made once per key and shared by every thread (a key oneDNN refused is
+/// remembered as nil, so it is not asked again).
+final class PrimitiveCache<Key: Hashable, Value>: @unchecked Sendable {
+    private var entries: [Key: Value?] = [:]
+    private let lock = NSLock()
+    private let make: (Key) -> Value?
+
+    init(_ make: @escaping (Key) -> Value?) { self.make = make }
+
+    func value(for key: Key) -> Value? {
+        lock.withLock {
+            if let found = entries[key] { return found }
+            let made = make(key)
+            entries[key] = made
+            return made
+        }
+    }
 }
 
 extension OneDNN {
