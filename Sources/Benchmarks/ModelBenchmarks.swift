@@ -9,8 +9,7 @@ import Tensors
 /// why the suite runs every case in a process of its own.
 enum ModelBenchmarks {
     static func runCase(model name: String, batch: Int, training: Bool, steps: Int, precision requested: GEMMPrecision = .float32) throws {
-        // As a training stage does: bfloat16 only where the CPU multiplies it (emulation is slower than fp32).
-        let precision: GEMMPrecision = requested == .bfloat16 && OneDNN.hasBFloat16Hardware ? .bfloat16 : .float32
+        let precision = requested.onThisCPU  // as a training stage chooses
         let config = try ModelConfiguration.named(name)
         var rng = RandomGenerator(seed: 1)
         let images = Tensor.normal([batch, config.channels, config.imageSize, config.imageSize], using: &rng)

@@ -49,13 +49,14 @@ public final class Classifier: ParameterOwner {
         }
         let perImage = images.count / batch, classes = config.classes
         let starts = Array(stride(from: 0, to: batch, by: chunk))
+        let lanes = min(workers, starts.count)  // chunk i runs on lane i mod lanes
         var logits = Tensor(uninitialized: [batch, classes])
         let precision = BLAS.precision
         logits.withUnsafeMutableBufferPointer { out in
             let shared = PredictionChunks(model: self, images: images, out: SharedPointer(out.baseAddress!))
-            DispatchQueue.concurrentPerform(iterations: min(workers, starts.count)) { worker in
+            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
                 BLAS.withPrecision(precision) { BLAS.onOneThread {
-                    for index in stride(from: worker, to: starts.count, by: workers) {
+                    for index in stride(from: lane, to: starts.count, by: lanes) {
                         let (start, count) = (starts[index], min(chunk, batch - starts[index]))
                         let part = Tensor(shape: [count] + shared.images.shape.dropFirst(),
                                           scalars: Array(shared.images.scalars[(start * perImage)..<((start + count) * perImage)]))

@@ -9,13 +9,13 @@ enum TrainingPrecision {
         "precision", .choice(GEMMPrecision.allCases.map(\.rawValue)), default: GEMMPrecision.float32.rawValue,
         "matrix products in fp32, or bf16 (bfloat16 operands, float32 sums and weights) on CPUs with AVX-512 BF16 or AMX; elsewhere bf16 trains in fp32 and says so")
 
-    /// The precision a stage trains in: bf16 only where `OneDNN.hasBFloat16Hardware` (without it,
-    /// bfloat16 products are emulated and slower than fp32, so the stage says so and uses fp32).
-    static func resolve(_ requested: String, stage: String) -> GEMMPrecision {
-        guard requested == GEMMPrecision.bfloat16.rawValue else { return .float32 }
-        if OneDNN.hasBFloat16Hardware { return .bfloat16 }
+    /// The precision a stage trains in (`GEMMPrecision.onThisCPU`); when that is not the one
+    /// asked for, the stage says so.
+    static func resolve(_ asked: GEMMPrecision, stage: String) -> GEMMPrecision {
+        let used = asked.onThisCPU
+        if used == asked { return used }
         FileHandle.standardError.write(Data(
             "\(stage): warning: precision bf16 needs a CPU with AVX-512 BF16 or AMX (oneDNN sees \(OneDNN.configuration)); training in fp32\n".utf8))
-        return .float32
+        return used
     }
 }

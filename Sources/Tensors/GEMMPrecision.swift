@@ -7,6 +7,13 @@ import Foundation
 public enum GEMMPrecision: String, Sendable, Codable, CaseIterable {
     case float32 = "fp32"
     case bfloat16 = "bf16"
+
+    /// The precision to train in when this one is asked for: bfloat16 only where the CPU
+    /// multiplies it in hardware (`OneDNN.hasBFloat16Hardware`); elsewhere its products would be
+    /// emulated, slower than float32, so float32.
+    public var onThisCPU: GEMMPrecision {
+        self == .bfloat16 && OneDNN.hasBFloat16Hardware ? .bfloat16 : .float32
+    }
 }
 
 extension BLAS {

@@ -1,6 +1,7 @@
 import Flow
 import Tiling
 import SSMamba
+import Tensors
 
 /// `finetune`: supervised fine-tuning of the classifier streamed from the tile cache.
 enum FinetuneKind: StageKind {
@@ -52,7 +53,7 @@ enum FinetuneKind: StageKind {
         var saturation: Double
         var validationFraction: Double
         var testFraction: Double
-        var precision: String
+        var precision: GEMMPrecision
         var readers: Int
         var checkpointEvery: Int
 

@@ -1,6 +1,7 @@
 import Flow
 import Tiling
 import SSMamba
+import Tensors
 
 /// `pretrain`: MAMIM pretraining streamed from the tile cache.
 enum PretrainKind: StageKind {
@@ -49,7 +50,7 @@ enum PretrainKind: StageKind {
         var contrast: Double
         var saturation: Double
         var reconstructions: Int
-        var precision: String
+        var precision: GEMMPrecision
         var readers: Int
         var checkpointEvery: Int
     }
