@@ -8,21 +8,27 @@ import Tensors
 /// achieved GFLOP/s by the model's counted cost (ModelCost). Peak memory is the process's, which is
 /// why the suite runs every case in a process of its own.
 enum ModelBenchmarks {
-    static func runCase(model name: String, batch: Int, training: Bool, steps: Int, precision requested: GEMMPrecision = .float32) throws {
+    /// Training runs `replicas` copies of the model side by side (nil: as a training stage chooses,
+    /// `TrainingReplicas.plan`).
+    static func runCase(model name: String, batch: Int, training: Bool, steps: Int, precision requested: GEMMPrecision = .float32,
+                        replicas requestedReplicas: Int? = nil) throws {
         let precision = requested.onThisCPU  // as a training stage chooses
         let config = try ModelConfiguration.named(name)
         var rng = RandomGenerator(seed: 1)
         let images = Tensor.normal([batch, config.channels, config.imageSize, config.imageSize], using: &rng)
         let labels = (0..<batch).map { $0 % config.classes }
-        let model = try Classifier(config: config, using: &rng)
         var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 1e-4, warmupSteps: 1, totalSteps: 1000))
         settings.precision = precision
-        let trainer = Trainer(model: model, settings: settings)
+        let plan = TrainingReplicas<Classifier>.plan(batch: batch)
+        let replicas = training ? requestedReplicas ?? plan.replicas : 1
+        let workers = requestedReplicas.map { max(1, ProcessInfo.processInfo.activeProcessorCount / $0) } ?? plan.workersPerReplica
+        let trainers = try (0..<replicas).map { _ in Trainer(model: try Classifier(config: config, using: &rng), settings: settings) }
+        let trainer = TrainingReplicas(trainers, workersPerReplica: workers)
         let timing = Timing.measure(repeats: steps) {
             if training {
                 _ = try? trainer.step(images: images, labels: labels)
             } else {
-                _ = trainer.predict(images)
+                _ = trainer.main.predict(images)
             }
         }
         let cost = ModelCost(config: config)
@@ -33,6 +39,7 @@ enum ModelBenchmarks {
             "images_per_second": imagesPerSecond, "spread": timing.spread, "peak_rss_mb": peakResidentBytes() / 1_048_576,
             "gflops": flopsPerImage * imagesPerSecond / 1e9, "steps": steps,
             "precision": training ? precision.rawValue : "fp32", "precision_requested": requested.rawValue, "gemm": BLAS.library.rawValue,
+            "replicas": replicas, "workers_per_replica": training ? workers : ThreadPlan.kernelWorkers,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))

@@ -1,7 +1,7 @@
 // Benchmarks (never part of the tests).
 //
 //     .build/release/Benchmarks tensor [--quick]
-//     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5]
+//     .build/release/Benchmarks model --model ssmamba_tiny --batch 8 --mode infer|train [--steps 5] [--replicas N]
 //     .build/release/Benchmarks regions [--quick]      (random region reads; tifffile and OpenSlide)
 //     .build/release/Benchmarks cache [--quick]        (tile cache writes and model-ready reads; Python lmdb + numpy)
 //     .build/release/Benchmarks stream [--quick]       (training fed from the cache vs from memory; PyTorch DataLoader over py-lmdb)
@@ -45,9 +45,9 @@ case "model":
     suite {
         try ModelBenchmarks.runCase(model: option("--model", default: "ssmamba_tiny"), batch: Int(option("--batch", default: "8")) ?? 8,
                                     training: option("--mode", default: "infer") == "train", steps: Int(option("--steps", default: "5")) ?? 5,
-                                    precision: precision)
+                                    precision: precision, replicas: Int(option("--replicas", default: "")))
     }
 default:
-    FileHandle.standardError.write(Data("usage: Benchmarks tensor|scan|regions|cache|stream|stain|pipeline|model-suite [--quick] | model --model NAME --batch N --mode infer|train [--steps N] [--precision fp32|bf16]\n".utf8))
+    FileHandle.standardError.write(Data("usage: Benchmarks tensor|scan|regions|cache|stream|stain|pipeline|model-suite [--quick] | model --model NAME --batch N --mode infer|train [--steps N] [--precision fp32|bf16] [--replicas N]\n".utf8))
     exit(2)
 }

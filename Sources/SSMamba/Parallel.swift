@@ -11,9 +11,10 @@ import Tensors
 public enum ThreadPlan {
     nonisolated(unsafe) private static var workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Workers of the split kernels (default: every core; 1 inside `BLAS.onOneThread`).
+    /// Workers of the split kernels (default: every core; at most the calling thread's
+    /// `BLAS.workerLimit`, so 1 inside `BLAS.onOneThread`).
     public static var kernelWorkers: Int {
-        get { BLAS.isOnOneThread ? 1 : workers }
+        get { min(workers, BLAS.workerLimit ?? workers) }
         set { workers = max(1, newValue) }
     }
 }

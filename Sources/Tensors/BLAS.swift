@@ -16,10 +16,11 @@ public enum BLAS {
     nonisolated(unsafe) private static var workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
     private static let singleThreadedLibrary: Void = { openblas_set_num_threads(1) }()
 
-    /// Workers one GEMM may use (default: every core; 1 inside `onOneThread`). Set it to 1 when
-    /// several tasks call GEMM at once, so GEMMs and pipeline tasks do not oversubscribe the cores.
+    /// Workers one GEMM may use (default: every core; at most the calling thread's `workerLimit`,
+    /// so 1 inside `onOneThread`). Set it to 1 when several tasks call GEMM at once, so GEMMs and
+    /// pipeline tasks do not oversubscribe the cores.
     public static var threads: Int {
-        get { isOnOneThread ? 1 : workers }
+        get { min(workers, workerLimit ?? workers) }
         set { workers = max(1, newValue) }
     }
 

@@ -30,31 +30,57 @@ extension BLAS {
     }
 
     /// Whether the calling thread runs every kernel itself, without Dispatch workers.
-    public static var isOnOneThread: Bool { ThreadState.current.contains(.oneThread) }
+    public static var isOnOneThread: Bool { workerLimit == 1 }
+
+    /// The most workers a kernel called on this thread may split over (nil: no limit of the
+    /// thread's own; `threads` and `ThreadPlan.kernelWorkers` apply).
+    public static var workerLimit: Int? {
+        let limit = ThreadState.current.workerLimit
+        return limit > 0 ? limit : nil
+    }
 
     /// Runs `body` with every kernel it calls (GEMMs, elementwise maps, the model's split loops)
     /// on the calling thread alone: for callers that already run one task per core, such as
     /// evaluation chunks side by side, where splitting each layer again only adds overhead.
     public static func onOneThread<Result>(_ body: () throws -> Result) rethrows -> Result {
-        try ThreadState.with(.oneThread, true, body)
+        try withWorkers(1, body)
+    }
+
+    /// Runs `body` with the kernels it calls split over at most `workers` workers (≥ 1): for
+    /// callers that run several tasks side by side, each with its share of the cores.
+    public static func withWorkers<Result>(_ workers: Int, _ body: () throws -> Result) rethrows -> Result {
+        try ThreadState.withWorkerLimit(max(1, workers), body)
     }
 }
 
-/// Per-thread settings of the engine, kept in one pthread key as a bit set.
+/// Per-thread settings of the engine, kept in one pthread key: flags in the low byte, a worker
+/// limit (0: none) above it.
 struct ThreadState: OptionSet {
     let rawValue: Int
     static let bfloat16Products = ThreadState(rawValue: 1)
-    static let oneThread = ThreadState(rawValue: 2)
+    private static let flagBits = 8
 
     static var current: ThreadState {
         ThreadState(rawValue: Int(bitPattern: pthread_getspecific(key)))
     }
 
+    var workerLimit: Int { rawValue >> Self.flagBits }
+
     /// Runs `body` with `flag` set (or cleared) on this thread, then restores the previous state.
     static func with<Result>(_ flag: ThreadState, _ on: Bool, _ body: () throws -> Result) rethrows -> Result {
-        let saved = pthread_getspecific(key)
-        var state = ThreadState(rawValue: Int(bitPattern: saved))
+        var state = current
         if on { state.insert(flag) } else { state.remove(flag) }
+        return try with(state, body)
+    }
+
+    /// Runs `body` with this thread's worker limit set to `limit`, then restores the previous state.
+    static func withWorkerLimit<Result>(_ limit: Int, _ body: () throws -> Result) rethrows -> Result {
+        let flags = current.rawValue & ((1 << flagBits) - 1)
+        return try with(ThreadState(rawValue: flags | limit << flagBits), body)
+    }
+
+    private static func with<Result>(_ state: ThreadState, _ body: () throws -> Result) rethrows -> Result {
+        let saved = pthread_getspecific(key)
         pthread_setspecific(key, UnsafeRawPointer(bitPattern: state.rawValue))
         defer { pthread_setspecific(key, saved) }
         return try body()
