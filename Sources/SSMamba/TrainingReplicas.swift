@@ -18,6 +18,7 @@ public final class TrainingReplicas<Model: ParameterOwner> {
     public let trainers: [Trainer<Model>]
     public let workersPerReplica: Int
     private let group: ReplicaGroup?
+    private let threads: SideBySide
     /// The place of this process's first sample in the whole batch (MPI data-parallel training).
     public var sampleOffset = 0
 
@@ -46,6 +47,7 @@ public final class TrainingReplicas<Model: ParameterOwner> {
         for trainer in trainers.dropFirst() {
             for (mine, theirs) in zip(trainer.model.parameters, trainers[0].model.parameters) { mine.value = theirs.value }
         }
+        threads = SideBySide(trainers.count)
         if trainers.count > 1 {
             let group = ReplicaGroup(replicas: trainers.count)
             for (index, trainer) in trainers.enumerated() { trainer.group = group.member(index) }
@@ -55,6 +57,8 @@ public final class TrainingReplicas<Model: ParameterOwner> {
             self.group = nil
         }
     }
+
+    deinit { threads.stop() }
 
     public var main: Trainer<Model> { trainers[0] }
     public var count: Int { trainers.count }
@@ -83,7 +87,7 @@ public final class TrainingReplicas<Model: ParameterOwner> {
         withoutActuallyEscaping(body) { body in
             let shared = Shared(replicas: self, body: body, outcomes: outcomes)
             defer { shared.body = nil }  // the threads may outlive the step a moment; the body must not
-            SideBySide.run(count) { replica in
+            threads.run { replica in
                 let range = shared.replicas.share(replica, of: samples)
                 let trainer = shared.replicas.trainers[replica]
                 trainer.sampleOffset = shared.replicas.sampleOffset + range.lowerBound
@@ -178,22 +182,64 @@ extension Tensor {
     }
 }
 
-/// Runs `body(0..<count)` at the same time on `count` threads (the caller's is the first) and
-/// returns when all have finished. Dedicated threads, not Dispatch's pool: the bodies wait for one
-/// another (`ReplicaGroup`), which needs every one of them running at once.
-enum SideBySide {
-    static func run(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        let done = DispatchGroup()
-        for index in 1..<max(1, count) {
-            done.enter()
-            let thread = Thread {
-                body(index)
-                done.leave()
-            }
+/// `count` threads that run one body at the same time, `body(0)` on the caller's thread and
+/// `body(i)` on thread i, and return when all have finished. Dedicated threads, not Dispatch's
+/// pool: the bodies wait for one another (`ReplicaGroup`), which needs every one of them running
+/// at once. The threads live as long as the replicas, so each keeps its own malloc arena (threads
+/// made per step took arenas at random and grew every one of them to a replica's working set).
+final class SideBySide: @unchecked Sendable {
+    let count: Int
+    private let condition = NSCondition()
+    private var job: (@Sendable (Int) -> Void)?
+    private var round = 0, finished = 0
+    private var stopping = false
+
+    init(_ count: Int) {
+        self.count = max(1, count)
+        for index in 1..<self.count {
+            let thread = Thread { [self] in serve(index) }
             thread.stackSize = 8 << 20
             thread.start()
         }
+    }
+
+    /// Runs `body(i)` for every i in 0..<count at once; returns when every call has returned.
+    func run(_ body: @escaping @Sendable (Int) -> Void) {
+        condition.lock()
+        job = body
+        round += 1
+        finished = 0
+        condition.broadcast()
+        condition.unlock()
         body(0)
-        done.wait()
+        condition.lock()
+        while finished < count - 1 { condition.wait() }
+        job = nil
+        condition.unlock()
+    }
+
+    /// Ends the threads (after the round that runs, if any).
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func serve(_ index: Int) {
+        var seen = 0
+        while true {
+            condition.lock()
+            while round == seen && !stopping { condition.wait() }
+            if stopping { condition.unlock(); return }
+            seen = round
+            let body = job!
+            condition.unlock()
+            body(index)
+            condition.lock()
+            finished += 1
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 }

@@ -25,6 +25,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
     let precision: GEMMPrecision
+    /// Model copies training side by side in this process, and the cores of each.
+    let replicas: (replicas: Int, workersPerReplica: Int)
     let record: TrainingRecord
     /// The processes training together under mpirun/srun (nil: this one alone).
     let group: Communicator?
@@ -52,8 +54,9 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         seed = UInt64(step.seed)
         readers = p.readers
         precision = TrainingPrecision.resolve(p.precision, stage: step.name)
+        replicas = try DataParallel.replicas(p.replicas, batch: p.batch, stage: step.name)
         folder = step.runFolder.appendingPathComponent(name)
-        record = try TrainingRecord(folder: folder, stage: "finetune", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every"],
+        record = try TrainingRecord(folder: folder, stage: "finetune", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "replicas"],
                                     seed: seed, resume: step.resume)
         group = try DataParallel.trainingGroup()
         artifacts = step.artifacts
@@ -128,11 +131,19 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         training.seed = seed &+ 1
         training.precision = precision
         // A frozen encoder: the head alone learns. Layer-wise decay scales each block's rate.
-        let trainable = freezeEncoder ? model.parameters.filter { $0.name.hasPrefix("head.") } : model.parameters
-        let scales = layerDecay < 1 ? LayerDecay.scales(trainable, depth: config.depth, decay: layerDecay) : nil
-        let trainer = Trainer(model: model, settings: training, trainable: trainable, learningRateScales: scales)
-        if freezeEncoder { context.count("\(name).frozen_encoder_parameters", model.parameters.count - trainable.count) }
+        func trainer(_ model: Classifier) -> Trainer<Classifier> {
+            let trainable = freezeEncoder ? model.parameters.filter { $0.name.hasPrefix("head.") } : model.parameters
+            let scales = layerDecay < 1 ? LayerDecay.scales(trainable, depth: config.depth, decay: layerDecay) : nil
+            return Trainer(model: model, settings: training, trainable: trainable, learningRateScales: scales)
+        }
+        // The copies take the first model's weights (pretrained or not).
+        let copies = try (1..<replicas.replicas).map { _ in try Classifier(config: config, using: &rng) }
+        let trainers = TrainingReplicas(([model] + copies).map(trainer), workersPerReplica: replicas.workersPerReplica, outerGroup: group)
+        let trainer = trainers.main
+        if freezeEncoder { context.count("\(name).frozen_encoder_parameters", model.parameters.count - trainer.trainable.count) }
+        context.count("\(name).replicas", trainers.count)
         let (start, notes) = try record.start(trainer, tiles: tiles)
+        if start > 0 { try trainers.synchronizeFromMain(config: config) }
         var best: (score: Double, epoch: Int, weights: SafeTensorsFile)?
         /// The validation balanced accuracy after each epoch (kept in `last`, so a resumed run's curve is whole).
         var history = (start > 0 ? notes["validation_history"] : nil).map { $0.split(separator: ",").compactMap { Double($0) } } ?? []
@@ -146,11 +157,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
                                  : EpochOrder(count: train.count, seed: seed &+ 303).batchPlan(size: batchSize)
         // Under mpirun/srun each process reads its share of every batch; gradients are averaged.
         let (plan, offset) = try DataParallel.share(wholePlan, batch: batchSize, stage: name)
-        trainer.sampleOffset = offset
-        if let group {
-            trainer.group = group
-            context.count("\(name).processes", group.size)
-        }
+        trainers.sampleOffset = offset
+        if let group { context.count("\(name).processes", group.size) }
         let reader = CacheBatchReader(tiles: train, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202, positionOffset: offset)
         try reader.checkTileSize()
         let stream = CacheBatchStream(reader, first: start, count: epochs * stepsPerEpoch, plan: plan, readers: readers)
@@ -172,9 +180,9 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             context.count("\(name).tiles_read", batch.members.count)
             imagesRead += batch.members.count
             if context.isStopping { break }
-            if !batch.members.isEmpty || trainer.group != nil {  // every process steps, even with an empty share
+            if !batch.members.isEmpty || group != nil {  // every process steps, even with an empty share
                 let rate = trainer.learningRate
-                let loss = try trainer.step(images: batch.images, labels: batch.members.map { labels[$0] })
+                let loss = try trainers.step(images: batch.images, labels: batch.members.map { labels[$0] })
                 try record.log(step: position, loss: loss, learningRate: rate)
                 epochLoss += Double(loss)
                 epochSteps += 1
@@ -203,7 +211,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
         if !context.isStopping {
             try DataParallel.recordPerRank(stage: name, group: group, images: imagesRead, waitedForData: stream.waitedSeconds,
-                                           synchronizing: trainer.synchronizationSeconds, context: context)
+                                           synchronizing: trainers.synchronizationSeconds, context: context)
         }
         if context.isStopping {
             if position > saved && position % stepsPerEpoch != 0 {

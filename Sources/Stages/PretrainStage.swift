@@ -22,6 +22,8 @@ final class PretrainStage: Stage, @unchecked Sendable {
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
     let precision: GEMMPrecision
+    /// Model copies training side by side in this process, and the cores of each.
+    let replicas: (replicas: Int, workersPerReplica: Int)
     let record: TrainingRecord
     /// The processes training together under mpirun/srun (nil: this one alone).
     let group: Communicator?
@@ -52,8 +54,9 @@ final class PretrainStage: Stage, @unchecked Sendable {
         seed = UInt64(step.seed)
         readers = p.readers
         precision = TrainingPrecision.resolve(p.precision, stage: step.name)
+        replicas = try DataParallel.replicas(p.replicas, batch: p.batch, stage: step.name)
         folder = step.runFolder.appendingPathComponent(name)
-        record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "reconstructions"],
+        record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "reconstructions", "replicas"],
                                     seed: seed, resume: step.resume)
         group = try DataParallel.trainingGroup()
         artifacts = step.artifacts
@@ -78,17 +81,21 @@ final class PretrainStage: Stage, @unchecked Sendable {
         training.optimizer.weightDecay = weightDecay
         training.seed = seed &+ 1
         training.precision = precision
-        let trainer = Trainer(model: model, settings: training)
+        let copies = try (1..<replicas.replicas).map { _ in try MaskedAutoencoder(config: config, settings: settings, using: &initialisation) }
+        let trainers = TrainingReplicas(([model] + copies).map { Trainer(model: $0, settings: training) },
+                                        workersPerReplica: replicas.workersPerReplica, outerGroup: group)
+        let trainer = trainers.main
         let (start, _) = try record.start(trainer, tiles: tiles)
-        if start > 0 { context.count("\(name).resumed_at_step", start) }
+        if start > 0 {
+            try trainers.synchronizeFromMain(config: config)
+            context.count("\(name).resumed_at_step", start)
+        }
+        context.count("\(name).replicas", trainers.count)
         let order = EpochOrder(count: tiles.count, seed: seed &+ 101)
         // Under mpirun/srun each process reads its share of every batch; gradients are averaged.
         let (plan, offset) = try DataParallel.share({ [batchSize] in order.batch($0, size: batchSize) }, batch: batchSize, stage: name)
-        trainer.sampleOffset = offset
-        if let group {
-            trainer.group = group
-            context.count("\(name).processes", group.size)
-        }
+        trainers.sampleOffset = offset
+        if let group { context.count("\(name).processes", group.size) }
         let reader = CacheBatchReader(tiles: tiles, augmentation: augmentation, size: config.imageSize, seed: seed &+ 202, positionOffset: offset)
         try reader.checkTileSize()
         let stream = CacheBatchStream(reader, first: start, count: steps, plan: plan, readers: readers)
@@ -103,11 +110,12 @@ final class PretrainStage: Stage, @unchecked Sendable {
             for (tile, reason) in batch.failures { context.reportFailure(item: tile.description, reason: reason) }
             context.count("\(name).tiles_read", batch.members.count)
             guard !context.isStopping else { break }
-            if !batch.members.isEmpty || trainer.group != nil {  // every process steps, even with an empty share
+            if !batch.members.isEmpty || group != nil {  // every process steps, even with an empty share
                 let rate = trainer.learningRate
-                let loss = try trainer.step(samples: batch.members.count) { rng, scale in
-                    let visible = model.randomVisibleGrid(batch: batch.members.count, using: &rng)
-                    let loss = model.loss(batch.images, visible: visible, training: true, using: &rng).loss
+                let loss = try trainers.step(samples: batch.members.count) { replica, range, rng, scale in
+                    let model = trainers.trainers[replica].model
+                    let visible = model.randomVisibleGrid(batch: range.count, using: &rng)
+                    let loss = model.loss(batch.images.samples(range), visible: visible, training: true, using: &rng).loss
                     model.backward(scale: scale)
                     return loss
                 }
@@ -134,7 +142,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         context.record(metric: "\(name).epochs", Double(steps * batchSize) / Double(tiles.count))
         context.record(metric: "\(name).waited_for_data_seconds", stream.waitedSeconds)
         try DataParallel.recordPerRank(stage: name, group: group, images: imagesSeen, waitedForData: stream.waitedSeconds,
-                                       synchronizing: trainer.synchronizationSeconds, context: context)
+                                       synchronizing: trainers.synchronizationSeconds, context: context)
         context.record(metric: "\(name).images_per_second", Double(imagesSeen) / max(Date().timeIntervalSince(started), 1e-9))
         let url = folder.appendingPathComponent("checkpoint")
         guard record.writes else { return url }  // rank 0 writes the checkpoint and the pictures

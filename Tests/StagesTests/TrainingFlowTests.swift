@@ -376,4 +376,58 @@ final class RecipeTests: XCTestCase {
         // Drop-path is 0 in pretraining unless the flow sets it (ssmamba_tiny_64 fine-tunes at 0.1).
         XCTAssertEqual(try Checkpoint.read(from: run.appendingPathComponent("pretrain_tiny/checkpoint")).manifest.model.dropPathRate, 0)
     }
+
+    /// `replicas`: the training stages run copies of the model side by side, each on its share of
+    /// every batch (3 replicas: shares of 2, 1, 1 and 1, 1, 1 images, on 2 cores, with threads
+    /// waiting for one another); the loss curves of pretraining and fine-tuning are one replica's
+    /// up to the order of the sums, and the report counts the replicas.
+    func testReplicasTrainLikeOneModel() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("replicas-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rois = try writeColourROIs(into: folder.appendingPathComponent("rois"), perClass: 8)
+        func losses(replicas: Int) throws -> (pretrain: [Double], finetune: [Double], report: FlowReport) {
+            let path = folder.appendingPathComponent("replicas-\(replicas).yaml").path
+            try """
+            flow: replicas
+            output: \(folder.appendingPathComponent("run-\(replicas)").path)
+            source: {kind: roi_folder, path: \(rois.path)}
+            stages:
+              - stage: decode
+              - stage: cache
+                path: \(folder.appendingPathComponent("cache").path)
+              - stage: pretrain
+                model: {name: ssmamba_micro, drop_path: 0.1}
+                steps: 4
+                batch: 4
+                replicas: \(replicas)
+                reconstructions: 0
+              - stage: finetune
+                from: cache
+                init: pretrain
+                model: {name: ssmamba_micro, drop_path: 0.1}
+                epochs: 2
+                batch: 3
+                replicas: \(replicas)
+                validation_fraction: 0.25
+                test_fraction: 0.25
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            let report = try FlowRunner.run(FlowRunner.load(path), printer: nil).report
+            XCTAssertEqual(report.failures, 0, report.markdown)
+            func column(_ stage: String) throws -> [Double] {
+                let log = folder.appendingPathComponent("run-\(replicas)/\(stage)/train_log.csv")
+                return try String(contentsOf: log, encoding: .utf8).split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[1])! }
+            }
+            return (try column("pretrain"), try column("finetune"), report)
+        }
+        let (one, three) = (try losses(replicas: 1), try losses(replicas: 3))
+        XCTAssertEqual(three.report.counters["pretrain.replicas"], 3)
+        XCTAssertEqual(three.report.counters["finetune.replicas"], 3)
+        XCTAssertEqual(one.report.counters["finetune.replicas"], 1)
+        XCTAssertEqual(one.pretrain.count, 4)
+        XCTAssertEqual(one.finetune.count, three.finetune.count)
+        XCTAssertGreaterThan(one.finetune.count, 2)
+        for (a, b) in zip(one.pretrain, three.pretrain) { XCTAssertEqual(a, b, accuracy: 1e-3 * abs(a), "pretraining loss") }
+        for (a, b) in zip(one.finetune, three.finetune) { XCTAssertEqual(a, b, accuracy: 1e-3 * abs(a), "fine-tuning loss") }
+    }
 }

@@ -27,6 +27,7 @@ enum FinetuneKind: StageKind {
         ParameterSpec("validation_fraction", .number(0...0.9), default: "0.15", "sources for validation when the data has no split"),
         ParameterSpec("test_fraction", .number(0...0.9), default: "0.15", "sources for test when the data has no split"),
         TrainingPrecision.parameter,
+        DataParallel.replicasParameter,
         ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
         ParameterSpec("checkpoint_every", .integer(1...10_000_000), default: "100", "steps between resumable checkpoints (`<run>/<name>/last`; also at every epoch's end and when the run is stopped)"),
     ]
@@ -54,12 +55,13 @@ enum FinetuneKind: StageKind {
         var validationFraction: Double
         var testFraction: Double
         var precision: GEMMPrecision
+        var replicas: Int?
         var readers: Int
         var checkpointEvery: Int
 
         enum CodingKeys: String, CodingKey {
             case model, initialization = "init", epochs, batch, lr, weightDecay, labelSmoothing, balanced, warmup, layerDecay, freezeEncoder
-            case cropScaleMin, flips, brightness, contrast, saturation, validationFraction, testFraction, precision, readers, checkpointEvery
+            case cropScaleMin, flips, brightness, contrast, saturation, validationFraction, testFraction, precision, replicas, readers, checkpointEvery
         }
     }
 

@@ -26,6 +26,7 @@ enum PretrainKind: StageKind {
         ParameterSpec("saturation", .number(0...0.5), default: "0", "saturation jitter (± fraction)"),
         ParameterSpec("reconstructions", .integer(0...256), default: "4", "reconstruction pictures to save"),
         TrainingPrecision.parameter,
+        DataParallel.replicasParameter,
         ParameterSpec("readers", .integer(1...64), default: "2", "threads reading, decoding and augmenting batches from the cache ahead of the optimizer"),
         ParameterSpec("checkpoint_every", .integer(1...10_000_000), default: "100", "steps between resumable checkpoints (`<run>/<name>/last`; also at the end and when the run is stopped)"),
     ]
@@ -51,6 +52,7 @@ enum PretrainKind: StageKind {
         var saturation: Double
         var reconstructions: Int
         var precision: GEMMPrecision
+        var replicas: Int?
         var readers: Int
         var checkpointEvery: Int
     }
