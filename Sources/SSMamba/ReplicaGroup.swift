@@ -6,18 +6,25 @@ import Foundation
 ///     s[i] = ((v₀[i] + v₁[i]) + v₂[i]) + …   (always in replica order),
 /// and writes s[i] into every replica's buffer, so every replica ends with the same bits.
 ///
+/// With an `outer` group (this process is one of several under MPI), replica 0 then sums the
+/// process's total with the other processes (`outer.sum`) and every replica copies the result:
+/// `processes` counts every replica of every process.
+///
 /// A replica that fails calls `abandon()`: the others' pending and later `sum`s throw instead of
 /// waiting for it forever.
 public final class ReplicaGroup: @unchecked Sendable {
     public let replicas: Int
+    /// The processes this one trains with (nil: this process alone).
+    public let outer: ProcessGroup?
     private let condition = NSCondition()
     private var buffers: [UnsafeMutableBufferPointer<Float>?]
     private var arrived = 0, generation = 0
     private var abandoned = false
 
-    public init(replicas: Int) {
+    public init(replicas: Int, outer: ProcessGroup? = nil) {
         precondition(replicas >= 1, "a replica group needs at least one replica")
         self.replicas = replicas
+        self.outer = outer
         buffers = Array(repeating: nil, count: replicas)
     }
 
@@ -44,12 +51,15 @@ public final class ReplicaGroup: @unchecked Sendable {
         let group: ReplicaGroup
         let index: Int
         init(group: ReplicaGroup, index: Int) { (self.group, self.index) = (group, index) }
-        var processes: Int { group.replicas }
+        var processes: Int { group.replicas * (group.outer?.processes ?? 1) }
         func sum(_ values: UnsafeMutableBufferPointer<Float>) throws { try group.sum(values, replica: index) }
     }
 
     private func sum(_ values: UnsafeMutableBufferPointer<Float>, replica: Int) throws {
-        guard replicas > 1 else { return }
+        guard replicas > 1 else {
+            try outer?.sum(values)
+            return
+        }
         condition.lock()
         buffers[replica] = values
         condition.unlock()
@@ -61,6 +71,13 @@ public final class ReplicaGroup: @unchecked Sendable {
         let first = all[0]
         for other in all.dropFirst() {
             for i in slice { first[i] += other[i] }
+        }
+        if let outer {
+            try barrier()  // replica 0's buffer holds this process's sum
+            if replica == 0 {
+                do { try outer.sum(first) } catch { abandon(); throw error }
+            }
+            try barrier()  // and now every process's
         }
         for other in all.dropFirst() {
             for i in slice { other[i] = first[i] }

@@ -38,10 +38,10 @@ public final class TrainingReplicas<Model: ParameterOwner> {
     ///     the others' weights are set to replica 0's (a single trainer trains alone, on the
     ///     calling thread, as before).
     ///   - workersPerReplica: the cores each replica's kernels split over.
-    ///   - outerGroup: the processes (MPI) this process trains with; only with a single replica.
+    ///   - outerGroup: the processes (MPI) this process trains with: the replicas' sum is summed
+    ///     with theirs (`ReplicaGroup`).
     public init(_ trainers: [Trainer<Model>], workersPerReplica: Int = 1, outerGroup: ProcessGroup? = nil) {
         precondition(!trainers.isEmpty, "at least one replica")
-        precondition(outerGroup == nil || trainers.count == 1, "replicas inside one process of several are not supported")
         self.trainers = trainers
         self.workersPerReplica = max(1, workersPerReplica)
         for trainer in trainers.dropFirst() {
@@ -49,7 +49,7 @@ public final class TrainingReplicas<Model: ParameterOwner> {
         }
         threads = SideBySide(trainers.count)
         if trainers.count > 1 {
-            let group = ReplicaGroup(replicas: trainers.count)
+            let group = ReplicaGroup(replicas: trainers.count, outer: outerGroup)
             for (index, trainer) in trainers.enumerated() { trainer.group = group.member(index) }
             self.group = group
         } else {
@@ -92,13 +92,14 @@ public final class TrainingReplicas<Model: ParameterOwner> {
                 let trainer = shared.replicas.trainers[replica]
                 trainer.sampleOffset = shared.replicas.sampleOffset + range.lowerBound
                 do {
-                    try BLAS.withWorkers(shared.replicas.workersPerReplica) {
+                    let stepLoss = try BLAS.withWorkers(shared.replicas.workersPerReplica) {
                         try trainer.step(samples: range.count) { rng, scale in
                             let loss = try shared.body!(replica, range, &rng, scale)
                             shared.outcomes.losses[replica] = loss
                             return loss
                         }
                     }
+                    if replica == 0 { shared.outcomes.processesLoss = stepLoss }
                 } catch {
                     shared.outcomes.errors[replica] = error
                     group.abandon()
@@ -110,6 +111,8 @@ public final class TrainingReplicas<Model: ParameterOwner> {
         if let error = errors.first(where: { !($0 is ReplicaGroup.Abandoned) }) ?? errors.first { throw error }
         // A replica without samples drew nothing; the draws of sites continue from replica 0's.
         for trainer in trainers.dropFirst() { trainer.rng = main.rng }
+        // Under MPI, what a trainer returns there (its mean over every process at an optimizer step).
+        if group.outer != nil { return outcomes.processesLoss }
         // The mean loss over this micro-batch's samples (the trainers return their own shares').
         guard samples > 0 else { return 0 }
         return (0..<count).reduce(Float(0)) { $0 + outcomes.losses[$1] * Float(share($1, of: samples).count) } / Float(samples)
@@ -119,6 +122,8 @@ public final class TrainingReplicas<Model: ParameterOwner> {
     private final class Outcomes: @unchecked Sendable {
         let losses: UnsafeMutablePointer<Float>
         let errors: UnsafeMutablePointer<(any Error)?>
+        /// What replica 0's trainer returned (written by replica 0 only).
+        var processesLoss: Float = 0
         init(_ count: Int) {
             losses = .allocate(capacity: count)
             losses.initialize(repeating: 0, count: count)

@@ -69,20 +69,17 @@ enum DataParallel {
     /// The `replicas` parameter of the training stages.
     static let replicasParameter = ParameterSpec(
         "replicas", .integer(1...64), optional: true,
-        "copies of the model training side by side in this process, each on its share of every batch and its share of the cores, gradients averaged before every step (default: one per core, at most 8 and at most `batch`; 1 under mpirun/srun)")
+        "copies of the model training side by side in this process, each on its share of every batch and its share of the cores, gradients averaged before every step (default: one per core, at most 8 and at most `batch`; 1 per process under mpirun/srun)")
 
     /// How many replicas a training stage runs in this process and the cores of each: `asked`, or
-    /// `TrainingReplicas.plan` for this process's share of `batch`. Under mpirun/srun each process
-    /// trains one replica (replicas inside each of several processes are not built).
-    static func replicas(_ asked: Int?, batch: Int, stage: String) throws -> (replicas: Int, workersPerReplica: Int) {
+    /// `TrainingReplicas.plan` for `batch`. Under mpirun/srun each process trains one replica
+    /// unless `replicas` says otherwise (the launcher decides how many processes share a node, and
+    /// every process sees all of the node's cores).
+    static func replicas(_ asked: Int?, batch: Int) -> (replicas: Int, workersPerReplica: Int) {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        if world.size > 1 {
-            if let asked, asked > 1 {
-                throw StageError("'\(stage)': `replicas: \(asked)` under \(world.size) processes: replicas inside each of several processes are not built; drop `replicas` (each process trains one)")
-            }
-            return (1, cores)
+        guard let asked else {
+            return world.size > 1 ? (1, cores) : TrainingReplicas<Classifier>.plan(batch: batch, cores: cores)
         }
-        guard let asked else { return TrainingReplicas<Classifier>.plan(batch: batch, cores: cores) }
         return (asked, max(1, cores / asked))
     }
 

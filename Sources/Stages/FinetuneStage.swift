@@ -54,7 +54,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         seed = UInt64(step.seed)
         readers = p.readers
         precision = TrainingPrecision.resolve(p.precision, stage: step.name)
-        replicas = try DataParallel.replicas(p.replicas, batch: p.batch, stage: step.name)
+        replicas = DataParallel.replicas(p.replicas, batch: p.batch)
         folder = step.runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "finetune", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "replicas"],
                                     seed: seed, resume: step.resume)

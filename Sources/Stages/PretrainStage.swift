@@ -54,7 +54,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         seed = UInt64(step.seed)
         readers = p.readers
         precision = TrainingPrecision.resolve(p.precision, stage: step.name)
-        replicas = try DataParallel.replicas(p.replicas, batch: p.batch, stage: step.name)
+        replicas = DataParallel.replicas(p.replicas, batch: p.batch)
         folder = step.runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "reconstructions", "replicas"],
                                     seed: seed, resume: step.resume)

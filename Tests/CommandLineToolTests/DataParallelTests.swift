@@ -122,6 +122,47 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    /// Two processes of two replicas each (`replicas: 2` under mpirun; four model copies on a
+    /// 2-core machine) pretrain as one process with one replica: the same loss sequence up to the
+    /// order of the sums.
+    func testReplicasInsideEachProcessMatchOneProcess() throws {
+        _ = try writeROIs()
+        func flow(replicas: Int) throws -> URL {
+            let url = folder.appendingPathComponent("pretrain-\(replicas).yaml")
+            try """
+            flow: pretrain
+            output: \(folder.appendingPathComponent("run").path)
+            source: {kind: roi_folder, path: \(folder.appendingPathComponent("rois").path)}
+            stages:
+              - stage: decode
+              - stage: cache
+                path: \(folder.appendingPathComponent("cache").path)
+              - stage: pretrain
+                model: {name: ssmamba_micro, drop_path: 0.1}
+                steps: 12
+                batch: 16
+                replicas: \(replicas)
+                reconstructions: 0
+
+            """.write(to: url, atomically: true, encoding: .utf8)
+            return url
+        }
+        let single = try BuiltTool.run(["run", try flow(replicas: 1).path, "--out", folder.appendingPathComponent("single").path])
+        XCTAssertEqual(single.status, 0, single.output)
+        let (status, output) = try mpirun(2, ["run", try flow(replicas: 2).path, "--out", folder.appendingPathComponent("parallel").path])
+        XCTAssertEqual(status, 0, output)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("parallel/report.json"))) as! [String: Any]
+        XCTAssertEqual((report["counters"] as? [String: Int])?["pretrain.processes"], 2)
+        XCTAssertEqual((report["counters"] as? [String: Int])?["pretrain.replicas"], 2)
+        let one = try losses(folder.appendingPathComponent("single"), stage: "pretrain")
+        let four = try losses(folder.appendingPathComponent("parallel"), stage: "pretrain")
+        XCTAssertEqual(one.count, 12)
+        XCTAssertEqual(one.count, four.count)
+        for (step, (a, b)) in zip(one, four).enumerated() {
+            XCTAssertEqual(b, a, accuracy: 1e-4 * abs(a), "step \(step): one replica \(a), 2 processes × 2 replicas \(b)")
+        }
+    }
+
     /// The single and the parallel run: the same losses step by step, the same best checkpoint.
     func compare() throws {
         let one = try losses(folder.appendingPathComponent("single")), two = try losses(folder.appendingPathComponent("parallel"))

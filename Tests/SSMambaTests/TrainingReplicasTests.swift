@@ -35,6 +35,35 @@ final class TrainingReplicasTests: XCTestCase {
         XCTAssertEqual(members[0].processes, 3)
     }
 
+    /// Two "processes" of two replicas each (four threads; the processes' group is itself a
+    /// replica group here, MPI's in the flows): every buffer ends with the sum of all four, the
+    /// same bits everywhere, and each member counts four processes.
+    func testReplicasInsideSeveralProcessesSumOverAll() throws {
+        let processes = ReplicaGroup(replicas: 2)
+        let inside = (0..<2).map { ReplicaGroup(replicas: 2, outer: processes.member($0)) }
+        let members = (0..<4).map { inside[$0 / 2].member($0 % 2) }
+        XCTAssertEqual(members[3].processes, 4)
+        let count = 333
+        let inputs: [[Float]] = (0..<4).map { k in
+            let scale = Float(k + 1) * 0.25, shift = Float(k)
+            return (0..<count).map { i in Float(i) * scale + shift }
+        }
+        let results = Results(replicas: 4, rounds: 1)
+        for k in 0..<4 {
+            Thread {
+                var values = inputs[k]
+                do { try values.withUnsafeMutableBufferPointer { try members[k].sum($0) } } catch { return }
+                results.set(values, replica: k, round: 0)
+            }.start()
+        }
+        XCTAssertTrue(results.waitForAll(timeout: 30), "the replicas did not finish")
+        let expected: [Float] = (0..<count).map { i in
+            let first: Float = inputs[0][i] + inputs[1][i], second: Float = inputs[2][i] + inputs[3][i]
+            return first + second
+        }
+        for k in 0..<4 { XCTAssertEqual(results.get(replica: k, round: 0), expected, "replica \(k % 2) of process \(k / 2)") }
+    }
+
     /// A replica that gives up releases the others: their sums throw instead of waiting forever.
     func testAbandoningTheGroupReleasesTheWaitingReplicas() {
         let group = ReplicaGroup(replicas: 2)
