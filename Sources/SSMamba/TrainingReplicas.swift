@@ -109,8 +109,9 @@ public final class TrainingReplicas<Model: ParameterOwner> {
         // The error of the replica that failed, not the others' "another replica failed".
         let errors = (0..<count).compactMap { outcomes.errors[$0] }
         if let error = errors.first(where: { !($0 is ReplicaGroup.Abandoned) }) ?? errors.first { throw error }
-        // A replica without samples drew nothing; the draws of sites continue from replica 0's.
-        for trainer in trainers.dropFirst() { trainer.rng = main.rng }
+        // A replica without samples drew nothing: every replica continues from the draws of the
+        // last one, which has a sample whenever the batch has one.
+        for trainer in trainers.dropLast() { trainer.rng = trainers[count - 1].rng }
         // Under MPI, what a trainer returns there (its mean over every process at an optimizer step).
         if group.outer != nil { return outcomes.processesLoss }
         // The mean loss over this micro-batch's samples (the trainers return their own shares').

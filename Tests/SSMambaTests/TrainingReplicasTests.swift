@@ -137,7 +137,12 @@ final class TrainingReplicasTests: XCTestCase {
         let (alone, three) = (try train(replicas: 1), try train(replicas: 3))
         XCTAssertEqual(three.share(0, of: 2).count + three.share(1, of: 2).count + three.share(2, of: 2).count, 2)
         XCTAssertEqual(three.share(0, of: 2).count, 0, "replica 0 has no sample of a batch of 2 shared by 3")
-        for trainer in three.trainers { XCTAssertEqual(trainer.optimizerStep, 1) }
+        for trainer in three.trainers {
+            XCTAssertEqual(trainer.optimizerStep, 1)
+            // Every replica (the empty one included) continues the random draws of one model.
+            XCTAssertEqual(trainer.checkpoint(config: trainer.model.config).manifest.randomState,
+                           alone.main.checkpoint(config: alone.main.model.config).manifest.randomState)
+        }
         for (a, b) in zip(alone.main.model.parameters, three.trainers[2].model.parameters) {
             XCTAssertLessThan(GradientCheck.relativeError(b.value, a.value), 1e-4, a.name)
         }
