@@ -91,11 +91,9 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(output.split(separator: "\n").filter { $0.hasPrefix("completed") }.count, 1, "rank 0 alone says how the run ended\n\(output)")
     }
 
-    /// MAMIM pretraining on 2 processes: every image's mask (and augmentation) draws from its place
-    /// in the whole batch, so the loss sequence is one process's.
-    func testPretrainingOnTwoProcessesMatchesOne() throws {
-        _ = try writeROIs()
-        let flow = folder.appendingPathComponent("pretrain.yaml")
+    /// A pretraining flow on the ROIs of `writeROIs`: `settings` are the pretrain step's lines.
+    func writePretrainFlow(_ name: String, settings: String) throws -> URL {
+        let url = folder.appendingPathComponent("\(name).yaml")
         try """
         flow: pretrain
         output: \(folder.appendingPathComponent("run").path)
@@ -105,21 +103,33 @@ final class DataParallelTests: XCTestCase {
           - stage: cache
             path: \(folder.appendingPathComponent("cache").path)
           - stage: pretrain
-            steps: 20
-            batch: 16
-            reconstructions: 2
+        \(settings)
 
-        """.write(to: flow, atomically: true, encoding: .utf8)
+        """.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    /// The pretraining losses of runs `single` and `parallel`: `steps` of them, step by step
+    /// within `tolerance` (relative).
+    func assertSamePretrainingLosses(steps: Int, tolerance: Double, _ label: String) throws {
+        let one = try losses(folder.appendingPathComponent("single"), stage: "pretrain")
+        let other = try losses(folder.appendingPathComponent("parallel"), stage: "pretrain")
+        XCTAssertEqual(one.count, steps)
+        XCTAssertEqual(one.count, other.count)
+        for (step, (a, b)) in zip(one, other).enumerated() {
+            XCTAssertEqual(b, a, accuracy: tolerance * abs(a), "step \(step): one process \(a), \(label) \(b)")
+        }
+    }
+
+    /// MAMIM pretraining on 2 processes: every image's mask (and augmentation) draws from its place
+    /// in the whole batch, so the loss sequence is one process's.
+    func testPretrainingOnTwoProcessesMatchesOne() throws {
+        _ = try writeROIs()
+        let flow = try writePretrainFlow("pretrain", settings: "    steps: 20\n    batch: 16\n    reconstructions: 2")
         XCTAssertEqual(try BuiltTool.run(["run", flow.path, "--out", folder.appendingPathComponent("single").path]).status, 0)
         let (status, output) = try mpirun(2, ["run", flow.path, "--out", folder.appendingPathComponent("parallel").path])
         XCTAssertEqual(status, 0, output)
-        let one = try losses(folder.appendingPathComponent("single"), stage: "pretrain")
-        let two = try losses(folder.appendingPathComponent("parallel"), stage: "pretrain")
-        XCTAssertEqual(one.count, 20)
-        XCTAssertEqual(one.count, two.count)
-        for (step, (a, b)) in zip(one, two).enumerated() {
-            XCTAssertEqual(b, a, accuracy: 1e-5 * abs(a), "step \(step): one process \(a), two processes \(b)")
-        }
+        try assertSamePretrainingLosses(steps: 20, tolerance: 1e-5, "two processes")
     }
 
     /// Two processes of two replicas each (`replicas: 2` under mpirun; four model copies on a
@@ -128,24 +138,13 @@ final class DataParallelTests: XCTestCase {
     func testReplicasInsideEachProcessMatchOneProcess() throws {
         _ = try writeROIs()
         func flow(replicas: Int) throws -> URL {
-            let url = folder.appendingPathComponent("pretrain-\(replicas).yaml")
-            try """
-            flow: pretrain
-            output: \(folder.appendingPathComponent("run").path)
-            source: {kind: roi_folder, path: \(folder.appendingPathComponent("rois").path)}
-            stages:
-              - stage: decode
-              - stage: cache
-                path: \(folder.appendingPathComponent("cache").path)
-              - stage: pretrain
+            try writePretrainFlow("pretrain-\(replicas)", settings: """
                 model: {name: ssmamba_micro, drop_path: 0.1}
                 steps: 12
                 batch: 16
                 replicas: \(replicas)
                 reconstructions: 0
-
-            """.write(to: url, atomically: true, encoding: .utf8)
-            return url
+            """)
         }
         let single = try BuiltTool.run(["run", try flow(replicas: 1).path, "--out", folder.appendingPathComponent("single").path])
         XCTAssertEqual(single.status, 0, single.output)
@@ -154,13 +153,7 @@ final class DataParallelTests: XCTestCase {
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("parallel/report.json"))) as! [String: Any]
         XCTAssertEqual((report["counters"] as? [String: Int])?["pretrain.processes"], 2)
         XCTAssertEqual((report["counters"] as? [String: Int])?["pretrain.replicas"], 2)
-        let one = try losses(folder.appendingPathComponent("single"), stage: "pretrain")
-        let four = try losses(folder.appendingPathComponent("parallel"), stage: "pretrain")
-        XCTAssertEqual(one.count, 12)
-        XCTAssertEqual(one.count, four.count)
-        for (step, (a, b)) in zip(one, four).enumerated() {
-            XCTAssertEqual(b, a, accuracy: 1e-4 * abs(a), "step \(step): one replica \(a), 2 processes × 2 replicas \(b)")
-        }
+        try assertSamePretrainingLosses(steps: 12, tolerance: 1e-4, "2 processes × 2 replicas")
     }
 
     /// The single and the parallel run: the same losses step by step, the same best checkpoint.
