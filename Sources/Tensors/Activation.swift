@@ -79,24 +79,15 @@ public enum Activation {
 
     // MARK: GELU, erf form
 
-    /// y = x·Φ(x) = ½x(1 + erf(x/√2))  (PyTorch's default `gelu`). erf comes from libm, per element.
+    /// y = x·Φ(x) = ½x(1 + erf(x/√2))  (PyTorch's default `gelu`), Φ by `VectorMath.normalCDF`
+    /// (16 lanes at a time; libm's erf per element took 14 % of MAMIM pretraining with a decoder MLP).
     public static func geluErf(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count == y.count, "length mismatch: \(x.count) vs \(y.count)")
-        for i in 0..<x.count {
-            let v = x[i]
-            y[i] = 0.5 * v * (1 + Foundation.erf(v * 0.707_106_78))
-        }
+        SIMDLoops.map(x, y, VectorMath.geluErf)
     }
 
     /// ∂L/∂x = g·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π)
     public static func geluErfBackward(_ x: UnsafeBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
                                        into gx: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count == g.count && x.count == gx.count, "length mismatch")
-        for i in 0..<x.count {
-            let v = x[i]
-            let cdf = 0.5 * (1 + Foundation.erf(v * 0.707_106_78))
-            let pdf = Foundation.exp(-0.5 * v * v) * 0.398_942_28
-            gx[i] = g[i] * (cdf + v * pdf)
-        }
+        SIMDLoops.map(x, g, gx, VectorMath.geluErfBackward)
     }
 }

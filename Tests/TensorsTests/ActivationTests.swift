@@ -89,6 +89,29 @@ final class ActivationTests: XCTestCase {
         XCTAssertEqual(VectorMath.exp2(SIMD16(repeating: 0))[0], 1, accuracy: 1e-7)
     }
 
+    /// Φ (GELU's erf form) against the exact ½·erfc(−x/√2) in Double: within 1.2e-7 everywhere,
+    /// and in the lower tail, where 1 + erf in float would keep no digit, within 2e-6 relative for
+    /// −4 ≤ x ≤ −1 and 1e-5 down to x = −9 (Φ ≈ 1e-19; e^(−x²/2) carries the rounding of x²/2, a
+    /// relative 6e-8·x²); 0 far below, 1 far above.
+    func testNormalCDFAgainstTheExactFunction() {
+        var (worstAbsolute, worstRelative, worstDeepRelative) = (0.0, 0.0, 0.0)
+        var x: Float = -9
+        while x <= 9 {
+            let got = Double(VectorMath.normalCDF(SIMD16(repeating: x))[0])
+            let exact = 0.5 * Foundation.erfc(-Double(x) / 2.0.squareRoot())
+            worstAbsolute = max(worstAbsolute, abs(got - exact))
+            if x <= -1 && x >= -4 { worstRelative = max(worstRelative, abs(got / exact - 1)) }
+            if x < -4 { worstDeepRelative = max(worstDeepRelative, abs(got / exact - 1)) }
+            x += 0.000_97
+        }
+        XCTAssertLessThan(worstAbsolute, 1.2e-7)
+        XCTAssertLessThan(worstRelative, 2e-6)
+        XCTAssertLessThan(worstDeepRelative, 1e-5)
+        XCTAssertEqual(VectorMath.normalCDF(SIMD16(repeating: -40))[0], 0)
+        XCTAssertEqual(VectorMath.normalCDF(SIMD16(repeating: 40))[0], 1)
+        XCTAssertEqual(VectorMath.normalCDF(SIMD16(repeating: 0))[0], 0.5)
+    }
+
     func testSoftplusAndSlopeAgreeWithTheSeparateKernels() {
         var x: Float = -30
         while x <= 30 {
