@@ -19,9 +19,7 @@ enum ModelBenchmarks {
         let labels = (0..<batch).map { $0 % config.classes }
         var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 1e-4, warmupSteps: 1, totalSteps: 1000))
         settings.precision = precision
-        let plan = TrainingReplicas<Classifier>.plan(batch: batch)
-        let replicas = training ? requestedReplicas ?? plan.replicas : 1
-        let workers = requestedReplicas.map { max(1, ProcessInfo.processInfo.activeProcessorCount / $0) } ?? plan.workersPerReplica
+        let (replicas, workers) = TrainingReplicas<Classifier>.plan(batch: batch, asked: training ? requestedReplicas : 1)
         let trainers = try (0..<replicas).map { _ in Trainer(model: try Classifier(config: config, using: &rng), settings: settings) }
         let trainer = TrainingReplicas(trainers, workersPerReplica: workers)
         let timing = Timing.measure(repeats: steps) {

@@ -47,7 +47,7 @@ public final class Classifier: ParameterOwner {
             var unused = RandomGenerator(seed: 0)
             return forward(images, training: false, using: &unused)
         }
-        let perImage = images.count / batch, classes = config.classes
+        let classes = config.classes
         let starts = Array(stride(from: 0, to: batch, by: chunk))
         let lanes = min(workers, starts.count)  // chunk i runs on lane i mod lanes
         var logits = Tensor(uninitialized: [batch, classes])
@@ -58,8 +58,7 @@ public final class Classifier: ParameterOwner {
                 BLAS.withPrecision(precision) { BLAS.onOneThread {
                     for index in stride(from: lane, to: starts.count, by: lanes) {
                         let (start, count) = (starts[index], min(chunk, batch - starts[index]))
-                        let part = Tensor(shape: [count] + shared.images.shape.dropFirst(),
-                                          scalars: Array(shared.images.scalars[(start * perImage)..<((start + count) * perImage)]))
+                        let part = shared.images.samples(start..<(start + count))
                         var unused = RandomGenerator(seed: 0)
                         let result = shared.model.forward(part, training: false, using: &unused)
                         result.withUnsafeBufferPointer { r in

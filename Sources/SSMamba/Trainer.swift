@@ -216,11 +216,18 @@ extension Trainer where Model == Classifier {
     @discardableResult
     public func step(images: Tensor, labels: [Int]) throws -> Float {
         try step(samples: labels.count) { rng, scale in
-            let logits = model.forward(images, training: true, using: &rng)
-            let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: labels, smoothing: settings.labelSmoothing)
-            model.backward(scale == 1 ? gradient : gradient * scale)
-            return loss
+            Self.classify(model, images, labels, smoothing: settings.labelSmoothing, rng: &rng, scale: scale)
         }
+    }
+
+    /// Forward, label-smoothed cross-entropy and backward (times `scale`) of one micro-batch;
+    /// returns the mean loss.
+    static func classify(_ model: Classifier, _ images: Tensor, _ labels: [Int], smoothing: Float,
+                         rng: inout RandomGenerator, scale: Float) -> Float {
+        let logits = model.forward(images, training: true, using: &rng)
+        let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: labels, smoothing: smoothing)
+        model.backward(scale == 1 ? gradient : gradient * scale)
+        return loss
     }
 
     /// Logits in evaluation mode (no dropout or drop-path).

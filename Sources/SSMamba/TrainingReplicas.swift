@@ -25,8 +25,10 @@ public final class TrainingReplicas<Model: ParameterOwner> {
     /// How many replicas to train a batch of `batch` with on `cores` cores, and the cores of each:
     /// one replica per core (at least one sample each), at most `maximumReplicas`; the cores are
     /// shared out evenly. Measured on 2 cores only (README "Thread plan").
-    public static func plan(batch: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> (replicas: Int, workersPerReplica: Int) {
-        let replicas = max(1, min(cores, batch, maximumReplicas))
+    /// `asked` replicas, when given, share the cores the same way.
+    public static func plan(batch: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount,
+                            asked: Int? = nil) -> (replicas: Int, workersPerReplica: Int) {
+        let replicas = asked ?? max(1, min(cores, batch, maximumReplicas))
         return (replicas, max(1, cores / replicas))
     }
 
@@ -164,27 +166,10 @@ extension TrainingReplicas where Model == Classifier {
     /// One micro-batch of supervised classification (`Trainer.step(images:labels:)`), shared out.
     @discardableResult
     public func step(images: Tensor, labels: [Int]) throws -> Float {
-        guard count > 1 else {
-            main.sampleOffset = sampleOffset
-            return try main.step(images: images, labels: labels)
-        }
         let smoothing = main.settings.labelSmoothing
         return try step(samples: labels.count) { replica, range, rng, scale in
-            let model = trainers[replica].model
-            let logits = model.forward(images.samples(range), training: true, using: &rng)
-            let (loss, gradient) = CrossEntropy.loss(logits: logits, labels: Array(labels[range]), smoothing: smoothing)
-            model.backward(scale == 1 ? gradient : gradient * scale)
-            return loss
+            Trainer.classify(trainers[replica].model, images.samples(range), Array(labels[range]), smoothing: smoothing, rng: &rng, scale: scale)
         }
-    }
-}
-
-extension Tensor {
-    /// Samples `range` of a batch (the first axis), copied.
-    public func samples(_ range: Range<Int>) -> Tensor {
-        if range == 0..<shape[0] { return self }
-        let perSample = count / Swift.max(1, shape[0])
-        return Tensor(shape: [range.count] + shape.dropFirst(), scalars: Array(scalars[(range.lowerBound * perSample)..<(range.upperBound * perSample)]))
     }
 }
 

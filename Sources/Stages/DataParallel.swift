@@ -76,11 +76,7 @@ enum DataParallel {
     /// unless `replicas` says otherwise (the launcher decides how many processes share a node, and
     /// every process sees all of the node's cores).
     static func replicas(_ asked: Int?, batch: Int) -> (replicas: Int, workersPerReplica: Int) {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        guard let asked else {
-            return world.size > 1 ? (1, cores) : TrainingReplicas<Classifier>.plan(batch: batch, cores: cores)
-        }
-        return (asked, max(1, cores / asked))
+        TrainingReplicas<Classifier>.plan(batch: batch, asked: asked ?? (world.size > 1 ? 1 : nil))
     }
 
     /// Why `flow` cannot run on this world's processes, or nil.

@@ -99,3 +99,12 @@ extension Tensor: CustomStringConvertible {
         return "Tensor(shape: \(shape), [\(preview)\(count > 8 ? ", …" : "")])"
     }
 }
+
+extension Tensor {
+    /// Samples `range` of a batch (the first axis), copied.
+    public func samples(_ range: Range<Int>) -> Tensor {
+        if range == 0..<shape[0] { return self }
+        let perSample = count / Swift.max(1, shape[0])
+        return Tensor(shape: [range.count] + shape.dropFirst(), scalars: Array(scalars[(range.lowerBound * perSample)..<(range.upperBound * perSample)]))
+    }
+}
