@@ -44,15 +44,24 @@ public final class Encoder: ParameterOwner {
     /// of one encoder at once.
     /// The hierarchical layout takes only the full grid of its last level (`fullGrid`).
     public func forward(_ images: Tensor, grid: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> Tensor {
-        var x: Tensor
         if let hierarchy {
             precondition(grid == fullGrid(batch: images.shape[0]), "the hierarchical layout encodes whole images only")
-            x = hierarchy.forward(images, training: training, using: &rng)
-        } else if let patchEmbedding {
-            x = patchEmbedding.forward(images, grid: grid, keeping: training)
-        } else {
-            preconditionFailure("encoder without a body")
+            return encode(patchTokens: hierarchy.forward(images, training: training, using: &rng), grid: grid, training: training, using: &rng)
         }
+        return encode(patchTokens: embedPatches(images, grid: grid, training: training), grid: grid, training: training, using: &rng)
+    }
+
+    /// The plain layout's first half: images (B, C, H, W) → patch tokens (B, grid.count, dim),
+    /// before any block. `forward` is `encode(patchTokens: embedPatches(…))`; masked pretraining
+    /// may change the patch tokens in between (SimMIM's mask token).
+    public func embedPatches(_ images: Tensor, grid: TokenGrid, training: Bool) -> Tensor {
+        guard let patchEmbedding else { preconditionFailure("the hierarchical layout has no patch tokens") }
+        return patchEmbedding.forward(images, grid: grid, keeping: training)
+    }
+
+    /// The second half: patch tokens (B, grid.count, dim) → blocks → final norm.
+    public func encode(patchTokens: Tensor, grid: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> Tensor {
+        var x = patchTokens
         for block in blocks { x = block.forward(x, grid: grid, training: training, using: &rng) }
         return norm.forward(x, keeping: training)
     }
@@ -60,10 +69,24 @@ public final class Encoder: ParameterOwner {
     /// ∂L/∂tokens → accumulates every parameter gradient; returns ∂L/∂images.
     @discardableResult
     public func backward(_ g: Tensor) -> Tensor {
+        let gPatchTokens = backwardToPatchTokens(g)
+        if let hierarchy { return hierarchy.backward(gPatchTokens) }
+        return backwardPatchEmbedding(gPatchTokens)
+    }
+
+    /// `encode`'s backward: ∂L/∂tokens → ∂L/∂patch tokens, accumulating the blocks' and the norm's
+    /// gradients.
+    public func backwardToPatchTokens(_ g: Tensor) -> Tensor {
         var gx = norm.backward(g)
         for block in blocks.reversed() { gx = block.backward(gx) }
-        if let hierarchy { return hierarchy.backward(gx) }
-        return patchEmbedding!.backward(gx)
+        return gx
+    }
+
+    /// `embedPatches`'s backward: ∂L/∂patch tokens → ∂L/∂images, accumulating the embedding's gradients.
+    @discardableResult
+    public func backwardPatchEmbedding(_ g: Tensor) -> Tensor {
+        guard let patchEmbedding else { preconditionFailure("the hierarchical layout has no patch tokens") }
+        return patchEmbedding.backward(g)
     }
 
     /// Every cell of the output grid (the patch grid, or R1's last level).

@@ -2,9 +2,19 @@ import Foundation
 import Randomness
 import Tensors
 
-/// MAMIM settings: how much to mask and the light decoder's shape (docs/MODEL.md).
+/// MAMIM settings: how much to mask, what the encoder sees, and the light decoder's shape (docs/MODEL.md).
 public struct MaskedPretrainingSettings: Codable, Sendable, Equatable {
+    /// What the encoder sees of a masked image.
+    public enum Masking: String, Codable, Sendable, CaseIterable {
+        /// MAE: the visible patches only, each scan direction visiting them in its own order (a
+        /// quarter of the tokens at ratio 0.75: cheap, but local operators see sparse neighbours).
+        case mae
+        /// SimMIM: every cell of the grid, hidden patches replaced by a learned mask token at the
+        /// input (`MaskToken`), so every operator sees the neighbourhoods it sees in fine-tuning.
+        case simmim
+    }
     public var maskRatio: Double = 0.75
+    public var masking: Masking = .mae
     public var decoderDim = 128
     public var decoderDepth = 2
     public var decoderHeads = 4
@@ -13,21 +23,27 @@ public struct MaskedPretrainingSettings: Codable, Sendable, Equatable {
     public init() {}
 }
 
-/// Mamba masked image modelling (MAMIM), MAE-style.
+/// Mamba masked image modelling (MAMIM).
 ///
-/// Per image, a fresh random `maskRatio` of the patch positions is hidden. The encoder sees only
-/// the visible tokens (each scan direction visits them in its own order; LPR uses sparse
-/// semantics). The decoder embeds them to `decoderDim`, fills masked positions with a learned
-/// mask token, adds fixed 2-D sine-cosine positions, runs `decoderDepth` attention blocks over all
+/// Per image, a fresh random `maskRatio` of the patch positions is hidden. With `.mae` masking the
+/// encoder sees only the visible tokens (each scan direction visits them in its own order; LPR
+/// uses sparse semantics) and the decoder, after embedding them to `decoderDim`, fills the hidden
+/// positions with its learned mask token; with `.simmim` the encoder runs on every cell, hidden
+/// patches replaced by a learned mask token at its input, and the decoder embeds all its tokens.
+/// The decoder adds fixed 2-D sine-cosine positions, runs `decoderDepth` attention blocks over all
 /// positions, normalises, and predicts each patch's p·p·C pixels. The loss is the mean squared
 /// error over masked patches only, against per-patch normalised pixels
 /// t̂ = (t − mean) / √(var + 1e-6). Encoder parameters keep the classifier's names, so a
-/// pretrained encoder loads into a `Classifier` as is; decoder parameters are `decoder.*`.
+/// pretrained encoder loads into a `Classifier` as is; the parameters only pretraining uses are
+/// `decoder.*` (the encoder's input mask token too: `decoder.input_mask_token`).
 public final class MaskedAutoencoder: ParameterOwner {
     public let encoder: Encoder
     public let settings: MaskedPretrainingSettings
     let embed: Linear
-    let maskToken: Parameter
+    /// The decoder's stand-in for hidden positions (`.mae` only).
+    let maskToken: Parameter?
+    /// The encoder's stand-in for hidden patches (`.simmim` only).
+    let inputMaskToken: MaskToken?
     let blocks: [Block]
     let norm: LayerNormalization
     let prediction: Linear
@@ -35,6 +51,7 @@ public final class MaskedAutoencoder: ParameterOwner {
 
     // Kept for the backward.
     private var grid: TokenGrid?
+    private var hidden: [Bool] = []
     private var lossGradient = Tensor(zeros: [0])
 
     public init(config: ModelConfiguration, settings: MaskedPretrainingSettings = MaskedPretrainingSettings(),
@@ -56,7 +73,7 @@ public final class MaskedAutoencoder: ParameterOwner {
         decoder.mlpRatio = settings.decoderMlpRatio ?? config.mlpRatio
         decoder.dropPathRate = 0
         embed = Linear("decoder.embed", inFeatures: config.dim, outFeatures: settings.decoderDim, using: &rng)
-        maskToken = Parameter("decoder.mask_token", Tensor.normal([settings.decoderDim], using: &rng) * 0.02, decays: false)
+        maskToken = settings.masking == .mae ? Parameter("decoder.mask_token", Tensor.normal([settings.decoderDim], using: &rng) * 0.02, decays: false) : nil
         blocks = try (0..<settings.decoderDepth).map { i in
             try Block("decoder.blocks.\(i)", config: decoder, dim: decoder.dim, heads: decoder.heads, attention: true, dropPath: 0, using: &rng)
         }
@@ -64,11 +81,13 @@ public final class MaskedAutoencoder: ParameterOwner {
         let patchValues = config.patchSize * config.patchSize * config.channels
         prediction = Linear("decoder.pred", inFeatures: settings.decoderDim, outFeatures: patchValues, using: &rng)
         positionTable = Self.sineCosinePositions(side: config.gridSide, dim: settings.decoderDim)
+        inputMaskToken = settings.masking == .simmim ? MaskToken("decoder.input_mask_token", width: config.dim, using: &rng) : nil
     }
 
     public var config: ModelConfiguration { encoder.config }
     public var parameters: [Parameter] {
-        encoder.parameters + embed.parameters + [maskToken] + blocks.flatMap(\.parameters) + norm.parameters + prediction.parameters
+        encoder.parameters + (inputMaskToken?.parameters ?? []) + embed.parameters + (maskToken.map { [$0] } ?? [])
+            + blocks.flatMap(\.parameters) + norm.parameters + prediction.parameters
     }
 
     /// A fresh random visible set per image: round((1 − ratio)·cells) positions, ascending.
@@ -88,37 +107,46 @@ public final class MaskedAutoencoder: ParameterOwner {
     /// normalised patches (B, cells, p·p·C). With `training`, keeps what `backward()` needs.
     public func loss(_ images: Tensor, visible: TokenGrid, training: Bool, using rng: inout RandomGenerator) -> (loss: Float, prediction: Tensor) {
         let batch = images.shape[0], cells = config.tokens, d = settings.decoderDim
-        let tokens = encoder.forward(images, grid: visible, training: training, using: &rng)
-        let embedded = embed.forward(tokens)  // (B, V, d)
-        // Scatter visible tokens into the full grid; masked cells get the mask token; add positions.
-        var full = Tensor(zeros: [batch, cells, d])
-        var isVisible = [Bool](repeating: false, count: batch * cells)
-        for b in 0..<batch { for k in 0..<visible.count { isVisible[b * cells + visible.positions[b * visible.count + k]] = true } }
-        full.withUnsafeMutableBufferPointer { f in
-            embedded.withUnsafeBufferPointer { e in maskToken.value.withUnsafeBufferPointer { m in positionTable.withUnsafeBufferPointer { p in
-                for b in 0..<batch {
-                    for c in 0..<cells where !isVisible[b * cells + c] {
-                        for j in 0..<d { f[(b * cells + c) * d + j] = m[j] + p[c * d + j] }
-                    }
-                    for k in 0..<visible.count {
-                        let c = visible.positions[b * visible.count + k]
-                        for j in 0..<d { f[(b * cells + c) * d + j] = e[(b * visible.count + k) * d + j] + p[c * d + j] }
-                    }
-                }
-            } } }
-        }
+        let isHidden = Self.hiddenCells(visible)
         let fullGrid = TokenGrid.full(batch: batch, height: config.gridSide, width: config.gridSide)
+        // The decoder's input: every cell, positions added.
+        var full: Tensor
+        if let inputMaskToken {
+            let patches = inputMaskToken.substitute(encoder.embedPatches(images, grid: fullGrid, training: training), hidden: isHidden)
+            full = embed.forward(encoder.encode(patchTokens: patches, grid: fullGrid, training: training, using: &rng))  // (B, cells, d)
+            full.withUnsafeMutableBufferPointer { f in positionTable.withUnsafeBufferPointer { p in
+                for b in 0..<batch { for i in 0..<(cells * d) { f[b * cells * d + i] += p[i] } }
+            } }
+        } else {
+            let tokens = encoder.forward(images, grid: visible, training: training, using: &rng)
+            let embedded = embed.forward(tokens)  // (B, V, d)
+            // Scatter visible tokens into the full grid; hidden cells get the mask token.
+            full = Tensor(zeros: [batch, cells, d])
+            full.withUnsafeMutableBufferPointer { f in
+                embedded.withUnsafeBufferPointer { e in maskToken!.value.withUnsafeBufferPointer { m in positionTable.withUnsafeBufferPointer { p in
+                    for b in 0..<batch {
+                        for c in 0..<cells where isHidden[b * cells + c] {
+                            for j in 0..<d { f[(b * cells + c) * d + j] = m[j] + p[c * d + j] }
+                        }
+                        for k in 0..<visible.count {
+                            let c = visible.positions[b * visible.count + k]
+                            for j in 0..<d { f[(b * cells + c) * d + j] = e[(b * visible.count + k) * d + j] + p[c * d + j] }
+                        }
+                    }
+                } } }
+            }
+        }
         var x = full
         for block in blocks { x = block.forward(x, grid: fullGrid, training: training, using: &rng) }
         let predicted = prediction.forward(norm.forward(x))  // (B, cells, P)
         let target = Self.normalisedPatches(images, patch: config.patchSize)
         let values = predicted.shape[2]
-        let maskedCount = isVisible.filter { !$0 }.count
+        let maskedCount = isHidden.filter { $0 }.count
         var total = 0.0
         var gradient = Tensor(zeros: predicted.shape)
         let scale = 1 / Float(maskedCount * values)
         predicted.withUnsafeBufferPointer { pr in target.withUnsafeBufferPointer { t in gradient.withUnsafeMutableBufferPointer { g in
-            for cell in 0..<(batch * cells) where !isVisible[cell] {
+            for cell in 0..<(batch * cells) where isHidden[cell] {
                 for j in 0..<values {
                     let diff = pr[cell * values + j] - t[cell * values + j]
                     total += Double(diff * diff)
@@ -128,6 +156,7 @@ public final class MaskedAutoencoder: ParameterOwner {
         } } }
         if training {
             grid = visible
+            hidden = isHidden
             lossGradient = gradient
         } else {
             releaseActivations()
@@ -142,18 +171,21 @@ public final class MaskedAutoencoder: ParameterOwner {
         let batch = grid.batch, cells = config.tokens, d = settings.decoderDim
         var g = norm.backward(prediction.backward(scale == 1 ? lossGradient : lossGradient * scale))
         for block in blocks.reversed() { g = block.backward(g) }
-        // Gather: visible cells flow back to the embedding, masked cells to the mask token.
+        if let inputMaskToken {
+            let gPatches = encoder.backwardToPatchTokens(embed.backward(g))
+            encoder.backwardPatchEmbedding(inputMaskToken.backward(gPatches, hidden: hidden))
+            return
+        }
+        // Gather: visible cells flow back to the embedding, hidden cells to the mask token.
         var gEmbedded = Tensor(zeros: [batch, grid.count, d])
-        var isVisible = [Bool](repeating: false, count: batch * cells)
-        for b in 0..<batch { for k in 0..<grid.count { isVisible[b * cells + grid.positions[b * grid.count + k]] = true } }
         g.withUnsafeBufferPointer { gs in
-            gEmbedded.withUnsafeMutableBufferPointer { ge in maskToken.gradient.withUnsafeMutableBufferPointer { gm in
+            gEmbedded.withUnsafeMutableBufferPointer { ge in maskToken!.gradient.withUnsafeMutableBufferPointer { gm in
                 for b in 0..<batch {
                     for k in 0..<grid.count {
                         let c = grid.positions[b * grid.count + k]
                         for j in 0..<d { ge[(b * grid.count + k) * d + j] = gs[(b * cells + c) * d + j] }
                     }
-                    for c in 0..<cells where !isVisible[b * cells + c] {
+                    for c in 0..<cells where hidden[b * cells + c] {
                         for j in 0..<d { gm[j] += gs[(b * cells + c) * d + j] }
                     }
                 }
@@ -162,8 +194,18 @@ public final class MaskedAutoencoder: ParameterOwner {
         encoder.backward(embed.backward(gEmbedded))
     }
 
+    /// hidden[b·cells + c]: whether cell c of image b is outside `visible`.
+    static func hiddenCells(_ visible: TokenGrid) -> [Bool] {
+        var hidden = [Bool](repeating: true, count: visible.batch * visible.cells)
+        for b in 0..<visible.batch {
+            for k in 0..<visible.count { hidden[b * visible.cells + visible.positions[b * visible.count + k]] = false }
+        }
+        return hidden
+    }
+
     func releaseActivations() {
         grid = nil
+        hidden = []
         lossGradient = Tensor(zeros: [0])
         embed.releaseActivations()
         prediction.releaseActivations()

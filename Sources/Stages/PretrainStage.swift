@@ -39,6 +39,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         config = model
         var s = MaskedPretrainingSettings()
         s.maskRatio = p.maskRatio
+        s.masking = p.masking
         s.decoderDim = p.decoderDim
         s.decoderDepth = p.decoderDepth
         s.decoderHeads = p.decoderHeads
@@ -148,7 +149,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         guard record.writes else { return url }  // rank 0 writes the checkpoint and the pictures
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var manifest = Checkpoint.Manifest(model: config)
-        manifest.notes = ["kind": "mamim", "mask_ratio": "\(settings.maskRatio)", "decoder_dim": "\(settings.decoderDim)",
+        manifest.notes = ["kind": "mamim", "mask_ratio": "\(settings.maskRatio)", "masking": settings.masking.rawValue, "decoder_dim": "\(settings.decoderDim)",
                           "decoder_depth": "\(settings.decoderDepth)", "tiles": "\(tiles.count)", "steps": "\(steps)"]
         try Checkpoint(manifest: manifest, weights: model.stateDictionary()).write(to: url)
         try writeReconstructions(model, tiles: tiles.subset(Array(0..<min(reconstructions, tiles.count))), context: context)

@@ -6,10 +6,11 @@ import XCTest
 
 /// MAMIM: gradients by finite differences, masking, loss definition, weight transfer, learning.
 final class MaskedAutoencoderTests: XCTestCase {
-    func tiny() -> (ModelConfiguration, MaskedPretrainingSettings) {
+    func tiny(_ masking: MaskedPretrainingSettings.Masking = .mae) -> (ModelConfiguration, MaskedPretrainingSettings) {
         var config = ModelConfiguration.tinyTest(classes: 3)
         config.dropPathRate = 0
         var settings = MaskedPretrainingSettings()
+        settings.masking = masking
         settings.decoderDim = 8
         settings.decoderHeads = 2
         settings.decoderDepth = 1
@@ -17,7 +18,16 @@ final class MaskedAutoencoderTests: XCTestCase {
     }
 
     func testGradientsMatchFiniteDifferences() throws {
-        let (config, settings) = tiny()
+        try checkGradients(.mae, names: ["decoder.mask_token"])
+    }
+
+    /// SimMIM: the encoder runs on every cell; its input mask token gets the hidden cells' gradients.
+    func testSimMIMGradientsMatchFiniteDifferences() throws {
+        try checkGradients(.simmim, names: ["decoder.input_mask_token"])
+    }
+
+    func checkGradients(_ masking: MaskedPretrainingSettings.Masking, names: [String]) throws {
+        let (config, settings) = tiny(masking)
         var rng = RandomGenerator(seed: 5)
         let model = try MaskedAutoencoder(config: config, settings: settings, using: &rng)
         // At initialisation the decoder's weights are tiny (std 0.02): the visible tokens' path through
@@ -37,8 +47,9 @@ final class MaskedAutoencoderTests: XCTestCase {
         XCTAssertEqual(Double(trained), loss(), accuracy: 1e-6, "training and evaluation forwards agree")
         _ = model.loss(images, visible: visible, training: true, using: &unused)
         model.backward()
+        XCTAssertEqual(model.parameters.filter { $0.name.hasSuffix("mask_token") }.map(\.name), names)
         let checked = model.parameters.filter { p in
-            ["decoder.mask_token", "decoder.embed.weight", "decoder.pred.bias", "decoder.norm.weight", "patch_embed.weight", "norm.bias"].contains(p.name)
+            (names + ["decoder.embed.weight", "decoder.pred.bias", "decoder.norm.weight", "patch_embed.weight", "norm.bias"]).contains(p.name)
                 || p.name.hasPrefix("decoder.blocks.0.mixer") || p.name.hasPrefix("blocks.0.mixer.out_proj")
         }
         XCTAssertGreaterThanOrEqual(checked.count, 8)
@@ -86,8 +97,33 @@ final class MaskedAutoencoderTests: XCTestCase {
         XCTAssertEqual(patch.map { $0 * $0 }.reduce(0, +) / 48, 1, accuracy: 1e-3)
     }
 
+    /// Whatever the encoder sees, no hidden pixel reaches the prediction: changing them changes
+    /// only the target.
+    func testHiddenPixelsDoNotReachThePrediction() throws {
+        for masking in MaskedPretrainingSettings.Masking.allCases {
+            let (config, settings) = tiny(masking)
+            var rng = RandomGenerator(seed: 3)
+            let model = try MaskedAutoencoder(config: config, settings: settings, using: &rng)
+            let images = Tensor.normal([2, 3, 16, 16], using: &rng)
+            let visible = model.randomVisibleGrid(batch: 2, using: &rng)
+            let changed = MaskedAutoencoder.replacingHiddenPatches(images, visible: visible, patch: config.patchSize) { _, _, _, _ in
+                rng.uniform(-3, 3)
+            }
+            XCTAssertNotEqual(changed, images)
+            var unused = RandomGenerator(seed: 0)
+            let (loss, predicted) = model.loss(images, visible: visible, training: false, using: &unused)
+            let (changedLoss, changedPrediction) = model.loss(changed, visible: visible, training: false, using: &unused)
+            XCTAssertEqual(changedPrediction, predicted, "\(masking): hidden pixels changed the prediction")
+            XCTAssertNotEqual(changedLoss, loss, "\(masking): the target is the hidden pixels")
+        }
+    }
+
     func testPretrainedEncoderLoadsIntoAClassifierAndPretrainingLearns() throws {
-        var (config, settings) = tiny()
+        for masking in MaskedPretrainingSettings.Masking.allCases { try checkLearning(masking) }
+    }
+
+    func checkLearning(_ masking: MaskedPretrainingSettings.Masking) throws {
+        var (config, settings) = tiny(masking)
         config.imageSize = 16
         var rng = RandomGenerator(seed: 2)
         let model = try MaskedAutoencoder(config: config, settings: settings, using: &rng)
@@ -113,8 +149,8 @@ final class MaskedAutoencoderTests: XCTestCase {
             if step < 10 { first += loss / 10 }
             if step >= 110 { last += loss / 10 }
         }
-        print(String(format: "MAMIM toy: loss %.3f → %.3f", first, last))
-        XCTAssertLessThan(last, 0.6 * first)
+        print(String(format: "MAMIM toy (\(masking)): loss %.3f → %.3f", first, last))
+        XCTAssertLessThan(last, 0.6 * first, "\(masking)")
         let classifier = try Classifier(config: config, using: &rng)
         var encoderState = model.stateDictionary()
         encoderState.entries = encoderState.entries.filter { !$0.key.hasPrefix("decoder.") }

@@ -98,6 +98,33 @@ final class PyTorchParityTests: XCTestCase {
         try assertGradientsMatch(encoder, file)
     }
 
+    /// SimMIM's encoder: every cell, the hidden patches' tokens replaced by the mask token.
+    func testEncoderWithHiddenPatchesReplacedByAMaskToken() throws {
+        let name = "parity_encoder_mask_token.safetensors"
+        let (file, config) = try load(name)
+        var rng = RandomGenerator(seed: 0)
+        final class MaskedEncoder: ParameterOwner {
+            let encoder: Encoder, maskToken: MaskToken
+            init(_ encoder: Encoder, _ maskToken: MaskToken) { (self.encoder, self.maskToken) = (encoder, maskToken) }
+            var parameters: [Parameter] { encoder.parameters + maskToken.parameters }
+        }
+        let model = MaskedEncoder(try Encoder(config: config, using: &rng), MaskToken("mask_token", width: config.dim, using: &rng))
+        try model.loadStateDictionary(file, prefix: "param/", source: name)
+        let images = try file.tensor("input.images")
+        let hidden = try file.int64s("input.hidden").map { $0 != 0 }
+        XCTAssertTrue(hidden.contains(true) && hidden.contains(false))
+        let grid = model.encoder.fullGrid(batch: images.shape[0])
+        let patches = model.maskToken.substitute(model.encoder.embedPatches(images, grid: grid, training: true), hidden: hidden)
+        let tokens = model.encoder.encode(patchTokens: patches, grid: grid, training: true, using: &rng)
+        let forwardError = GradientCheck.relativeError(tokens, try file.tensor("output.tokens"))
+        XCTAssertLessThan(forwardError, Self.forwardTolerance, "tokens: relative L2 error \(forwardError)")
+        print("parity: mask-token encoder tokens relative L2 error \(forwardError)")
+        model.zeroGradients()
+        let gPatches = model.encoder.backwardToPatchTokens(try file.tensor("input.weights"))
+        model.encoder.backwardPatchEmbedding(model.maskToken.backward(gPatches, hidden: hidden))
+        try assertGradientsMatch(model, file)
+    }
+
     func testLoadingRejectsMismatchedWeights() throws {
         let (file, config) = try load("parity_classifier.safetensors")
         var other = config

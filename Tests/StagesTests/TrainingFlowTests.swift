@@ -315,7 +315,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(Augmentation.image(off.batch([tile], size: 8, using: &rng), index: 0), tile)
     }
 
-    func testFrozenEncoderDecoderMLPAndWarmup() throws {
+    func testFrozenEncoderDecoderMLPWarmupAndSimMIM() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("recipe-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -349,6 +349,7 @@ final class RecipeTests: XCTestCase {
             name: pretrain_tiny
             from: cache
             model: ssmamba_tiny_64
+            masking: simmim
             steps: 1
             batch: 2
             reconstructions: 0
@@ -374,7 +375,13 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(rates[0], 0.001 / Double(warmupSteps), accuracy: 1e-9)
         XCTAssertEqual(rates[warmupSteps - 1], 0.001, accuracy: 1e-9)
         // Drop-path is 0 in pretraining unless the flow sets it (ssmamba_tiny_64 fine-tunes at 0.1).
-        XCTAssertEqual(try Checkpoint.read(from: run.appendingPathComponent("pretrain_tiny/checkpoint")).manifest.model.dropPathRate, 0)
+        let tiny = try Checkpoint.read(from: run.appendingPathComponent("pretrain_tiny/checkpoint"))
+        XCTAssertEqual(tiny.manifest.model.dropPathRate, 0)
+        // SimMIM masking: the encoder's input mask token instead of the decoder's; the manifest says which.
+        XCTAssertEqual(tiny.manifest.notes["masking"], "simmim")
+        XCTAssertEqual(try tiny.weights.tensor("decoder.input_mask_token").shape, [192])
+        XCTAssertNil(tiny.weights.entries["decoder.mask_token"])
+        XCTAssertNotNil(pretrained.entries["decoder.mask_token"])
     }
 
     /// `replicas`: the training stages run copies of the model side by side, each on its share of

@@ -3,7 +3,8 @@
 Writes Tests/SSMambaTests/Fixtures/parity_classifier.safetensors, parity_encoder_masked.safetensors,
 parity_variant.safetensors (learned softmax merge, causal local convolutions),
 parity_hierarchical.safetensors (R1: convolutional stem and levels, then SSMamba levels) and
-parity_per_direction.safetensors (a local path per scan direction, along its visiting order):
+parity_per_direction.safetensors (a local path per scan direction, along its visiting order) and
+parity_encoder_mask_token.safetensors (the encoder on every cell, hidden patches replaced by a mask token):
 weights (`param/NAME`), inputs, outputs, the loss and every parameter's gradient (`grad/NAME`),
 with the configuration as JSON in the metadata. Run once; the outputs are committed. Names given
 on the command line write only those files (every part is still computed, so the seeds match):
@@ -146,3 +147,22 @@ per_direction_model = Classifier(per_direction).double()
 randomize(per_direction_model)
 images = torch.randn(2, 3, 16, 16)
 save_classifier("parity_per_direction.safetensors", per_direction_model, per_direction)
+
+# 7. SimMIM-style masked pretraining's encoder: every cell, the hidden patches' tokens replaced by a
+# learned mask token (the classifier of part 1 as the encoder; 10 of 16 cells hidden per image).
+torch.manual_seed(17)
+images = torch.randn(2, 3, 16, 16)
+hidden = torch.rand(2, 16) < 0.6
+mask_token = torch.nn.Parameter(torch.randn(config["dim"]))
+tokens = model.encoder(images, mask_token=mask_token, hidden=hidden)
+weights = torch.randn_like(tokens)
+encoder_loss = (tokens * weights).sum()
+model.zero_grad()
+encoder_loss.backward()
+save("parity_encoder_mask_token.safetensors", {
+    **tensors_of("param", encoder_params),
+    **tensors_of("grad", {n: p.grad for n, p in encoder_params.items()}),
+    "param/mask_token": mask_token.detach().clone(), "grad/mask_token": mask_token.grad.clone(),
+    "input.images": images, "input.hidden": hidden.to(torch.int64), "input.weights": weights,
+    "output.tokens": tokens.detach(), "output.loss": encoder_loss.detach().reshape(1),
+})

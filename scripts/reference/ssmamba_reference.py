@@ -200,8 +200,12 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(Block(config, i >= depth - attention) for i in range(depth))
         self.norm = nn.LayerNorm(config["dim"])
 
-    def forward(self, images, positions=None):
+    def forward(self, images, positions=None, mask_token=None, hidden=None):
+        """`positions` (B, V): encode only those cells (MAE). `mask_token` (dim) and `hidden` (B, cells,
+        bool): every cell, the patch tokens of hidden cells replaced by the mask token (SimMIM)."""
         tokens = self.patch_embed.proj(images).flatten(2).transpose(1, 2)
+        if mask_token is not None:
+            tokens = torch.where(hidden.unsqueeze(-1), mask_token.expand_as(tokens), tokens)
         if positions is None:
             positions = torch.arange(tokens.shape[1]).repeat(tokens.shape[0], 1)
         x = gather_tokens(tokens, positions)

@@ -15,6 +15,8 @@ enum PretrainKind: StageKind {
         ParameterSpec("warmup", .number(0...1), default: "0.1", "fraction of steps of linear warm-up"),
         ParameterSpec("weight_decay", .number(0...1), default: "0.05", "decoupled weight decay (not on biases, norms, A_log, D)"),
         ParameterSpec("mask_ratio", .number(0.05...0.95), default: "0.75", "fraction of patches hidden per image and step"),
+        ParameterSpec("masking", .choice(MaskedPretrainingSettings.Masking.allCases.map(\.rawValue)), default: "mae",
+                      "mae: the encoder sees the visible patches only (cheap; its local operators see sparse neighbours); simmim: the encoder sees every cell, hidden patches replaced by a learned mask token, so it computes on the neighbourhoods of fine-tuning (about 1/(1 − mask_ratio) times the encoder's work)"),
         ParameterSpec("decoder_dim", .integer(8...1024), default: "128", "decoder width"),
         ParameterSpec("decoder_depth", .integer(1...12), default: "2", "decoder attention blocks"),
         ParameterSpec("decoder_heads", .integer(1...16), default: "4", "decoder attention heads"),
@@ -41,6 +43,7 @@ enum PretrainKind: StageKind {
         var warmup: Double
         var weightDecay: Double
         var maskRatio: Double
+        var masking: MaskedPretrainingSettings.Masking
         var decoderDim: Int
         var decoderDepth: Int
         var decoderHeads: Int
