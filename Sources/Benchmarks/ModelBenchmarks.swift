@@ -19,8 +19,11 @@ enum ModelBenchmarks {
         let labels = (0..<batch).map { $0 % config.classes }
         var settings = TrainingSettings(schedule: CosineSchedule(baseRate: 1e-4, warmupSteps: 1, totalSteps: 1000))
         settings.precision = precision
-        let (replicas, workers) = TrainingReplicas<Classifier>.plan(batch: batch, asked: training ? requestedReplicas : 1)
-        let trainers = try (0..<replicas).map { _ in Trainer(model: try Classifier(config: config, using: &rng), settings: settings) }
+        let first = try Classifier(config: config, using: &rng)
+        let (replicas, workers) = TrainingReplicas<Classifier>.plan(batch: batch, asked: training ? requestedReplicas : 1,
+                                                                    replicaBytes: TrainingReplicas<Classifier>.replicaBytes(parameters: first.parameterCount))
+        let trainers = try [Trainer(model: first, settings: settings)]
+            + (1..<replicas).map { _ in Trainer(model: try Classifier(config: config, using: &rng), settings: settings) }
         let trainer = TrainingReplicas(trainers, workersPerReplica: workers)
         let timing = Timing.measure(repeats: steps) {
             if training {

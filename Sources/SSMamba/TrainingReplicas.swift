@@ -23,14 +23,20 @@ public final class TrainingReplicas<Model: ParameterOwner> {
     public var sampleOffset = 0
 
     /// How many replicas to train a batch of `batch` with on `cores` cores, and the cores of each:
-    /// one replica per core (at least one sample each), at most `maximumReplicas`; the cores are
-    /// shared out evenly. Measured on 2 cores only (README "Thread plan").
-    /// `asked` replicas, when given, share the cores the same way.
-    public static func plan(batch: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount,
-                            asked: Int? = nil) -> (replicas: Int, workersPerReplica: Int) {
-        let replicas = asked ?? max(1, min(cores, batch, maximumReplicas))
+    /// one replica per core (at least one sample each), at most `maximumReplicas`, and only as many
+    /// as keep the copies' own state (`replicaBytes` each: weights, gradients, moments) within a
+    /// quarter of `memory`; the cores are shared out evenly. Measured on 2 cores only (README
+    /// "Thread plan"). `asked` replicas, when given, share the cores the same way.
+    public static func plan(batch: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount, asked: Int? = nil,
+                            replicaBytes: Int = 0, memory: UInt64 = ProcessInfo.processInfo.physicalMemory) -> (replicas: Int, workersPerReplica: Int) {
+        let fitting = replicaBytes > 0 ? Int(min(memory / 4 / UInt64(replicaBytes), UInt64(maximumReplicas))) : maximumReplicas
+        let replicas = asked ?? max(1, min(cores, batch, fitting))
         return (replicas, max(1, cores / replicas))
     }
+
+    /// What a replica holds of its own for a model of `parameters` float32 parameters: weights,
+    /// gradients and AdamW's two moments.
+    public static func replicaBytes(parameters: Int) -> Int { 16 * parameters }
 
     /// The most replicas `plan` chooses: each holds a copy of the weights, gradients and moments.
     public static var maximumReplicas: Int { 8 }

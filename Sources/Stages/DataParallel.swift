@@ -69,14 +69,15 @@ enum DataParallel {
     /// The `replicas` parameter of the training stages.
     static let replicasParameter = ParameterSpec(
         "replicas", .integer(1...64), optional: true,
-        "copies of the model training side by side in this process, each on its share of every batch and its share of the cores, gradients averaged before every step (default: one per core, at most 8 and at most `batch`; 1 per process under mpirun/srun)")
+        "copies of the model training side by side in this process, each on its share of every batch and its share of the cores, gradients averaged before every step (default: one per core, at most 8, at most `batch`, and as many as keep the copies' weights, gradients and moments within a quarter of the memory; 1 per process under mpirun/srun)")
 
     /// How many replicas a training stage runs in this process and the cores of each: `asked`, or
-    /// `TrainingReplicas.plan` for `batch`. Under mpirun/srun each process trains one replica
-    /// unless `replicas` says otherwise (the launcher decides how many processes share a node, and
-    /// every process sees all of the node's cores).
-    static func replicas(_ asked: Int?, batch: Int) -> (replicas: Int, workersPerReplica: Int) {
-        TrainingReplicas<Classifier>.plan(batch: batch, asked: asked ?? (world.size > 1 ? 1 : nil))
+    /// `TrainingReplicas.plan` for `batch` and a model of `parameters` parameters. Under
+    /// mpirun/srun each process trains one replica unless `replicas` says otherwise (the launcher
+    /// decides how many processes share a node, and every process sees all of the node's cores).
+    static func replicas(_ asked: Int?, batch: Int, parameters: Int) -> (replicas: Int, workersPerReplica: Int) {
+        TrainingReplicas<Classifier>.plan(batch: batch, asked: asked ?? (world.size > 1 ? 1 : nil),
+                                          replicaBytes: TrainingReplicas<Classifier>.replicaBytes(parameters: parameters))
     }
 
     /// Why `flow` cannot run on this world's processes, or nil.

@@ -25,8 +25,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
     let precision: GEMMPrecision
-    /// Model copies training side by side in this process, and the cores of each.
-    let replicas: (replicas: Int, workersPerReplica: Int)
+    /// Model copies training side by side in this process, if the flow says how many.
+    let askedReplicas: Int?
     let record: TrainingRecord
     /// The processes training together under mpirun/srun (nil: this one alone).
     let group: Communicator?
@@ -54,7 +54,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         seed = UInt64(step.seed)
         readers = p.readers
         precision = TrainingPrecision.resolve(p.precision, stage: step.name)
-        replicas = DataParallel.replicas(p.replicas, batch: p.batch)
+        askedReplicas = p.replicas
         folder = step.runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "finetune", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "replicas"],
                                     seed: seed, resume: step.resume)
@@ -137,6 +137,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             return Trainer(model: model, settings: training, trainable: trainable, learningRateScales: scales)
         }
         // The copies take the first model's weights (pretrained or not).
+        let replicas = DataParallel.replicas(askedReplicas, batch: batchSize, parameters: model.parameterCount)
         let copies = try (1..<replicas.replicas).map { _ in try Classifier(config: config, using: &rng) }
         let trainers = TrainingReplicas(([model] + copies).map(trainer), workersPerReplica: replicas.workersPerReplica, outerGroup: group)
         let trainer = trainers.main

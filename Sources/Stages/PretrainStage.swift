@@ -22,8 +22,8 @@ final class PretrainStage: Stage, @unchecked Sendable {
     let seed: UInt64
     let readers: Int, checkpointEvery: Int
     let precision: GEMMPrecision
-    /// Model copies training side by side in this process, and the cores of each.
-    let replicas: (replicas: Int, workersPerReplica: Int)
+    /// Model copies training side by side in this process, if the flow says how many.
+    let askedReplicas: Int?
     let record: TrainingRecord
     /// The processes training together under mpirun/srun (nil: this one alone).
     let group: Communicator?
@@ -55,7 +55,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         seed = UInt64(step.seed)
         readers = p.readers
         precision = TrainingPrecision.resolve(p.precision, stage: step.name)
-        replicas = DataParallel.replicas(p.replicas, batch: p.batch)
+        askedReplicas = p.replicas
         folder = step.runFolder.appendingPathComponent(name)
         record = try TrainingRecord(folder: folder, stage: "pretrain", parameters: step.step.parameters, ignoring: ["readers", "checkpoint_every", "reconstructions", "replicas"],
                                     seed: seed, resume: step.resume)
@@ -82,6 +82,7 @@ final class PretrainStage: Stage, @unchecked Sendable {
         training.optimizer.weightDecay = weightDecay
         training.seed = seed &+ 1
         training.precision = precision
+        let replicas = DataParallel.replicas(askedReplicas, batch: batchSize, parameters: model.parameterCount)
         let copies = try (1..<replicas.replicas).map { _ in try MaskedAutoencoder(config: config, settings: settings, using: &initialisation) }
         let trainers = TrainingReplicas(([model] + copies).map { Trainer(model: $0, settings: training) },
                                         workersPerReplica: replicas.workersPerReplica, outerGroup: group)

@@ -177,6 +177,12 @@ final class TrainingReplicasTests: XCTestCase {
         XCTAssertTrue(TrainingReplicas<Classifier>.plan(batch: 32, cores: 1) == (1, 1))
         XCTAssertTrue(TrainingReplicas<Classifier>.plan(batch: 32, cores: 64) == (8, 8))
         XCTAssertTrue(TrainingReplicas<Classifier>.plan(batch: 4, cores: 16) == (4, 4))
+        // The copies' own state stays within a quarter of the memory: 630 MB each (R1) on 8 GB.
+        let r1 = TrainingReplicas<Classifier>.replicaBytes(parameters: 39_400_000)
+        XCTAssertTrue(TrainingReplicas<Classifier>.plan(batch: 32, cores: 16, replicaBytes: r1, memory: 8 << 30) == (3, 5))
+        XCTAssertTrue(TrainingReplicas<Classifier>.plan(batch: 32, cores: 16, replicaBytes: r1, memory: 1 << 30) == (1, 16))
+        XCTAssertTrue(TrainingReplicas<Classifier>.plan(batch: 32, cores: 16, replicaBytes: r1, memory: 64 << 30) == (8, 2))
+        XCTAssertTrue(TrainingReplicas<Classifier>.plan(batch: 32, cores: 16, asked: 6, replicaBytes: r1, memory: 1 << 30) == (6, 2))
     }
 }
 
