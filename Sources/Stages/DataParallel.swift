@@ -71,13 +71,17 @@ enum DataParallel {
         "replicas", .integer(1...64), optional: true,
         "copies of the model training side by side in this process, each on its share of every batch and its share of the cores, gradients averaged before every step (default: one per core, at most 8, at most `batch`, and as many as keep the copies' weights, gradients and moments within a quarter of the memory; 1 per process under mpirun/srun)")
 
-    /// How many replicas a training stage runs in this process and the cores of each: `asked`, or
-    /// `TrainingReplicas.plan` for `batch` and a model of `parameters` parameters. Under
-    /// mpirun/srun each process trains one replica unless `replicas` says otherwise (the launcher
-    /// decides how many processes share a node, and every process sees all of the node's cores).
-    static func replicas(_ asked: Int?, batch: Int, parameters: Int) -> (replicas: Int, workersPerReplica: Int) {
-        TrainingReplicas<Classifier>.plan(batch: batch, asked: asked ?? (world.size > 1 ? 1 : nil),
-                                          replicaBytes: TrainingReplicas<Classifier>.replicaBytes(parameters: parameters))
+    /// A training stage's replicas in this process: `model` and the copies `copy()` makes, each
+    /// trained by `trainer(_:)`, summing with the other processes' `group`. How many: `asked`, or
+    /// `TrainingReplicas.plan` for `batch` and the model's size. Under mpirun/srun each process
+    /// trains one replica unless `replicas` says otherwise (the launcher decides how many
+    /// processes share a node, and every process sees all of the node's cores).
+    static func replicas<Model: ParameterOwner>(of model: Model, asked: Int?, batch: Int, group: Communicator?, copy: () throws -> Model,
+                                                trainer: (Model) -> Trainer<Model>) rethrows -> TrainingReplicas<Model> {
+        let plan = TrainingReplicas<Model>.plan(batch: batch, asked: asked ?? (world.size > 1 ? 1 : nil),
+                                                replicaBytes: TrainingReplicas<Model>.replicaBytes(parameters: model.parameterCount))
+        let copies = try (1..<plan.replicas).map { _ in try copy() }
+        return TrainingReplicas(([model] + copies).map(trainer), workersPerReplica: plan.workersPerReplica, outerGroup: group)
     }
 
     /// Why `flow` cannot run on this world's processes, or nil.

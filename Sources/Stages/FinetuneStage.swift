@@ -137,9 +137,8 @@ final class FinetuneStage: Stage, @unchecked Sendable {
             return Trainer(model: model, settings: training, trainable: trainable, learningRateScales: scales)
         }
         // The copies take the first model's weights (pretrained or not).
-        let replicas = DataParallel.replicas(askedReplicas, batch: batchSize, parameters: model.parameterCount)
-        let copies = try (1..<replicas.replicas).map { _ in try Classifier(config: config, using: &rng) }
-        let trainers = TrainingReplicas(([model] + copies).map(trainer), workersPerReplica: replicas.workersPerReplica, outerGroup: group)
+        let trainers = try DataParallel.replicas(of: model, asked: askedReplicas, batch: batchSize, group: group,
+                                                 copy: { try Classifier(config: config, using: &rng) }, trainer: trainer)
         let trainer = trainers.main
         if freezeEncoder { context.count("\(name).frozen_encoder_parameters", model.parameters.count - trainer.trainable.count) }
         context.count("\(name).replicas", trainers.count)

@@ -82,10 +82,9 @@ final class PretrainStage: Stage, @unchecked Sendable {
         training.optimizer.weightDecay = weightDecay
         training.seed = seed &+ 1
         training.precision = precision
-        let replicas = DataParallel.replicas(askedReplicas, batch: batchSize, parameters: model.parameterCount)
-        let copies = try (1..<replicas.replicas).map { _ in try MaskedAutoencoder(config: config, settings: settings, using: &initialisation) }
-        let trainers = TrainingReplicas(([model] + copies).map { Trainer(model: $0, settings: training) },
-                                        workersPerReplica: replicas.workersPerReplica, outerGroup: group)
+        let trainers = try DataParallel.replicas(of: model, asked: askedReplicas, batch: batchSize, group: group,
+                                                 copy: { try MaskedAutoencoder(config: config, settings: settings, using: &initialisation) },
+                                                 trainer: { Trainer(model: $0, settings: training) })
         let trainer = trainers.main
         let (start, _) = try record.start(trainer, tiles: tiles)
         if start > 0 {
