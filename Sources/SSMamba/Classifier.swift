@@ -8,6 +8,11 @@ public final class Classifier: ParameterOwner {
     let head: Linear
     var dropout: Dropout
     private var tokenCount = 0
+    /// A linear probe: in training the encoder runs as in evaluation (it keeps no activations)
+    /// and `backward` stops at its output, so only the head gets gradients. The features are the
+    /// training forward's when the encoder has no drop-path (a probe's configuration), at about a
+    /// third of a training step's cost.
+    public var encoderFrozen = false
 
     public init(config: ModelConfiguration, using rng: inout RandomGenerator) throws {
         encoder = try Encoder(config: config, using: &rng)
@@ -21,7 +26,7 @@ public final class Classifier: ParameterOwner {
     /// images (B, C, H, W) → logits (B, classes).
     public func forward(_ images: Tensor, training: Bool, using rng: inout RandomGenerator) -> Tensor {
         let grid = encoder.fullGrid(batch: images.shape[0])
-        let tokens = encoder.forward(images, grid: grid, training: training, using: &rng)
+        let tokens = encoder.forward(images, grid: grid, training: training && !encoderFrozen, using: &rng)
         let pooled = tokens.mean(alongAxis: 1)
         guard training else { return head.forward(pooled, keeping: false) }  // stores nothing: `predict` may run on several threads
         tokenCount = grid.count
@@ -79,9 +84,10 @@ public final class Classifier: ParameterOwner {
         let out: SharedPointer<Float>
     }
 
-    /// ∂L/∂logits → accumulates every parameter gradient.
+    /// ∂L/∂logits → accumulates every parameter gradient (the head's only when the encoder is frozen).
     public func backward(_ g: Tensor) {
         let gPooled = dropout.backward(head.backward(g))
+        if encoderFrozen { return }
         let (batch, dim) = (gPooled.shape[0], gPooled.shape[1])
         var gTokens = Tensor(zeros: [batch, tokenCount, dim])
         gPooled.withUnsafeBufferPointer { gp in gTokens.withUnsafeMutableBufferPointer {

@@ -130,8 +130,10 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         training.labelSmoothing = labelSmoothing
         training.seed = seed &+ 1
         training.precision = precision
-        // A frozen encoder: the head alone learns. Layer-wise decay scales each block's rate.
+        // A frozen encoder: the head alone learns (the encoder keeps no activations and gets no
+        // gradient). Layer-wise decay scales each block's rate.
         func trainer(_ model: Classifier) -> Trainer<Classifier> {
+            model.encoderFrozen = freezeEncoder
             let trainable = freezeEncoder ? model.parameters.filter { $0.name.hasPrefix("head.") } : model.parameters
             let scales = layerDecay < 1 ? LayerDecay.scales(trainable, depth: config.depth, decay: layerDecay) : nil
             return Trainer(model: model, settings: training, trainable: trainable, learningRateScales: scales)

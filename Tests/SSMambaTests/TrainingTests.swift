@@ -152,6 +152,36 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// A linear probe's step (`encoderFrozen`: the encoder in evaluation mode, no backward through
+    /// it) gives the full training step's loss and head gradients when the encoder has no
+    /// drop-path (head dropout on, so the random draws must line up too), and leaves every encoder
+    /// gradient at zero where the full step fills them.
+    func testFrozenEncoderStepEqualsTheFullStepOnTheHead() throws {
+        var config = ModelConfiguration.tinyTest(classes: 3)
+        config.dropPathRate = 0
+        config.headDropout = 0.2
+        var rng = RandomGenerator(seed: 43)
+        let (images, labels) = Self.syntheticBatch(6, using: &rng)
+        var results: [(loss: Float, head: [Tensor], encoderGradientNorm: Float)] = []
+        for frozen in [false, true] {
+            var build = RandomGenerator(seed: 44)
+            let model = try Classifier(config: config, using: &build)
+            model.encoderFrozen = frozen
+            var draws = RandomGenerator(seed: 45)
+            let (loss, gradient) = CrossEntropy.loss(logits: model.forward(images, training: true, using: &draws), labels: labels, smoothing: 0.1)
+            model.backward(gradient)
+            let head = model.parameters.filter { $0.name.hasPrefix("head.") }.map(\.gradient)
+            let encoder = model.encoder.parameters.map { $0.gradient.scalars.reduce(0) { $0 + $1 * $1 } }.reduce(0, +)
+            results.append((loss, head, encoder))
+        }
+        let (full, probe) = (results[0], results[1])
+        XCTAssertEqual(probe.loss, full.loss, accuracy: 1e-6 * abs(full.loss))
+        XCTAssertEqual(probe.head.count, 2)
+        for (p, f) in zip(probe.head, full.head) { XCTAssertLessThan(GradientCheck.relativeError(p, f), 1e-6) }
+        XCTAssertGreaterThan(full.encoderGradientNorm, 0, "the full step trains the encoder")
+        XCTAssertEqual(probe.encoderGradientNorm, 0, "a frozen encoder gets no gradient")
+    }
+
     /// Inside `BLAS.onOneThread` every split kernel runs on the calling thread; outside, the
     /// settings are back, and other threads never see it.
     func testOneThreadScope() {
