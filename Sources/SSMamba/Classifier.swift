@@ -22,6 +22,8 @@ public final class Classifier: ParameterOwner {
 
     public var config: ModelConfiguration { encoder.config }
     public var parameters: [Parameter] { encoder.parameters + head.parameters }
+    /// What training updates: the head's parameters when the encoder is frozen, else all.
+    public var trainableParameters: [Parameter] { encoderFrozen ? head.parameters : parameters }
 
     /// images (B, C, H, W) → logits (B, classes).
     public func forward(_ images: Tensor, training: Bool, using rng: inout RandomGenerator) -> Tensor {

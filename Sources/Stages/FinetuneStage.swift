@@ -134,7 +134,7 @@ final class FinetuneStage: Stage, @unchecked Sendable {
         // gradient). Layer-wise decay scales each block's rate.
         func trainer(_ model: Classifier) -> Trainer<Classifier> {
             model.encoderFrozen = freezeEncoder
-            let trainable = freezeEncoder ? model.parameters.filter { $0.name.hasPrefix("head.") } : model.parameters
+            let trainable = model.trainableParameters
             let scales = layerDecay < 1 ? LayerDecay.scales(trainable, depth: config.depth, decay: layerDecay) : nil
             return Trainer(model: model, settings: training, trainable: trainable, learningRateScales: scales)
         }
